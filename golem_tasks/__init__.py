@@ -1,0 +1,54 @@
+"""golem_tasks: run batch work on the Golem Network from plain synchronous Python."""
+
+import logging
+
+from .batch import Batch
+from .commands import (
+    Command,
+    CommandResult,
+    DownloadBytes,
+    DownloadFile,
+    DownloadJson,
+    Run,
+    SendBytes,
+    SendFile,
+    SendJson,
+)
+from .context import WorkContext
+from .errors import (
+    ApiError,
+    BatchCancelled,
+    BatchError,
+    BatchTimeoutError,
+    BrokenPool,
+    CommandExecutionError,
+    ConfigurationError,
+    FragmentFailed,
+    FragmentTimeoutError,
+    GolemTasksError,
+    JobTimeoutError,
+    ProviderError,
+    ProviderLost,
+    TaskRejected,
+    UnexpectedCommand,
+    WorkerError,
+)
+from .golem import Golem
+from .policy import RetryPolicy
+from .providers.base import Provider, ProviderInfo, Session
+from ._results import FragmentResult
+from .task import Task, TaskStatus
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool", "Command",
+    "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes", "DownloadFile",
+    "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError", "Golem", "GolemTasksError",
+    "JobTimeoutError", "Provider", "ProviderError", "ProviderInfo", "ProviderLost", "RetryPolicy", "Run",
+    "SendBytes", "SendFile", "SendJson", "Session", "Task", "TaskRejected", "TaskStatus",
+    "UnexpectedCommand", "WorkContext", "WorkerError",
+)
+
+# The library never configures logging; applications do (requests does the same).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

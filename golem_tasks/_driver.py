@@ -1,0 +1,87 @@
+"""Runs one worker generator: sends batch results in, throws batch errors in.
+
+Modelled on ``contextlib._GeneratorContextManager.__exit__``: an error thrown into the
+generator that comes back out unchanged is the infrastructure's error (the worker did
+not handle it); any other exception is the worker's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Generator, List
+
+from .batch import Batch
+from .commands import CommandResult
+from .errors import BatchCancelled, BatchError, GolemTasksError, ProviderError, WorkerError
+
+Execute = Callable[[Batch], List[CommandResult]]
+
+#: Errors the driver throws into the worker at its ``yield``.
+_THROWN = (BatchError, ProviderError, GolemTasksError)
+
+
+def worker_name(worker: Any) -> str:
+    return getattr(worker, "__qualname__", None) or getattr(worker, "__name__", None) or repr(worker)
+
+
+def check_worker(worker: Any, what: str = "worker") -> None:
+    """Fail fast, before anything is engaged, for a worker that cannot work."""
+    if not callable(worker):
+        raise WorkerError(f"the {what} must be a generator function, got {worker!r}")
+    target = worker
+    while isinstance(target, functools.partial):
+        target = target.func
+    if (inspect.isfunction(target) or inspect.ismethod(target)) and not inspect.isgeneratorfunction(target):
+        raise WorkerError(
+            f"the {what} {worker_name(worker)}() is not a generator function: it must `yield` "
+            f"a batch, e.g. `results = yield ctx.run('date')`, and `return` its result"
+        )
+
+
+def start(worker: Callable[..., Any], *args: Any) -> Generator:
+    gen = worker(*args)
+    if not inspect.isgenerator(gen):
+        raise WorkerError(
+            f"{worker_name(worker)}() returned {type(gen).__name__}, not a generator: "
+            f"the worker must `yield` batches (e.g. `results = yield ctx.run('date')`)"
+        )
+    return gen
+
+
+def drive(gen: Generator, execute: Execute) -> Any:
+    """Run ``gen`` to completion and return its return value.
+
+    ``execute(batch)`` runs a batch and returns its results or raises; its errors are
+    thrown into the generator, which may catch them and yield again. The generator is
+    always closed, whatever happens.
+    """
+    try:
+        try:
+            value = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            if not isinstance(value, Batch):
+                raise WorkerError(
+                    f"the worker yielded {type(value).__name__} {value!r:.80}; it must yield a Batch "
+                    f"(build one with ctx.batch() or ctx.run(...))"
+                )
+            try:
+                results = execute(value)
+            except _THROWN as exc:
+                try:
+                    value = gen.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                if isinstance(exc, BatchCancelled):
+                    # The job is over; a worker that swallows the cancellation must not
+                    # get to run more commands.
+                    raise exc
+                continue
+            try:
+                value = gen.send(results)
+            except StopIteration as stop:
+                return stop.value
+    finally:
+        gen.close()

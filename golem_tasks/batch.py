@@ -1,0 +1,105 @@
+"""The batch a worker builds and yields."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+from .commands import (
+    DEFAULT_DOWNLOAD_LIMIT,
+    Command,
+    DownloadBytes,
+    DownloadFile,
+    DownloadJson,
+    Run,
+    SendBytes,
+    SendFile,
+    SendJson,
+)
+from .errors import ConfigurationError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Batch:
+    """An ordered list of commands that runs on one provider when the worker yields it.
+
+    Build it with the methods below (each returns the batch, so calls chain), then
+    ``results = yield batch``: ``results[i]`` is the :class:`CommandResult` of the
+    i-th command. The first failing command stops the batch and raises
+    :class:`CommandExecutionError` at the ``yield``.
+
+    Usage::
+
+        def worker(ctx, word):
+            batch = ctx.batch(timeout=60)
+            batch.send_json({"word": word}, "/golem/input/task.json")
+            batch.run("python3", "/golem/input/job.py")
+            batch.download_json("/golem/output/result.json")
+            results = yield batch
+            return results[-1].data
+
+    Args:
+        timeout: seconds the whole batch may take; the running command is killed after
+            that and ``BatchTimeoutError`` is raised at the ``yield``. None means the
+            ``Golem(batch_timeout=...)`` default.
+    """
+
+    __slots__ = ("_commands", "timeout")
+
+    def __init__(self, timeout: Optional[float] = None) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"batch timeout must be a positive number of seconds, got {timeout!r}")
+        self._commands: List[Command] = []
+        self.timeout = timeout
+
+    @property
+    def commands(self) -> Tuple[Command, ...]:
+        """The commands added so far, in order."""
+        return tuple(self._commands)
+
+    def add(self, command: Command) -> "Batch":
+        """Append a ready-made :class:`Command`."""
+        if not isinstance(command, Command):
+            raise TypeError(f"Batch.add() takes a Command, got {type(command).__name__}")
+        self._commands.append(command)
+        return self
+
+    def run(self, program: PathLike, *args: PathLike, env: Optional[Mapping[str, str]] = None,
+            check: bool = True) -> "Batch":
+        """Run ``program`` with ``args`` (no shell). With ``check=False`` a non-zero exit
+        is returned as a result instead of raised."""
+        return self.add(Run((program, *args), env=env, check=check))
+
+    def send_file(self, src: PathLike, dst: PathLike) -> "Batch":
+        """Send the local file ``src`` to ``dst`` on the provider."""
+        return self.add(SendFile(src, dst))
+
+    def send_bytes(self, data: bytes, dst: PathLike) -> "Batch":
+        """Write ``data`` to ``dst`` on the provider."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send_bytes() needs bytes, got {type(data).__name__}; use send_json() for objects")
+        return self.add(SendBytes(bytes(data), dst))
+
+    def send_json(self, obj: Any, dst: PathLike) -> "Batch":
+        """Write ``obj`` as JSON to ``dst`` on the provider."""
+        return self.add(SendJson.of(obj, dst))
+
+    def download_file(self, src: PathLike, dst: PathLike) -> "Batch":
+        """Copy ``src`` on the provider to the local path ``dst``."""
+        return self.add(DownloadFile(src, dst))
+
+    def download_bytes(self, src: PathLike, limit: int = DEFAULT_DOWNLOAD_LIMIT) -> "Batch":
+        """Read ``src`` on the provider; the result's ``data`` holds the bytes."""
+        return self.add(DownloadBytes(src, limit))
+
+    def download_json(self, src: PathLike, limit: int = DEFAULT_DOWNLOAD_LIMIT) -> "Batch":
+        """Read ``src`` on the provider; the result's ``data`` holds the parsed JSON."""
+        return self.add(DownloadJson(src, limit))
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __repr__(self) -> str:
+        inner = "; ".join(c.describe() for c in self._commands)
+        return f"<Batch [{inner}] timeout={self.timeout}>"

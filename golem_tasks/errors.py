@@ -1,0 +1,216 @@
+"""Every error golem_tasks raises, under one base class.
+
+The tree::
+
+    GolemTasksError
+    ├── ConfigurationError (also ValueError)    bad argument; nothing was started or spent
+    ├── WorkerError (also TypeError)            the worker broke the generator protocol
+    ├── BatchError                              a batch of commands did not complete
+    │   ├── CommandExecutionError               one command failed (non-zero exit, missing file, ...)
+    │   ├── BatchTimeoutError (also TimeoutError)
+    │   └── BatchCancelled                      the batch was stopped by shutdown, break or Ctrl-C
+    ├── ProviderError                           the provider itself failed
+    │   ├── ProviderLost                        the provider went away; its work is gone
+    │   └── ApiError                            a backend API answered with an error (``status``)
+    ├── UnexpectedCommand                       a FakeProvider got a command nobody scripted
+    ├── FragmentFailed                          a fragment failed for good (``attempts`` says why)
+    │   └── TaskRejected                        ``Task.reject_result(retry=False)``
+    ├── FragmentTimeoutError (also TimeoutError) a fragment ran past its own timeout
+    ├── JobTimeoutError (also TimeoutError)     the whole job ran past its timeout
+    └── BrokenPool (also RuntimeError)          no provider can be engaged; pending work is failed
+
+Errors that come from the infrastructure (``BatchError``, ``ProviderError``,
+``FragmentTimeoutError``) make the scheduler retry the fragment; an exception from
+the worker's own Python code does not (see ``Golem(retry_on=...)``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands import Command
+
+
+class GolemTasksError(Exception):
+    """Base class of every golem_tasks error."""
+
+
+class ConfigurationError(GolemTasksError, ValueError):
+    """An argument is wrong. Raised before any provider is engaged or anything is spent.
+
+    Not safe to retry: fix the argument named in the message.
+    """
+
+
+class WorkerError(GolemTasksError, TypeError):
+    """The worker function broke the protocol: it is not a generator function, or it
+    yielded something that is not a batch. Not safe to retry: fix the worker."""
+
+
+class BatchError(GolemTasksError):
+    """A batch of commands did not complete. Safe to retry on another provider.
+
+    Attributes:
+        provider: id of the provider that ran the batch, when known.
+    """
+
+    def __init__(self, message: str, *, provider: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> Exception:
+    # Keyword-only constructor arguments do not survive the default pickling, so
+    # errors crossing a process boundary are rebuilt from their attribute dict.
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class CommandExecutionError(BatchError):
+    """One command of a batch failed: a program exited non-zero, a file to send or
+    download was missing, a path was refused. Raised into the worker at its ``yield``;
+    the worker may catch it and go on.
+
+    Attributes:
+        command: the failed ``Command``.
+        index: its position in the batch.
+        exit_code: the program's exit code, or None when the command was not a program run.
+        stdout, stderr: what the program printed (may be truncated by the provider).
+        results: results of the commands that completed before this one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Optional["Command"] = None,
+        index: Optional[int] = None,
+        exit_code: Optional[int] = None,
+        stdout: str = "",
+        stderr: str = "",
+        provider: Optional[str] = None,
+        results: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.command = command
+        self.index = index
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.results = tuple(results)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.command is not None:
+            parts.append(f"command #{self.index}: {self.command}")
+        if self.exit_code is not None:
+            parts.append(f"exit code {self.exit_code}")
+        if self.provider:
+            parts.append(f"on provider {self.provider}")
+        text = "; ".join(parts)
+        if self.stderr:
+            tail = self.stderr.strip()[-2000:]
+            text += f"\nstderr:\n{tail}"
+        return text
+
+
+class BatchTimeoutError(BatchError, TimeoutError):
+    """A batch ran past its timeout; its running command was killed. Safe to retry."""
+
+
+class BatchCancelled(BatchError):
+    """The batch was stopped because the job ended (shutdown, early ``break``, Ctrl-C,
+    job timeout). Not retried: the work is no longer wanted."""
+
+
+class ProviderError(GolemTasksError):
+    """The provider failed in a way not tied to one command. Safe to retry elsewhere.
+
+    Attributes:
+        provider: id of the provider, when known.
+    """
+
+    def __init__(self, message: str, *, provider: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class ProviderLost(ProviderError):
+    """The provider went away mid-work (process died, agreement terminated, network
+    lost). Its session is released and it is not engaged again in this run."""
+
+
+class ApiError(ProviderError):
+    """A backend API (for example the yagna REST API) answered with an error.
+
+    Attributes:
+        status: the HTTP status code, or None for a connection failure.
+    """
+
+    def __init__(self, message: str, *, status: Optional[int] = None, provider: Optional[str] = None) -> None:
+        super().__init__(message, provider=provider)
+        self.status = status
+
+
+class UnexpectedCommand(GolemTasksError):
+    """A ``FakeProvider`` received a command that no rule matches. The message lists
+    every scripted rule and why it did not match. Not safe to retry: script the command."""
+
+
+class FragmentFailed(GolemTasksError):
+    """A fragment failed for good: its retries are used up, or the error was not
+    retryable.
+
+    Attributes:
+        item: the fragment's input.
+        index: its position in the input, when it came from ``map``/``execute_tasks``.
+        attempts: one exception per attempt, oldest first (``attempts[-1]`` is the last cause).
+    """
+
+    def __init__(self, message: str, *, item: Any = None, index: Optional[int] = None,
+                 attempts: Sequence[BaseException] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.item = item
+        self.index = index
+        self.attempts = list(attempts)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for number, cause in enumerate(self.attempts, 1):
+            first_line = str(cause).splitlines()[0] if str(cause) else ""
+            lines.append(f"  attempt {number}: {type(cause).__name__}: {first_line}")
+        return "\n".join(lines)
+
+
+class TaskRejected(FragmentFailed):
+    """The worker called ``task.reject_result(reason, retry=False)``."""
+
+
+class FragmentTimeoutError(GolemTasksError, TimeoutError):
+    """A fragment ran past its ``fragment_timeout``; its running command was killed.
+    Retried like any infrastructure failure."""
+
+
+class JobTimeoutError(GolemTasksError, TimeoutError):
+    """The whole job ran past its ``timeout``. Unfinished fragments were cancelled and
+    their commands killed. Raised from the result iterator, never swallowed."""
+
+
+class BrokenPool(GolemTasksError, RuntimeError):
+    """No provider could be engaged (or every one failed its initializer), so the
+    pending fragments can never run. Every pending fragment fails with this error."""

@@ -1,0 +1,161 @@
+"""What happens during a run, as plain frozen records.
+
+Consumers are plain callables ``consumer(event)`` given to ``Golem(events=...)`` or
+``Golem.add_event_consumer``. They are called on the scheduler's threads, so they
+must be quick; an exception in a consumer is logged and never breaks the run.
+Events carry ids and values only, never live objects. Only leaf classes are emitted::
+
+    Event
+    ├── JobEvent                     job_id
+    │   ├── JobStarted               total (None when the input has no len())
+    │   ├── JobFinished              done, failed, retried, elapsed, providers, error
+    │   └── FragmentEvent            index, provider_id
+    │       ├── FragmentStarted      attempt
+    │       ├── FragmentFinished     attempt, duration
+    │       ├── FragmentRetried      attempt, reason, delay
+    │       └── FragmentFailed       attempts, reason
+    └── ProviderEvent                provider_id, provider_name
+        ├── ProviderEngaged
+        ├── InitializerFailed        reason
+        └── ProviderReleased         reason, excluded
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional, Tuple
+
+import attrs
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every event. ``timestamp`` is ``time.time()`` when the event was made."""
+
+    timestamp: float = attrs.field(factory=time.time)
+
+
+@attrs.frozen(kw_only=True)
+class JobEvent(Event):
+    job_id: int
+
+
+@attrs.frozen(kw_only=True)
+class JobStarted(JobEvent):
+    """A ``map``/``for_each``/``execute_tasks``/... call started."""
+
+    kind: str
+    total: Optional[int] = None
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSummary:
+    """What one provider did for a job."""
+
+    provider_id: str
+    provider_name: str
+    done: int = 0
+    failed: int = 0
+    busy: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class JobFinished(JobEvent):
+    """A job ended. ``error`` is None on success, else a one-line reason."""
+
+    done: int
+    failed: int
+    retried: int
+    elapsed: float
+    providers: Tuple[ProviderSummary, ...] = ()
+    error: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class FragmentEvent(JobEvent):
+    index: int
+    provider_id: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class FragmentStarted(FragmentEvent):
+    attempt: int
+
+
+@attrs.frozen(kw_only=True)
+class FragmentFinished(FragmentEvent):
+    attempt: int
+    duration: float
+
+
+@attrs.frozen(kw_only=True)
+class FragmentRetried(FragmentEvent):
+    """An attempt failed and the fragment went back to the queue."""
+
+    attempt: int
+    reason: str
+    delay: float
+
+
+@attrs.frozen(kw_only=True)
+class FragmentFailed(FragmentEvent):
+    """A fragment failed for good."""
+
+    attempts: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ProviderEvent(Event):
+    provider_id: str
+    provider_name: str
+
+
+@attrs.frozen(kw_only=True)
+class ProviderEngaged(ProviderEvent):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class InitializerFailed(ProviderEvent):
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ProviderReleased(ProviderEvent):
+    """``excluded`` is True when the provider will not be engaged again in this run."""
+
+    reason: str
+    excluded: bool = False
+
+
+Consumer = Callable[[Event], None]
+
+
+class Emitter:
+    """Calls every consumer with every event; a failing consumer is logged, not raised."""
+
+    def __init__(self) -> None:
+        self._consumers: Tuple[Consumer, ...] = ()
+
+    def add(self, consumer: Consumer) -> None:
+        if not callable(consumer):
+            raise TypeError(f"an event consumer must be callable, got {consumer!r}")
+        # Replace the tuple rather than mutate it so emit() never needs a lock.
+        self._consumers = self._consumers + (consumer,)
+
+    def remove(self, consumer: Consumer) -> None:
+        self._consumers = tuple(c for c in self._consumers if c is not consumer)
+
+    def __bool__(self) -> bool:
+        return bool(self._consumers)
+
+    def emit(self, event: Event) -> None:
+        for consumer in self._consumers:
+            try:
+                consumer(event)
+            except Exception:  # a bad consumer must not break the run (Future._invoke_callbacks)
+                logger.exception("event consumer %r failed on %r", consumer, event)
