@@ -1,0 +1,136 @@
+"""The caller's side of a job: feed the input lazily, hand results back.
+
+Input is pulled from the user's iterable on the caller's thread, never more than
+``window`` fragments ahead of what the caller has consumed, so memory does not grow
+with the input's length and an exception raised by the iterable surfaces where the
+user can see it.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import time
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import wait as wait_futures
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable, Iterator, NamedTuple, Optional, Tuple
+
+from ._job import Fragment, Job
+from .errors import BatchCancelled, JobTimeoutError
+from .task import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .golem import Golem
+
+
+class FragmentResult(NamedTuple):
+    """One finished fragment from ``as_completed``.
+
+    Attributes:
+        index: the item's position in the input.
+        item: the input item.
+        value: the worker's return value, or the exception when
+            ``return_exceptions=True`` and the fragment failed.
+    """
+
+    index: int
+    item: Any
+    value: Any
+
+    @property
+    def failed(self) -> bool:
+        return isinstance(self.value, BaseException)
+
+
+class JobRun:
+    """Drives one job from the caller's thread."""
+
+    def __init__(self, golem: "Golem", job: Job, items: Iterable[Any], *, timeout: Optional[float],
+                 window: int, args_of: Callable[[Any], Tuple[Any, ...]] = lambda item: (item,)) -> None:
+        self.golem = golem
+        self.job = job
+        self.items = iter(items)
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.window = window
+        self.args_of = args_of
+        self.exhausted = False
+        self.done_queue: "queue.SimpleQueue[Fragment]" = queue.SimpleQueue()
+
+    def feed(self, in_flight: int, on_submit: Callable[[Fragment], None]) -> int:
+        """Submit items until ``window`` are in flight or the input ends."""
+        while not self.exhausted and in_flight < self.window:
+            try:
+                item = next(self.items)
+            except StopIteration:
+                self.exhausted = True
+                if self.job.stream:
+                    self.golem._pool.stream_input_done(self.job)
+                break
+            fragment = self.job.new_fragment(self.args_of(item))
+            if self.job.stream:
+                fragment.task = item if isinstance(item, Task) else Task(item)
+                fragment.args = (fragment.task.data,)
+            on_submit(fragment)
+            self.golem._pool.submit(fragment)
+            in_flight += 1
+        return in_flight
+
+    def remaining(self) -> Optional[float]:
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.timed_out()
+        return left
+
+    def timed_out(self) -> None:
+        job = self.job
+        raise JobTimeoutError(
+            f"the job did not finish within its {self.timeout:g} s timeout: {job.done} fragment(s) done, "
+            f"{job.failed} failed; the unfinished ones were cancelled and their commands killed"
+        )
+
+    def ordered(self, return_exceptions: bool) -> Iterator[Any]:
+        pending: Deque[Fragment] = collections.deque()
+        with self.golem._job_scope(self.job):
+            while True:
+                self.feed(len(pending), pending.append)
+                if not pending:
+                    return
+                fragment = pending.popleft()
+                done, _ = wait_futures([fragment.future], timeout=self.remaining())
+                if not done:
+                    self.timed_out()
+                yield _outcome(fragment, return_exceptions)
+
+    def completed(self, return_exceptions: bool) -> Iterator[Fragment]:
+        in_flight = 0
+
+        def track(fragment: Fragment) -> None:
+            fragment.future.add_done_callback(lambda _f, fr=fragment: self.done_queue.put(fr))
+
+        with self.golem._job_scope(self.job):
+            while True:
+                in_flight = self.feed(in_flight, track)
+                if in_flight == 0:
+                    return
+                try:
+                    fragment = self.done_queue.get(timeout=self.remaining())
+                except queue.Empty:
+                    self.timed_out()
+                in_flight -= 1
+                _outcome(fragment, return_exceptions)  # raises a failure unless asked not to
+                yield fragment
+
+
+def _outcome(fragment: Fragment, return_exceptions: bool) -> Any:
+    future: Future = fragment.future
+    try:
+        return future.result()
+    except CancelledError:
+        raise BatchCancelled(f"fragment {fragment.index} was cancelled") from None
+    except BaseException as exc:
+        if return_exceptions:
+            return exc
+        raise

@@ -1,0 +1,337 @@
+"""The entry object: ``Golem`` runs workers on providers, in both the golem-js style
+(``run``/``map``/``for_each``/``before_each``) and the yapapi style (``execute_tasks``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Union
+
+from . import _driver
+from . import events as ev
+from ._job import Job, ProviderTally
+from ._pool import Pool
+from ._results import FragmentResult, JobRun
+from .errors import BatchCancelled, ConfigurationError
+from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
+from .providers.base import Provider
+from .task import Task
+
+logger = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def _resolve_provider(provider: Union[Provider, str, None]) -> "tuple[Provider, bool]":
+    """The provider to use, and whether this Golem created it (and so must close it).
+    The environment is read here, when a Golem is built, never at import."""
+    if isinstance(provider, Provider):
+        return provider, False
+    name = provider if provider is not None else os.environ.get("GOLEM_TASKS_PROVIDER", "local")
+    if name == "local":
+        from .providers.local import LocalProvider
+        return LocalProvider(), True
+    if name == "fake":
+        from .testing import FakeProvider
+        return FakeProvider(), True
+    raise ConfigurationError(
+        f"unknown provider {name!r}: pass provider='local' or 'fake', or a Provider instance"
+    )
+
+
+class Golem:
+    """Runs generator workers on up to ``max_workers`` engaged providers.
+
+    Usage::
+
+        from golem_tasks import Golem
+
+        def worker(ctx, n):
+            results = yield ctx.run("/bin/sh", "-c", f"echo $(({n} * {n}))")
+            return int(results[0].stdout)
+
+        with Golem(max_workers=4) as golem:
+            print(list(golem.map(worker, range(10))))
+
+    Args:
+        provider: a :class:`Provider`, or ``"local"`` (the default, also chosen by the
+            ``GOLEM_TASKS_PROVIDER`` environment variable) or ``"fake"``. A provider
+            passed in is not closed by the Golem; one it built is.
+        max_workers: most providers engaged at once; the provider's default otherwise
+            (the CPU count for the local provider).
+        max_retries: attempts after the first before a fragment is reported failed.
+        retry_on: which exceptions are retried; the infrastructure's by default, so a bug
+            in the worker's own code fails its fragment at once.
+        retry_wait: a tenacity wait strategy for the pause before each retry.
+        provider_failure_limit: consecutive failures after which a provider is released
+            and not engaged again in this run (0 = never).
+        initializer: a generator function ``init(ctx)`` run exactly once on each engaged
+            provider before its first fragment (golem-js ``before_each``). If it fails,
+            that provider is released and replaced; no fragment is charged.
+        batch_timeout: default seconds one batch may take.
+        fragment_timeout: default seconds one fragment attempt may take.
+        timeout: default seconds a whole ``map``/``execute_tasks``/... call may take;
+            past it the call raises ``JobTimeoutError``.
+        window: most fragments in flight per call (input is read lazily); default
+            ``4 * max_workers``, at least 16.
+        progress: show a progress bar; None (default) shows one in a terminal or notebook.
+        events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
+    """
+
+    def __init__(self, provider: Union[Provider, str, None] = None, *, max_workers: Optional[int] = None,
+                 max_retries: int = 3, retry_on: RetryOn = INFRASTRUCTURE_ERRORS, retry_wait: Any = None,
+                 provider_failure_limit: int = 3, initializer: Optional[Callable[..., Any]] = None,
+                 batch_timeout: Optional[float] = None, fragment_timeout: Optional[float] = None,
+                 timeout: Optional[float] = None, window: Optional[int] = None,
+                 progress: Optional[bool] = None,
+                 events: Union[ev.Consumer, Iterable[ev.Consumer], None] = None) -> None:
+        if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
+                                        or max_workers < 1):
+            raise ConfigurationError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ConfigurationError(f"window must be a whole number >= 1, got {window!r}")
+        if initializer is not None:
+            _driver.check_worker(initializer, "initializer")
+        policy_args: Dict[str, Any] = dict(max_retries=max_retries, retry_on=retry_on,
+                                           provider_failure_limit=provider_failure_limit)
+        if retry_wait is not None:
+            policy_args["wait"] = retry_wait
+        self.policy = RetryPolicy(**policy_args)
+        self.batch_timeout = _positive("batch_timeout", batch_timeout)
+        self.fragment_timeout = _positive("fragment_timeout", fragment_timeout)
+        self.timeout = _positive("timeout", timeout)
+        self.provider, self._owns_provider = _resolve_provider(provider)
+        self.max_workers = max_workers or max(1, int(self.provider.default_max_workers))
+        self.window = window or max(16, 4 * self.max_workers)
+        self._events = ev.Emitter()
+        self._install_consumers(events, progress)
+        self._pool = Pool(self.provider, max_workers=self.max_workers, policy=self.policy,
+                          initializer=initializer, batch_timeout=self.batch_timeout, emitter=self._events)
+        self._submit_job: Optional[Job] = None
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def _install_consumers(self, events: Any, progress: Optional[bool]) -> None:
+        from .progress import ProgressBar, SummaryLogger, progress_wanted
+        self._events.add(SummaryLogger())
+        if progress_wanted(progress):
+            self._events.add(ProgressBar())
+        if events is None:
+            return
+        for consumer in ([events] if callable(events) else list(events)):
+            self._events.add(consumer)
+
+    # ------------------------------------------------------------ configuration
+    def add_event_consumer(self, consumer: ev.Consumer) -> None:
+        """Call ``consumer(event)`` for every event from now on."""
+        self._events.add(consumer)
+
+    def before_each(self, initializer: Callable[..., Any]) -> Callable[..., Any]:
+        """Set the per-provider initializer (golem-js style); usable as a decorator.
+        Providers engaged before this call are not initialised retroactively, so call
+        it before submitting work."""
+        _driver.check_worker(initializer, "initializer")
+        if self._pool.engaged:
+            raise RuntimeError("before_each() must be called before any provider is engaged")
+        self._pool.runner.initializer = initializer
+        return initializer
+
+    # ------------------------------------------------------------------ work
+    def submit(self, worker: Callable[..., Any], *args: Any) -> "Future[Any]":
+        """Run ``worker(ctx, *args)`` on a provider; returns a ``concurrent.futures.Future``."""
+        self._check_open()
+        _driver.check_worker(worker)
+        with self._lock:
+            if self._submit_job is None:
+                self._submit_job = self._new_job("submit", worker, None, None)
+            job = self._submit_job
+        fragment = job.new_fragment(args)
+        # One job serves every submit(); each fragment carries its own worker.
+        fragment.args = (_Bound(worker, args),)
+        self._pool.submit(fragment)
+        return fragment.future
+
+    def run(self, worker: Callable[..., Any], *args: Any, timeout: Optional[float] = None) -> Any:
+        """Run one fragment, ``worker(ctx, *args)``, and return its result (golem-js ``run``)."""
+        _driver.check_worker(worker)
+        for value in self._iterate("run", _call_with_args(worker), [args], ordered=True,
+                                   return_exceptions=False, timeout=timeout, max_workers=1, checked=True):
+            return value
+        raise AssertionError("run() produced no result")  # pragma: no cover
+
+    def map(self, worker: Callable[..., Any], data: Iterable[Any], *, return_exceptions: bool = False,
+            timeout: Optional[float] = None, max_workers: Optional[int] = None,
+            fragment_timeout: Optional[float] = None) -> Iterator[Any]:
+        """Run ``worker(ctx, item)`` for every item; yield results lazily in input order.
+
+        A failed fragment raises at its position (``FragmentFailed`` after retries, or
+        the worker's own exception), and the rest of the job is cancelled; with
+        ``return_exceptions=True`` the exception is yielded in its place instead.
+        Leaving the loop early cancels the unfinished fragments and kills their commands.
+        """
+        return self._iterate("map", worker, data, ordered=True, return_exceptions=return_exceptions,
+                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+
+    def as_completed(self, worker: Callable[..., Any], data: Iterable[Any], *,
+                     return_exceptions: bool = False, timeout: Optional[float] = None,
+                     max_workers: Optional[int] = None,
+                     fragment_timeout: Optional[float] = None) -> Iterator[FragmentResult]:
+        """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
+        fragments finish."""
+        return self._iterate("as_completed", worker, data, ordered=False, return_exceptions=return_exceptions,
+                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+
+    def for_each(self, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float] = None,
+                 max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None) -> None:
+        """Run ``worker(ctx, item)`` for every item, for its side effects. Raises the first
+        failure (and cancels the rest)."""
+        for _ in self.as_completed(worker, data, timeout=timeout, max_workers=max_workers,
+                                   fragment_timeout=fragment_timeout):
+            pass
+
+    def execute_tasks(self, worker: Callable[..., Any], data: Iterable[Any], max_workers: Optional[int] = None,
+                      timeout: Optional[float] = None, *, return_exceptions: bool = False,
+                      fragment_timeout: Optional[float] = None) -> Iterator[Task]:
+        """yapapi style: ``worker(ctx, tasks)`` iterates ``tasks`` on one provider, yields
+        batches, and calls ``task.accept_result(value)`` or ``task.reject_result(reason,
+        retry=...)``. Yields each accepted :class:`Task` as it completes. A task that
+        fails for good raises (``TaskRejected``, ``FragmentFailed``), or with
+        ``return_exceptions=True`` is yielded with ``task.exception`` set.
+
+        ``data`` holds :class:`Task` objects or plain items (wrapped in Tasks).
+        """
+        return self._iterate("execute_tasks", worker, data, ordered=False, return_exceptions=return_exceptions,
+                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
+                             stream=True)
+
+    def _iterate(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, ordered: bool,
+                 return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
+                 fragment_timeout: Optional[float] = None, stream: bool = False,
+                 checked: bool = False) -> Iterator[Any]:
+        # Checked here, eagerly, so bad input fails at the call, before anything runs.
+        self._check_open()
+        if not checked:
+            _driver.check_worker(worker)
+        iter(data)  # raises TypeError now for a non-iterable
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ConfigurationError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
+        timeout = _positive("timeout", timeout) if timeout is not None else self.timeout
+        fragment_timeout = _positive("fragment_timeout", fragment_timeout) or self.fragment_timeout
+        total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
+        return self._results(kind, worker, data, ordered, return_exceptions, timeout,
+                             max_workers, fragment_timeout, stream, total)
+
+    def _results(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], ordered: bool,
+                 return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
+                 fragment_timeout: Optional[float], stream: bool, total: Optional[int]) -> Iterator[Any]:
+        job = self._new_job(kind, worker, max_workers, fragment_timeout, stream=stream)
+        if self._events:
+            self._events.emit(ev.JobStarted(job_id=job.id, kind=kind, total=total))
+        window = self.window if not stream else max(self.window, 2 * job.limit)
+        run = JobRun(self, job, data, timeout=timeout, window=window)
+        if ordered:
+            yield from run.ordered(return_exceptions)
+        elif stream:
+            for fragment in run.completed(return_exceptions):
+                yield fragment.task
+        else:
+            for fragment in run.completed(return_exceptions):
+                value = fragment.future.exception() or fragment.future.result()
+                yield FragmentResult(fragment.index, fragment.item, value)
+
+    def _new_job(self, kind: str, worker: Callable[..., Any], max_workers: Optional[int],
+                 fragment_timeout: Optional[float], stream: bool = False) -> Job:
+        limit = min(max_workers or self.max_workers, self.max_workers)
+        if kind == "submit":
+            worker = _run_bound
+        return Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout or self.fragment_timeout,
+                   stream=stream)
+
+    @contextlib.contextmanager
+    def _job_scope(self, job: Job) -> Iterator[None]:
+        """Ends a job however its iteration ends: a result, an error, ``break``
+        (GeneratorExit), Ctrl-C. Unfinished work is cancelled and providers released."""
+        error: Optional[BaseException] = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with self._pool._lock:
+                unfinished = not job.idle
+            if unfinished or job.cancelled:
+                reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
+                    else f"{type(error).__name__}"
+                self._pool.abort(job, BatchCancelled(f"the job was cancelled: {reason}"))
+            if self._events:
+                failure = None if error is None or isinstance(error, GeneratorExit) else \
+                    f"{type(error).__name__}: {error}".splitlines()[0]
+                self._events.emit(ev.JobFinished(
+                    job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
+                    elapsed=time.monotonic() - job.started, providers=job.summary(),
+                    error=failure))
+
+    # ---------------------------------------------------------------- lifecycle
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("this Golem was shut down; create a new one")
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work and release every provider. Safe to call more than once.
+
+        Args:
+            wait: wait for submitted work to finish (unless cancelled) and for every
+                provider to be released and every thread to end.
+            cancel_futures: drop queued work and kill running commands first.
+        """
+        with self._lock:
+            first = not self._shutdown
+            self._shutdown = True
+        self._pool.close(cancel=cancel_futures, wait=wait)
+        if first and self._owns_provider:
+            self.provider.close()
+
+    def __enter__(self) -> "Golem":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        # Leaving on an error (Ctrl-C included) kills the work; a normal exit lets
+        # submitted futures finish, like concurrent.futures.Executor.
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
+
+    @property
+    def engaged(self) -> int:
+        """How many providers are engaged right now."""
+        return self._pool.engaged
+
+
+class _Bound:
+    """A submit()ted worker with its arguments, carried as the fragment's one argument."""
+
+    __slots__ = ("worker", "args")
+
+    def __init__(self, worker: Callable[..., Any], args: tuple) -> None:
+        self.worker, self.args = worker, args
+
+
+def _run_bound(ctx: Any, bound: _Bound) -> Any:
+    return bound.worker(ctx, *bound.args)
+
+
+def _call_with_args(worker: Callable[..., Any]) -> Callable[..., Any]:
+    def call(ctx: Any, args: tuple) -> Any:
+        return worker(ctx, *args)
+    call.__qualname__ = _driver.worker_name(worker)
+    return call

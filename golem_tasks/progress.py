@@ -1,0 +1,102 @@
+"""Feedback built on events: a progress bar and an end-of-job summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any, Dict, Optional
+
+from . import events as ev
+
+summary_logger = logging.getLogger("golem_tasks.summary")
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr is not a terminal but a bar is wanted)."""
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
+def progress_wanted(progress: Optional[bool]) -> bool:
+    if progress is not None:
+        return bool(progress)
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", lambda: False)()) or in_notebook()
+
+
+def format_summary(event: ev.JobFinished) -> str:
+    """The end-of-job summary, one line per provider."""
+    head = (f"job {event.job_id}: {event.done} done, {event.failed} failed, {event.retried} retried "
+            f"in {event.elapsed:.2f} s")
+    if event.error:
+        head += f" ({event.error})"
+    lines = [head]
+    for p in event.providers:
+        lines.append(f"  {p.provider_name} ({p.provider_id}): {p.done} done, {p.failed} failed, "
+                     f"busy {p.busy:.2f} s")
+    return "\n".join(lines)
+
+
+class SummaryLogger:
+    """Logs each job's summary at INFO on ``golem_tasks.summary``."""
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.JobFinished):
+            summary_logger.info("%s", format_summary(event))
+
+
+class ProgressBar:
+    """A tqdm bar per job with done/failed/retried counts; prints the summary at the end.
+    Uses ``tqdm.auto`` so notebooks get their widget."""
+
+    def __init__(self, file: Any = None) -> None:
+        self._bars: Dict[int, Any] = {}
+        self._counts: Dict[int, Dict[str, int]] = {}
+        self._lock = threading.Lock()
+        self._file = file
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.JobStarted):
+            self._start(event)
+            return
+        if not isinstance(event, ev.JobEvent):
+            return
+        with self._lock:
+            bar = self._bars.get(event.job_id)
+            if bar is None:
+                return
+            counts = self._counts[event.job_id]
+            if isinstance(event, ev.FragmentFinished):
+                counts["done"] += 1
+                bar.update(1)
+            elif isinstance(event, ev.FragmentFailed):
+                counts["failed"] += 1
+                bar.update(1)
+            elif isinstance(event, ev.FragmentRetried):
+                counts["retried"] += 1
+            elif isinstance(event, ev.JobFinished):
+                self._finish(event, bar)
+                return
+            else:
+                return
+            bar.set_postfix(counts, refresh=False)
+
+    def _start(self, event: ev.JobStarted) -> None:
+        from tqdm.auto import tqdm
+        with self._lock:
+            self._bars[event.job_id] = tqdm(total=event.total, desc=f"{event.kind} #{event.job_id}",
+                                            unit="frag", file=self._file or sys.stderr, leave=True)
+            self._counts[event.job_id] = {"done": 0, "failed": 0, "retried": 0}
+
+    def _finish(self, event: ev.JobFinished, bar: Any) -> None:
+        bar.close()
+        del self._bars[event.job_id]
+        del self._counts[event.job_id]
+        bar.write(format_summary(event), file=self._file or sys.stderr)
