@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Consecutive engage() failures after which the pool is declared broken.
 ENGAGE_ATTEMPTS = 3
+#: Consecutive initializer failures (each on a fresh provider) tolerated before the
+#: pool is declared broken; max_retries raises it, but a transient setup failure must
+#: not break a run that allows no fragment retries.
+INITIALIZER_ATTEMPTS = 3
 
 
 class Slot:
@@ -67,7 +71,7 @@ class Pool:
         self._engage_failures = 0
         self._init_failures = 0
         self._running = 0
-        self._released = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
         self.totals: Dict[str, ProviderTally] = {}
         self.runner = Runner(self, initializer=initializer, batch_timeout=batch_timeout)
 
@@ -97,7 +101,11 @@ class Pool:
             _cancel_future(fragment, error)
         for slot in running:
             self.runner.cancel_session(slot.session)
-        self.release_idle(wait)
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while job.running and (remaining := deadline - time.monotonic()) > 0:
+                self._changed.wait(remaining)
+        self.release_idle(max(0.0, deadline - time.monotonic()))
 
     def release_idle(self, wait: float = 5.0) -> None:
         """Release every provider that no unfinished work needs, waiting up to ``wait`` s."""
@@ -109,7 +117,7 @@ class Pool:
                 slot.exit = True
             self._notify_all()
             while self._slots and (remaining := deadline - time.monotonic()) > 0:
-                self._released.wait(remaining)
+                self._changed.wait(remaining)
 
     def close(self, *, cancel: bool, wait: bool = True) -> None:
         """Stop accepting work; with ``cancel`` drop and kill everything; then let the
@@ -225,6 +233,7 @@ class Pool:
         with self._lock:
             job.running -= 1
             self._running -= 1
+            self._changed.notify_all()
             if self._closed and not self._running and not self._queue:
                 self._notify_all()
 
@@ -252,7 +261,7 @@ class Pool:
                 self._slots.discard(slot)
                 if slot in self._idle:
                     self._idle.remove(slot)
-                self._released.notify_all()
+                self._changed.notify_all()
                 # Work queued while this slot was leaving needs someone to run it.
                 if self._queue and not self._closed and len(self._slots) < self.max_workers and \
                         not any(s.engaging for s in self._slots) and self._broken is None:
@@ -308,7 +317,7 @@ class Pool:
             self._init_failures += 1
             failures = self._init_failures
         retryable = self.policy.should_retry(error)
-        if not retryable or failures > self.policy.max_retries:
+        if not retryable or failures >= max(INITIALIZER_ATTEMPTS, self.policy.max_retries + 1):
             detail = "" if retryable else " with an error from its own code"
             self.break_pool(BrokenPool(
                 f"the initializer failed on {failures} provider(s){detail}; last error: {error!r}"), error)
@@ -336,14 +345,16 @@ class Pool:
         """No provider can run the queued work: fail all of it with ``error``."""
         error.__cause__ = cause
         with self._lock:
-            if self._broken is None:
+            first = self._broken is None
+            if first:
                 self._broken = error
             dropped = list(self._queue)
             self._queue.clear()
             for fragment in dropped:
                 fragment.job.queued -= 1
             self._notify_all()
-        logger.error("%s", error)
+        if first:
+            logger.error("%s", error)
         for fragment in dropped:
             self.runner.fail(fragment, error, provider_id=None)
 

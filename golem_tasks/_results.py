@@ -22,6 +22,8 @@ from .task import Task
 if TYPE_CHECKING:  # pragma: no cover
     from .golem import Golem
 
+_SLICE = 0.25
+
 
 class FragmentResult(NamedTuple):
     """One finished fragment from ``as_completed``.
@@ -76,13 +78,17 @@ class JobRun:
             in_flight += 1
         return in_flight
 
-    def remaining(self) -> Optional[float]:
+    def remaining(self) -> float:
+        """How long the next wait may block. Waits are cut into short slices so that
+        Ctrl-C is handled promptly even where a blocked lock wait is not interrupted
+        by signals (Windows, or a signal delivered to another thread); a result that
+        arrives ends the wait at once, so this adds no latency."""
         if self.deadline is None:
-            return None
+            return _SLICE
         left = self.deadline - time.monotonic()
         if left <= 0:
             self.timed_out()
-        return left
+        return min(left, _SLICE)
 
     def timed_out(self) -> None:
         job = self.job
@@ -99,9 +105,8 @@ class JobRun:
                 if not pending:
                     return
                 fragment = pending.popleft()
-                done, _ = wait_futures([fragment.future], timeout=self.remaining())
-                if not done:
-                    self.timed_out()
+                while not wait_futures([fragment.future], timeout=self.remaining())[0]:
+                    pass
                 yield _outcome(fragment, return_exceptions)
 
     def completed(self, return_exceptions: bool) -> Iterator[Fragment]:
@@ -115,13 +120,18 @@ class JobRun:
                 in_flight = self.feed(in_flight, track)
                 if in_flight == 0:
                     return
-                try:
-                    fragment = self.done_queue.get(timeout=self.remaining())
-                except queue.Empty:
-                    self.timed_out()
+                fragment = self._next_done()
                 in_flight -= 1
                 _outcome(fragment, return_exceptions)  # raises a failure unless asked not to
                 yield fragment
+
+
+    def _next_done(self) -> Fragment:
+        while True:
+            try:
+                return self.done_queue.get(timeout=self.remaining())
+            except queue.Empty:
+                continue
 
 
 def _outcome(fragment: Fragment, return_exceptions: bool) -> Any:

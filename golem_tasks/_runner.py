@@ -272,8 +272,8 @@ class Runner:
     def _rejected(self, fragment: Fragment, reason: str, retry: bool, session: Session, started: float) -> None:
         cause = TaskRejected(f"task rejected: {reason}", item=fragment.item, index=fragment.index)
         if not retry:
+            cause.attempts = list(fragment.causes)  # earlier attempts; this one is the error itself
             fragment.causes.append(cause)
-            cause.attempts = list(fragment.causes)
             self.fail(fragment, cause, session.info.id)
             return
         with self.pool._lock:

@@ -192,6 +192,8 @@ class FragmentFailed(GolemTasksError):
     def __str__(self) -> str:
         lines = [self.message]
         for number, cause in enumerate(self.attempts, 1):
+            if cause is self:
+                continue
             first_line = str(cause).splitlines()[0] if str(cause) else ""
             lines.append(f"  attempt {number}: {type(cause).__name__}: {first_line}")
         return "\n".join(lines)

@@ -60,7 +60,8 @@ class RetryPolicy:
 
     max_retries: int = attrs.field(default=3, validator=_non_negative_int("max_retries"))
     retry_on: RetryOn = attrs.field(default=INFRASTRUCTURE_ERRORS, validator=_check_retry_on)
-    wait: Any = attrs.field(factory=lambda: tenacity.wait_exponential_jitter(initial=0.2, max=10, jitter=0.2))
+    wait: Any = attrs.field(factory=lambda: tenacity.wait_exponential(multiplier=0.1, min=0.2, max=10)
+                            + tenacity.wait_random(0, 0.2))
     provider_failure_limit: int = attrs.field(default=3, validator=_non_negative_int("provider_failure_limit"))
 
     def should_retry(self, exc: BaseException) -> bool:
