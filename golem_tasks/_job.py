@@ -80,8 +80,6 @@ class Job:
         self.retried = 0
         self.started = time.monotonic()
         self.tallies: Dict[str, ProviderTally] = {}
-        #: Sessions running this job's fragments, so an abort can cancel them.
-        self.sessions: Set[Any] = set()
 
     def new_fragment(self, args: Tuple[Any, ...]) -> Fragment:
         fragment = Fragment(self, self.submitted, args, Future())

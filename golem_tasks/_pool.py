@@ -39,7 +39,7 @@ INITIALIZER_ATTEMPTS = 3
 
 
 class Slot:
-    __slots__ = ("cond", "session", "provider_id", "engaging", "exit", "dirty", "waiting_for")
+    __slots__ = ("cond", "session", "provider_id", "engaging", "exit", "dirty", "waiting_for", "job")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
@@ -49,6 +49,7 @@ class Slot:
         self.exit = False
         self.dirty = False  # its session was cancelled mid-batch: never reuse it
         self.waiting_for: Optional[Job] = None
+        self.job: Optional[Job] = None  # the job whose fragment it is running
 
 
 class Pool:
@@ -93,7 +94,7 @@ class Pool:
             for fragment in dropped:
                 self._queue.remove(fragment)
                 job.queued -= 1
-            running = [s for s in self._slots if s.session is not None and s.session in job.sessions]
+            running = [s for s in self._slots if s.job is job]
             for slot in running:
                 slot.dirty = True
             self._notify_all()
@@ -209,6 +210,7 @@ class Pool:
                         if stream_job is None:
                             fragment.job.running += 1
                             self._running += 1
+                            slot.job = fragment.job
                         return fragment
                     if fragment.not_before > now and (stream_job is None or fragment.job is stream_job):
                         wake_at = min(wake_at or fragment.not_before, fragment.not_before)
@@ -229,8 +231,9 @@ class Pool:
             fragment.not_before = time.monotonic() + delay if delay > 0 else 0.0
             self._enqueue(fragment, front=True)
 
-    def finished_running(self, job: Job) -> None:
+    def finished_running(self, job: Job, slot: Slot) -> None:
         with self._lock:
+            slot.job = None
             job.running -= 1
             self._running -= 1
             self._changed.notify_all()

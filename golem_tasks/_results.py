@@ -12,7 +12,7 @@ import collections
 import queue
 import time
 from concurrent.futures import CancelledError, Future
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, Callable, Deque, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 from ._job import Fragment, Job
@@ -105,8 +105,7 @@ class JobRun:
                 if not pending:
                     return
                 fragment = pending.popleft()
-                while not wait_futures([fragment.future], timeout=self.remaining())[0]:
-                    pass
+                self._wait(fragment.future)
                 yield _outcome(fragment, return_exceptions)
 
     def completed(self, return_exceptions: bool) -> Iterator[Fragment]:
@@ -126,10 +125,24 @@ class JobRun:
                 yield fragment
 
 
+    def _wait(self, future: Future) -> None:
+        # future.exception() returns a fragment's own error (even a TimeoutError)
+        # instead of raising it, so TimeoutError here can only mean the slice ended.
+        while True:
+            timeout = self.remaining()  # raises JobTimeoutError: keep it out of the try
+            try:
+                future.exception(timeout=timeout)
+                return
+            except CancelledError:
+                return
+            except FuturesTimeoutError:
+                continue
+
     def _next_done(self) -> Fragment:
         while True:
+            timeout = self.remaining()
             try:
-                return self.done_queue.get(timeout=self.remaining())
+                return self.done_queue.get(timeout=timeout)
             except queue.Empty:
                 continue
 

@@ -76,7 +76,7 @@ class Runner:
                 else:
                     outcome = self._run_one(session, ctx, fragment)
             finally:
-                self.pool.finished_running(job)
+                self.pool.finished_running(job, slot)
             if outcome is Outcome.LOST:
                 return "provider lost", True
             if outcome is Outcome.INFRA_ERROR:
@@ -96,7 +96,7 @@ class Runner:
             gen = _driver.start(self.initializer, WorkContext(session.info))
             _driver.drive(gen, self._executor(session, None, lambda: None))
         except BaseException as exc:  # any failure, even the initializer's own bug, is reported
-            if self.emitter:
+            if self.emitter.wants(ev.InitializerFailed):
                 self.emit(ev.InitializerFailed(provider_id=session.info.id, provider_name=session.info.name,
                                                reason=_reason(exc)))
             logger.warning("initializer failed on provider %s: %s", session.info.id, exc)
@@ -122,9 +122,6 @@ class Runner:
             value = _driver.drive(gen, self._executor(session, job, lambda: fragment.deadline))
         except BaseException as exc:
             return self._attempt_failed(fragment, exc, session, started)
-        finally:
-            with self.pool._lock:
-                job.sessions.discard(session)
         self.succeed(fragment, value, session.info, started)
         return Outcome.OK
 
@@ -132,9 +129,7 @@ class Runner:
         job = fragment.job
         started = time.monotonic()
         fragment.deadline = started + job.fragment_timeout if job.fragment_timeout else None
-        with self.pool._lock:
-            job.sessions.add(session)
-        if self.emitter:
+        if self.emitter.wants(ev.FragmentStarted):
             self.emit(ev.FragmentStarted(job_id=job.id, index=fragment.index, provider_id=session.info.id,
                                          attempt=fragment.attempt))
         return started
@@ -178,9 +173,6 @@ class Runner:
         except BaseException as exc:
             outcomes = [self._attempt_failed(f, exc, session, s) for f, s in list(held.values())]
             return _worst(outcomes) if outcomes else _classify(exc)
-        finally:
-            with self.pool._lock:
-                job.sessions.discard(session)
         for fragment, started in list(held.values()):
             settle(fragment)
             error = WorkerError("the worker finished without calling accept_result() or "
@@ -230,7 +222,7 @@ class Runner:
             tally.busy += elapsed
         if not fragment.future.done():
             fragment.future.set_result(value)
-        if self.emitter:
+        if self.emitter.wants(ev.FragmentFinished):
             self.emit(ev.FragmentFinished(job_id=job.id, index=fragment.index, provider_id=info.id,
                                           attempt=fragment.attempt, duration=elapsed))
 
@@ -262,7 +254,7 @@ class Runner:
         delay = self.pool.policy.delay(len(fragment.causes))
         with self.pool._lock:
             fragment.job.retried += 1
-        if self.emitter:
+        if self.emitter.wants(ev.FragmentRetried):
             self.emit(ev.FragmentRetried(job_id=fragment.job.id, index=fragment.index, provider_id=provider_id,
                                          attempt=len(fragment.causes), reason=_reason(exc), delay=delay))
         logger.info("fragment %s of job %s failed on %s (%s); retrying in %.2f s",
@@ -303,7 +295,7 @@ class Runner:
                 future.set_exception(error)
             except Exception:  # resolved meanwhile by a cancel; keep that outcome
                 pass
-        if self.emitter and not quiet:
+        if not quiet and self.emitter.wants(ev.FragmentFailed):
             self.emit(ev.FragmentFailed(job_id=job.id, index=fragment.index, provider_id=provider_id,
                                         attempts=max(1, len(fragment.causes)), reason=_reason(error)))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import attrs
 
@@ -136,25 +136,36 @@ Consumer = Callable[[Event], None]
 
 
 class Emitter:
-    """Calls every consumer with every event; a failing consumer is logged, not raised."""
+    """Calls every consumer with every event it asked for; a failing consumer is logged,
+    not raised. ``wants(kind)`` lets the scheduler skip building events nobody reads,
+    which keeps per-fragment overhead low when only job-level consumers are installed."""
 
     def __init__(self) -> None:
-        self._consumers: Tuple[Consumer, ...] = ()
+        self._consumers: Tuple[Tuple[Consumer, Tuple[type, ...]], ...] = ()
+        self._wanted: Dict[type, bool] = {}
 
-    def add(self, consumer: Consumer) -> None:
+    def add(self, consumer: Consumer, kinds: Tuple[type, ...] = (Event,)) -> None:
         if not callable(consumer):
             raise TypeError(f"an event consumer must be callable, got {consumer!r}")
         # Replace the tuple rather than mutate it so emit() never needs a lock.
-        self._consumers = self._consumers + (consumer,)
+        self._consumers = self._consumers + ((consumer, tuple(kinds)),)
+        self._wanted = {}
 
     def remove(self, consumer: Consumer) -> None:
-        self._consumers = tuple(c for c in self._consumers if c is not consumer)
+        self._consumers = tuple(c for c in self._consumers if c[0] is not consumer)
+        self._wanted = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._consumers)
+    def wants(self, kind: type) -> bool:
+        """True when some consumer takes events of class ``kind``."""
+        wanted = self._wanted.get(kind)
+        if wanted is None:
+            wanted = self._wanted[kind] = any(issubclass(kind, k) for _, kinds in self._consumers for k in kinds)
+        return wanted
 
     def emit(self, event: Event) -> None:
-        for consumer in self._consumers:
+        for consumer, kinds in self._consumers:
+            if not isinstance(event, kinds):
+                continue
             try:
                 consumer(event)
             except Exception:  # a bad consumer must not break the run (Future._invoke_callbacks)

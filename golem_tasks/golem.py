@@ -123,9 +123,9 @@ class Golem:
 
     def _install_consumers(self, events: Any, progress: Optional[bool]) -> None:
         from .progress import ProgressBar, SummaryLogger, progress_wanted
-        self._events.add(SummaryLogger())
+        self._events.add(SummaryLogger(), kinds=(ev.JobFinished,))
         if progress_wanted(progress):
-            self._events.add(ProgressBar())
+            self._events.add(ProgressBar(), kinds=(ev.JobEvent,))
         if events is None:
             return
         for consumer in ([events] if callable(events) else list(events)):
@@ -235,7 +235,7 @@ class Golem:
                  return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
                  fragment_timeout: Optional[float], stream: bool, total: Optional[int]) -> Iterator[Any]:
         job = self._new_job(kind, worker, max_workers, fragment_timeout, stream=stream)
-        if self._events:
+        if self._events.wants(ev.JobStarted):
             self._events.emit(ev.JobStarted(job_id=job.id, kind=kind, total=total))
         window = self.window if not stream else max(self.window, 2 * job.limit)
         run = JobRun(self, job, data, timeout=timeout, window=window)
@@ -274,7 +274,7 @@ class Golem:
                 reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
                     else f"{type(error).__name__}"
                 self._pool.abort(job, BatchCancelled(f"the job was cancelled: {reason}"))
-            if self._events:
+            if self._events.wants(ev.JobFinished):
                 failure = None if error is None or isinstance(error, GeneratorExit) else \
                     f"{type(error).__name__}: {error}".splitlines()[0]
                 self._events.emit(ev.JobFinished(
