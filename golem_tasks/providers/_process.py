@@ -1,0 +1,91 @@
+"""Running a program as a process group: wait for it without polling, kill all of it,
+and keep the tail of its output.
+
+The program is started with ``start_new_session=True``, so it leads a new process
+group and one ``killpg`` reaches everything it started (forks, orphans, and with
+bwrap the whole sandbox). POSIX only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from typing import IO
+
+#: Bytes of stdout and of stderr kept per program (the last ones).
+OUTPUT_CAP = 1024 * 1024
+
+_READ_CHUNK = 64 * 1024
+
+
+class OutputTail:
+    """Reads a pipe to its end in a thread, keeping only the last :data:`OUTPUT_CAP` bytes.
+
+    Attributes:
+        dropped: how many bytes from the start were dropped.
+    """
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.dropped = 0
+        self._cap = OUTPUT_CAP
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True,
+                                        name="golem_tasks-output")
+        self._thread.start()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        with pipe, contextlib.suppress(OSError):
+            while True:
+                chunk = os.read(pipe.fileno(), _READ_CHUNK)
+                if not chunk:
+                    return
+                self._data += chunk
+                if len(self._data) > 2 * self._cap:  # trim in bulk: appends stay cheap
+                    self._trim()
+
+    def _trim(self) -> None:
+        excess = len(self._data) - self._cap
+        if excess > 0:
+            del self._data[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        """The output decoded as UTF-8 (bad bytes replaced); call once the group is dead."""
+        # Everything holding the pipe was killed, so EOF is near. Only a process that
+        # left the group (setsid, host sandbox only) can keep it open: do not wait for it.
+        self._thread.join(timeout=1.0)
+        self._trim()
+        return bytes(self._data).decode("utf-8", errors="replace")
+
+
+def exit_event(proc: subprocess.Popen) -> threading.Event:
+    """An event set when ``proc`` exits.
+
+    ``proc`` is left unreaped (``WNOWAIT``): until the caller reaps it with
+    ``proc.wait()``, its pid, which is also its process group id, cannot be reused, so
+    :func:`kill_group` cannot hit a stranger's group.
+    """
+    exited = threading.Event()
+
+    def wait() -> None:
+        try:
+            if hasattr(os, "waitid"):
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            else:  # pragma: no cover - platforms without waitid(): reaps, see above
+                proc.wait()
+        except OSError:
+            pass  # already reaped (e.g. SIGCHLD ignored): it has exited either way
+        finally:
+            exited.set()
+
+    threading.Thread(target=wait, daemon=True, name="golem_tasks-wait").start()
+    return exited
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group; a group already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,528 @@
+"""LocalProvider: sandbox choice, runs, transfers, path safety, timeouts, cancel, cleanup.
+
+Most tests run against both sandbox kinds. Scripts refer to the sandbox through
+$GOLEM_INPUT/$GOLEM_OUTPUT/$GOLEM_WORK, which works in both (the host kind does not
+rewrite paths written inside scripts).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import pytest
+
+from golem_tasks.commands import (
+    DownloadBytes,
+    DownloadFile,
+    DownloadJson,
+    Run,
+    SendBytes,
+    SendFile,
+    SendJson,
+)
+from golem_tasks.errors import (
+    BatchCancelled,
+    BatchTimeoutError,
+    CommandExecutionError,
+    ConfigurationError,
+    ProviderError,
+)
+from golem_tasks.providers import _process, _sandbox, local
+from golem_tasks.providers.local import LocalProvider, LocalSession
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_problem() -> Optional[str]:
+    """Why bwrap cannot be used here, or None when it can."""
+    bwrap, reason = _sandbox.probe_bwrap(network=False)
+    return None if bwrap else reason
+
+
+@pytest.fixture(params=["host", "bwrap"])
+def kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "bwrap" and bwrap_problem():
+        pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
+    return request.param
+
+
+@pytest.fixture
+def bwrap_only() -> None:
+    if bwrap_problem():
+        pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
+
+
+@pytest.fixture
+def provider(kind: str, tmp_path: Path):
+    with LocalProvider(tmp_path / "root", sandbox=kind, volumes=("/golem/resource",)) as provider:
+        yield provider
+
+
+@pytest.fixture
+def session(provider: LocalProvider):
+    session = provider.engage()
+    yield session
+    session.release()
+
+
+#: The interpreter outside any venv: a venv under /tmp is hidden by the sandbox's private /tmp.
+PYTHON = os.path.realpath(sys.executable)
+
+
+def sh(script: str, *args: str, check: bool = True, env: Optional[dict] = None) -> Run:
+    return Run(("/bin/sh", "-c", script, "sh", *args), env=env, check=check)
+
+
+def marker_pids(marker: str) -> List[int]:
+    """Pids of live (non-zombie) processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def sleep_count(pids: List[int]) -> int:
+    """How many of ``pids`` are `sleep` processes (argv[0] ends in 'sleep')."""
+    count = 0
+    for pid in pids:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        count += argv0.endswith(b"sleep")
+    return count
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    # Polling is the only way to observe processes outside our control.
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def unique_sleep() -> str:
+    """A sleep duration (~30 s) nobody else uses: it marks our processes in /proc."""
+    return f"30.{random.randrange(10**8):08d}"
+
+
+class Background:
+    """Runs ``session.execute`` in a thread and keeps what it returned or raised."""
+
+    def __init__(self, session: LocalSession, commands: list, timeout: Optional[float] = None) -> None:
+        self.error: Optional[BaseException] = None
+        self.result = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(session, commands, timeout))
+        self.thread.start()
+
+    def _run(self, session: LocalSession, commands: list, timeout: Optional[float]) -> None:
+        try:
+            self.result = session.execute(commands, timeout=timeout)
+        except BaseException as exc:  # noqa: B902 - handed to the test thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+# -- running programs ----------------------------------------------------------------
+
+
+def test_date_runs(session: LocalSession) -> None:
+    [result] = session.execute([Run(("date", "+%Y"))], timeout=30)
+    assert result.exit_code == 0
+    assert result.stdout.strip() == time.strftime("%Y")
+
+
+def test_failing_run_raises_and_stops_the_batch(session: LocalSession) -> None:
+    commands = [sh("echo first"), sh("echo oops >&2; exit 3"), sh('touch "$GOLEM_WORK/after"')]
+    with pytest.raises(CommandExecutionError) as caught:
+        session.execute(commands, timeout=30)
+    error = caught.value
+    assert (error.exit_code, error.index, error.provider) == (3, 1, session.info.id)
+    assert error.stderr == "oops\n"
+    assert [r.stdout for r in error.results] == ["first\n"]
+    assert not Path(session.directory, "work", "after").exists()
+
+
+def test_check_false_returns_the_exit_code(session: LocalSession) -> None:
+    results = session.execute([sh("exit 5", check=False), sh("echo next")], timeout=30)
+    assert [r.exit_code for r in results] == [5, 0]
+    assert not results[0].success
+
+
+def test_stdout_and_stderr_are_captured_and_decoded(session: LocalSession) -> None:
+    [result] = session.execute([sh(r"printf 'out\377\n'; printf 'err\n' >&2")], timeout=30)
+    assert result.stdout == "out\ufffd\n"
+    assert result.stderr == "err\n"
+
+
+def test_output_keeps_only_the_last_bytes(session: LocalSession, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(_process, "OUTPUT_CAP", 1000)
+    script = "import sys; sys.stdout.write('a' * 5000 + 'b' * 1000)"
+    with caplog.at_level(logging.WARNING, logger=local.__name__):
+        [result] = session.execute([Run((PYTHON, "-c", script))], timeout=30)
+    assert result.stdout == "b" * 1000
+    assert "dropped the first 5000 bytes of stdout" in caplog.text
+
+
+def test_environment(session: LocalSession, kind: str, monkeypatch) -> None:
+    monkeypatch.setenv("YAGNA_APPKEY", "secret")
+    monkeypatch.setenv("GOLEM_TASKS_TEST_OUTER", "outer")
+    script = 'echo "$FOO|$YAGNA_APPKEY|$GOLEM_TASKS_TEST_OUTER|$GOLEM_WORK|$(pwd)"'
+    [result] = session.execute([sh(script, env={"FOO": "bar"})], timeout=30)
+    work = "/golem/work" if kind == "bwrap" else os.path.join(session.directory, "work")
+    assert result.stdout.strip() == f"bar|||{work}|{work}"
+
+
+def test_program_not_found(session: LocalSession) -> None:
+    with pytest.raises(CommandExecutionError) as caught:
+        session.execute([Run(("golem-tasks-no-such-program", "x"))], timeout=30)
+    assert caught.value.exit_code == 127
+    assert "golem-tasks-no-such-program" in str(caught.value)
+
+
+def test_program_not_executable(session: LocalSession) -> None:
+    commands = [SendBytes(b"#!/bin/sh\necho hi\n", "/golem/work/job.sh"), Run(("/golem/work/job.sh",))]
+    with pytest.raises(CommandExecutionError) as caught:
+        session.execute(commands, timeout=30)
+    assert caught.value.exit_code == 127
+    assert "/golem/work/job.sh" in str(caught.value) and "Permission denied" in str(caught.value)
+
+
+def test_leftover_background_process_is_killed(session: LocalSession) -> None:
+    marker = unique_sleep()
+    start = time.monotonic()
+    [result] = session.execute([sh(f"sleep {marker} & echo started")], timeout=20)
+    assert result.stdout == "started\n"
+    assert time.monotonic() - start < 10  # did not wait for the sleep holding the pipe
+    assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+
+
+# -- transfers -------------------------------------------------------------------------
+
+
+def test_send_run_download_round_trip(session: LocalSession, tmp_path: Path) -> None:
+    local_file = tmp_path / "job.txt"
+    local_file.write_text("from a file")
+    script = ('cat "$GOLEM_INPUT/task.json" > "$GOLEM_OUTPUT/result.json"; '
+              'cat "$GOLEM_INPUT/raw.bin" "$GOLEM_INPUT/../resource/sub/job.txt" > "$GOLEM_OUTPUT/raw.bin"')
+    results = session.execute([
+        SendJson.of({"word": "hello"}, "/golem/input/task.json"),
+        SendBytes(b"\x00\x01", "/golem/input/raw.bin"),
+        SendFile(local_file, "/golem/resource/sub/job.txt"),
+        sh(script),
+        DownloadJson("/golem/output/result.json"),
+        DownloadBytes("/golem/output/raw.bin"),
+        DownloadFile("/golem/output/raw.bin", tmp_path / "new" / "dir" / "raw.bin"),
+    ], timeout=30)
+    assert results[4].data == {"word": "hello"}
+    assert results[5].data == b"\x00\x01from a file"
+    assert results[6].data == tmp_path / "new" / "dir" / "raw.bin"
+    assert results[6].data.read_bytes() == b"\x00\x01from a file"
+
+
+def test_download_json_parse_error(session: LocalSession) -> None:
+    commands = [SendBytes(b"not json", "/golem/output/bad.json"), DownloadJson("/golem/output/bad.json")]
+    with pytest.raises(CommandExecutionError, match="not valid JSON") as caught:
+        session.execute(commands, timeout=30)
+    assert caught.value.index == 1
+
+
+def test_download_limit(session: LocalSession) -> None:
+    session.execute([SendBytes(b"x" * 100, "/golem/output/big")], timeout=30)
+    [result] = session.execute([DownloadBytes("/golem/output/big", limit=100)], timeout=30)
+    assert result.data == b"x" * 100
+    with pytest.raises(CommandExecutionError, match="larger than the download limit of 99 bytes"):
+        session.execute([DownloadBytes("/golem/output/big", limit=99)], timeout=30)
+
+
+def test_missing_files_are_named(session: LocalSession, tmp_path: Path) -> None:
+    with pytest.raises(CommandExecutionError, match="/golem/output/nothing does not exist"):
+        session.execute([DownloadBytes("/golem/output/nothing")], timeout=30)
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(CommandExecutionError, match=f"cannot read the local file {missing}"):
+        session.execute([SendFile(missing, "/golem/input/x")], timeout=30)
+
+
+@pytest.mark.parametrize("dst", ["/golem/elsewhere/x", "/etc/x", "/golem/input"])
+def test_send_outside_writable_dirs_is_refused(session: LocalSession, dst: str) -> None:
+    writable = "/golem/input, /golem/output, /golem/work, /golem/resource"
+    with pytest.raises(CommandExecutionError, match=writable):
+        session.execute([SendBytes(b"x", dst)], timeout=30)
+    assert not Path(session.directory, "elsewhere").exists()
+
+
+def test_download_through_symlink_out_of_sandbox_is_refused(session: LocalSession, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    session.execute([Run(("ln", "-s", str(secret), "/golem/output/link"))], timeout=30)
+    Path(session.directory, "output", "link2").symlink_to("/etc/passwd")
+    for name in ("link", "link2"):
+        with pytest.raises(CommandExecutionError, match="outside the sandbox"):
+            session.execute([DownloadBytes(f"/golem/output/{name}")], timeout=30)
+
+
+def test_send_through_symlinks_never_writes_outside(session: LocalSession, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("original")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Path(session.directory, "input", "file-link").symlink_to(victim)
+    Path(session.directory, "input", "dir-link").symlink_to(outside)
+    session.execute([SendBytes(b"new", "/golem/input/file-link")], timeout=30)
+    assert victim.read_text() == "original"  # the link itself was replaced
+    assert Path(session.directory, "input", "file-link").read_bytes() == b"new"
+    with pytest.raises(CommandExecutionError, match="outside the sandbox"):
+        session.execute([SendBytes(b"new", "/golem/input/dir-link/x")], timeout=30)
+    assert list(outside.iterdir()) == []
+
+
+def test_download_file_replaces_a_local_symlink(session: LocalSession, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("original")
+    dst = tmp_path / "dst"
+    dst.symlink_to(victim)
+    session.execute([SendBytes(b"downloaded", "/golem/output/f"), DownloadFile("/golem/output/f", dst)],
+                    timeout=30)
+    assert victim.read_text() == "original"
+    assert not dst.is_symlink() and dst.read_bytes() == b"downloaded"
+
+
+def test_download_file_relative_dst(session: LocalSession, tmp_path: Path, monkeypatch) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    session.execute([SendBytes(b"data", "/golem/output/f")], timeout=30)
+    [result] = session.execute([DownloadFile("/golem/output/f", "sub/../inside")], timeout=30)
+    assert (cwd / "inside").read_bytes() == b"data"
+    assert result.data == Path("sub/../inside")
+    with pytest.raises(CommandExecutionError, match="leaves the current directory"):
+        session.execute([DownloadFile("/golem/output/f", "sub/../../escaped")], timeout=30)
+    assert not (tmp_path / "escaped").exists()
+
+
+# -- timeout and cancel ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_batch_timeout_kills_the_process_group(session: LocalSession) -> None:
+    marker = unique_sleep()
+    # The subshell exits at once, so its sleep is an orphan: only the group reaches it.
+    run = Background(session, [sh(f"(sleep {marker} &); sleep {marker}")], timeout=1.0)
+    assert wait_for(lambda: sleep_count(marker_pids(marker)) == 2)
+    pids = marker_pids(marker)
+    assert run.done.wait(10)
+    assert isinstance(run.error, BatchTimeoutError)
+    assert wait_for(lambda: not any(pid in marker_pids(marker) for pid in pids)), marker_pids(marker)
+
+
+def test_cancel_from_another_thread_stops_the_run(session: LocalSession) -> None:
+    marker = unique_sleep()
+    run = Background(session, [sh(f"(sleep {marker} &); sleep {marker}"), sh("echo never")])
+    assert wait_for(lambda: sleep_count(marker_pids(marker)) == 2)
+    cancelled_at = time.monotonic()
+    session.cancel()
+    assert run.done.wait(10)
+    assert time.monotonic() - cancelled_at < 2.0  # the sleeps would have taken 30 s
+    assert isinstance(run.error, BatchCancelled)
+    assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+
+
+def test_interrupted_wait_still_kills_the_program(session: LocalSession, monkeypatch) -> None:
+    marker = unique_sleep()
+    real_exit_event = _process.exit_event
+
+    class Interrupted:
+        """Raises KeyboardInterrupt (Ctrl-C) in the first wait, as if the user hit it."""
+
+        def __init__(self, proc) -> None:
+            self.event = real_exit_event(proc)
+            self.waits = 0
+
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            self.waits += 1
+            if self.waits == 1:
+                raise KeyboardInterrupt
+            return self.event.wait(timeout)
+
+    monkeypatch.setattr(_process, "exit_event", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        session.execute([sh(f"sleep {marker}")], timeout=30)
+    assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+
+
+def test_execute_after_cancel_is_cancelled(session: LocalSession) -> None:
+    session.cancel()
+    with pytest.raises(BatchCancelled):
+        session.execute([sh('touch "$GOLEM_WORK/ran"')], timeout=30)
+    assert not Path(session.directory, "work", "ran").exists()
+
+
+# -- sandbox kinds -----------------------------------------------------------------------
+
+
+def test_bwrap_host_filesystem_is_read_only(bwrap_only, tmp_path: Path) -> None:
+    with LocalProvider(tmp_path / "root", sandbox="bwrap") as provider:
+        session = provider.engage()
+        name = f"golem-tasks-test-{random.randrange(10**8)}"
+        results = session.execute([
+            sh(f"touch /usr/{name}", check=False),
+            sh(f"touch /tmp/{name}"),  # /tmp is a private tmpfs: writable, but not the host's
+            Run(("ls", "-A", "/run")),  # /run too: no host daemon sockets
+        ], timeout=30)
+    assert results[0].exit_code != 0 and "Read-only file system" in results[0].stderr
+    assert not Path("/usr", name).exists()
+    assert results[1].exit_code == 0 and not Path("/tmp", name).exists()
+    assert results[2].stdout == ""
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_bwrap_network(bwrap_only, tmp_path: Path, network: bool) -> None:
+    script = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)"
+    with socket.socket() as server, LocalProvider(tmp_path, sandbox="bwrap", network=network) as provider:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = str(server.getsockname()[1])
+        [result] = provider.engage().execute([Run((PYTHON, "-c", script, port), check=False)],
+                                             timeout=30)
+    if network:
+        assert result.exit_code == 0, result.stderr
+    else:
+        assert result.exit_code != 0 and "ConnectionRefusedError" in result.stderr
+
+
+def test_bwrap_golem_dirs_are_mount_points(bwrap_only, tmp_path: Path) -> None:
+    with LocalProvider(tmp_path, sandbox="bwrap", volumes=("/golem/resource",)) as provider:
+        [result] = provider.engage().execute([Run(("cat", "/proc/self/mountinfo"))], timeout=30)
+    mount_points = {line.split()[4] for line in result.stdout.splitlines()}
+    expected = {"/golem", "/golem/input", "/golem/output", "/golem/work", "/golem/resource"}
+    assert expected <= mount_points
+
+
+def test_host_rewrites_golem_arguments(tmp_path: Path) -> None:
+    with LocalProvider(tmp_path, sandbox="host") as provider:
+        session = provider.engage()
+        script = 'echo "$1 $2 $3 $X"'
+        [result] = session.execute(
+            [sh(script, "/golem/input/a", "/golemish", "--out=/golem/x", env={"X": "/golem/output/b"})],
+            timeout=30)
+    expected = f"{session.directory}/input/a /golemish --out=/golem/x {session.directory}/output/b"
+    assert result.stdout.strip() == expected
+
+
+def test_host_runs_golem_program_paths(tmp_path: Path) -> None:
+    with LocalProvider(tmp_path, sandbox="host") as provider:
+        session = provider.engage()
+        results = session.execute([SendBytes(b"#!/bin/sh\necho ran\n", "/golem/work/job.sh"),
+                                   Run(("chmod", "+x", "/golem/work/job.sh")),
+                                   Run(("/golem/work/job.sh",))], timeout=30)
+    assert results[-1].stdout == "ran\n"
+
+
+# -- choosing the sandbox ------------------------------------------------------------------
+
+
+def test_bwrap_missing_is_a_configuration_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        LocalProvider(tmp_path / "root", sandbox="bwrap")
+    assert "apt-get install bubblewrap" in str(caught.value) and "sandbox='host'" in str(caught.value)
+    assert not (tmp_path / "root").exists()
+
+
+def test_automatic_choice_falls_back_to_host_and_says_why(tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger=local.__name__), LocalProvider(tmp_path) as provider:
+        assert provider.sandbox == "host"
+    assert "host sandbox: bwrap is not on PATH" in caplog.text
+
+
+def test_automatic_choice_prefers_bwrap(bwrap_only, tmp_path: Path) -> None:
+    with LocalProvider(tmp_path) as provider:
+        assert provider.sandbox == "bwrap"
+        assert provider.engage().info.properties["sandbox"] == "bwrap"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sandbox": "docker"}, "sandbox must be None"),
+    ({"sandbox": "host", "volumes": ("/data",)}, "under /golem/"),
+    ({"sandbox": "host", "volumes": ("/golem/../etc",)}, "normalised"),
+    ({"sandbox": "host", "volumes": "/golem/resource"}, "use volumes=\\('/golem/resource',\\)"),
+])
+def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        LocalProvider(tmp_path, **kwargs)
+
+
+# -- sessions and cleanup ----------------------------------------------------------------
+
+
+def test_sessions_get_fresh_ids_and_directories(provider: LocalProvider, kind: str) -> None:
+    first = provider.engage()
+    second = provider.engage(exclude={"local-3"})
+    assert (first.info.id, second.info.id) == ("local-1", "local-2")
+    assert provider.engage(exclude={"local-3", "local-4"}).info.id == "local-5"
+    props = second.info.properties
+    assert props["sandbox"] == kind and props["directory"] == second.directory
+    assert Path(second.directory).parent == provider.root
+    for sub in ("input", "output", "work", "resource"):
+        assert Path(second.directory, sub).is_dir()
+    assert provider.default_max_workers == os.cpu_count()
+
+
+def test_release_removes_the_directory(session: LocalSession) -> None:
+    directory = Path(session.directory)
+    script = 'mkdir "$GOLEM_WORK/locked"; touch "$GOLEM_WORK/locked/f"; chmod 500 "$GOLEM_WORK/locked"'
+    session.execute([sh(script)], timeout=30)
+    session.release()
+    assert not directory.exists()
+    session.release()  # idempotent
+    with pytest.raises(BatchCancelled):
+        session.execute([sh("true")], timeout=30)
+
+
+def test_close_releases_sessions_and_is_idempotent(kind: str) -> None:
+    provider = LocalProvider(sandbox=kind)
+    session = provider.engage()
+    root = provider.root
+    assert Path(session.directory).is_dir()
+    provider.close()
+    provider.close()
+    assert not root.exists()
+    with pytest.raises(ProviderError, match="closed"):
+        provider.engage()
+
+
+def test_keep_leaves_directories(tmp_path: Path) -> None:
+    with LocalProvider(tmp_path, sandbox="host", keep=True) as provider:
+        session = provider.engage()
+        session.execute([SendBytes(b"kept", "/golem/output/f")], timeout=30)
+        session.release()
+    assert Path(session.directory, "output", "f").read_bytes() == b"kept"
+
+
+def test_engage_honours_abort(tmp_path: Path) -> None:
+    abort = threading.Event()
+    abort.set()
+    with LocalProvider(tmp_path, sandbox="host") as provider, pytest.raises(ProviderError, match="aborted"):
+        provider.engage(abort=abort)
+
