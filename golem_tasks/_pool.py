@@ -78,12 +78,20 @@ class Pool:
 
     # ----------------------------------------------------------------- caller side
     def submit(self, fragment: Fragment) -> None:
+        """Queue ``fragment``; on a broken pool its future fails at once with the
+        pool's error, so callers report it in place like any other failure."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit work after the Golem was shut down")
-            if self._broken is not None:
-                raise self._broken
-            self._enqueue(fragment)
+            broken = self._broken
+            if broken is None:
+                self._enqueue(fragment)
+                return
+        self.runner.fail(fragment, broken, provider_id=None)
+
+    @property
+    def broken(self) -> Optional[BrokenPool]:
+        return self._broken
 
     def abort(self, job: Job, error: BaseException, wait: float = 5.0) -> None:
         """Stop ``job`` now: drop its queued fragments, kill its running commands, and

@@ -151,6 +151,8 @@ class Golem:
         """Run ``worker(ctx, *args)`` on a provider; returns a ``concurrent.futures.Future``."""
         self._check_open()
         _driver.check_worker(worker)
+        if self._pool.broken is not None:
+            raise self._pool.broken  # like BrokenThreadPool from ThreadPoolExecutor.submit
         with self._lock:
             if self._submit_job is None:
                 self._submit_job = self._new_job("submit", worker, None, None)
@@ -243,7 +245,11 @@ class Golem:
             yield from run.ordered(return_exceptions)
         elif stream:
             for fragment in run.completed(return_exceptions):
-                yield fragment.task
+                task = fragment.task
+                error = fragment.future.exception()
+                if error is not None and task.exception is None:
+                    task._failed(error)  # failed without reaching the runner (pool broken, cancelled)
+                yield task
         else:
             for fragment in run.completed(return_exceptions):
                 value = fragment.future.exception() or fragment.future.result()

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # CI runs on 2 cores: a bounded example count keeps the property tests within minutes.
-settings.register_profile("ci", max_examples=40, deadline=None,
+settings.register_profile("ci", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=100, deadline=None,
+settings.register_profile("dev", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
