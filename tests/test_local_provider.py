@@ -60,9 +60,19 @@ def bwrap_only() -> None:
         pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
 
 
+@pytest.fixture(params=["pidfd", "threads"])
+def waiting(request: pytest.FixtureRequest) -> str:
+    """How programs are waited for: a pidfd in the running thread where the kernel has
+    one, helper threads elsewhere. Both must behave the same."""
+    if request.param == "pidfd" and not _process.pidfd_works():
+        pytest.skip("pidfd_open is not available here")
+    return request.param
+
+
 @pytest.fixture
-def provider(kind: str, tmp_path: Path):
+def provider(kind: str, waiting: str, tmp_path: Path):
     with LocalProvider(tmp_path / "root", sandbox=kind, volumes=("/golem/resource",)) as provider:
+        provider.pidfd = waiting == "pidfd"
         yield provider
 
 
@@ -350,6 +360,11 @@ def test_cancel_from_another_thread_stops_the_run(session: LocalSession) -> None
 def test_interrupted_wait_still_kills_the_program(session: LocalSession, monkeypatch) -> None:
     marker = unique_sleep()
     real_exit_event = _process.exit_event
+    real_collect = _process.collect
+
+    def interrupted_collect(proc, deadline, out, err):
+        real_collect(proc, min(deadline, time.monotonic() + 0.05), out, err)
+        raise KeyboardInterrupt  # Ctrl-C while waiting, as if the user hit it
 
     class Interrupted:
         """Raises KeyboardInterrupt (Ctrl-C) in the first wait, as if the user hit it."""
@@ -365,6 +380,7 @@ def test_interrupted_wait_still_kills_the_program(session: LocalSession, monkeyp
             return self.event.wait(timeout)
 
     monkeypatch.setattr(_process, "exit_event", Interrupted)
+    monkeypatch.setattr(_process, "collect", interrupted_collect)
     with pytest.raises(KeyboardInterrupt):
         session.execute([sh(f"sleep {marker}")], timeout=30)
     assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)

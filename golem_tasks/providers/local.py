@@ -85,6 +85,8 @@ class LocalProvider(Provider):
         logger.info("local provider runs programs in the %s sandbox: %s", self.sandbox, reason)
         # One session per CPU: local programs compete for the same cores.
         self.default_max_workers = os.cpu_count() or 1
+        #: Wait for programs with a pidfd in the running thread (cheap); else with threads.
+        self.pidfd = _process.pidfd_works()
         self._owns_root = root is None
         try:
             if root is None:
@@ -195,15 +197,23 @@ class LocalSession(SequentialSession):
 
     def _run(self, command: Run, index: int, deadline: Optional[float]) -> CommandResult:
         proc = self._start(command)
-        exited = None
-        try:
-            exited = _process.exit_event(proc)
-            stdout = _process.OutputTail(proc.stdout)  # type: ignore[arg-type]
-            stderr = _process.OutputTail(proc.stderr)  # type: ignore[arg-type]
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            in_time = exited.wait(timeout)
-        finally:  # also on KeyboardInterrupt: nothing may outlive the run
-            self._finish(proc, exited)
+        if self._provider.pidfd:
+            stdout, stderr = _process.Tail(), _process.Tail()
+            try:
+                in_time = _process.collect(proc, deadline, stdout, stderr)
+            finally:  # also on KeyboardInterrupt: nothing may outlive the run
+                self._finish(proc, None)
+                _process.drain(proc, stdout, stderr)
+        else:
+            exited = None
+            try:
+                exited = _process.exit_event(proc)
+                stdout = _process.OutputTail(proc.stdout)  # type: ignore[arg-type,assignment]
+                stderr = _process.OutputTail(proc.stderr)  # type: ignore[arg-type,assignment]
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                in_time = exited.wait(timeout)
+            finally:  # also on KeyboardInterrupt: nothing may outlive the run
+                self._finish(proc, exited)
         out, err = _text(command, stdout, "stdout"), _text(command, stderr, "stderr")
         provider = self.info.id
         if self.cancelled.is_set():
@@ -334,7 +344,7 @@ class LocalSession(SequentialSession):
         return real
 
 
-def _text(command: Run, tail: _process.OutputTail, name: str) -> str:
+def _text(command: Run, tail: Union[_process.OutputTail, _process.Tail], name: str) -> str:
     text = tail.text()
     if tail.dropped:
         logger.warning("%s: dropped the first %d bytes of %s (only the last %d are kept)",
