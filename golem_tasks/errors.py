@@ -165,7 +165,22 @@ class ApiError(ProviderError):
 
 class UnexpectedCommand(GolemTasksError):
     """A ``FakeProvider`` received a command that no rule matches. The message lists
-    every scripted rule and why it did not match. Not safe to retry: script the command."""
+    every scripted rule and why it did not match. Not safe to retry: script the command.
+
+    Attributes:
+        command: the unmatched ``Command``.
+        reasons: why each rule did not match, in rule order.
+    """
+
+    def __init__(self, message: str, *, command: Optional["Command"] = None,
+                 reasons: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.command = command
+        self.reasons = tuple(reasons)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class FragmentFailed(GolemTasksError):
