@@ -36,6 +36,7 @@ from .errors import (
 from .golem import Golem
 from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
+from .providers.local import LocalProvider
 from ._results import FragmentResult
 from .task import Task, TaskStatus
 
@@ -45,7 +46,7 @@ __all__ = (
     "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool", "Command",
     "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes", "DownloadFile",
     "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError", "Golem", "GolemTasksError",
-    "JobTimeoutError", "Provider", "ProviderError", "ProviderInfo", "ProviderLost", "RetryPolicy", "Run",
+    "JobTimeoutError", "LocalProvider", "Provider", "ProviderError", "ProviderInfo", "ProviderLost", "RetryPolicy", "Run",
     "SendBytes", "SendFile", "SendJson", "Session", "Task", "TaskRejected", "TaskStatus",
     "UnexpectedCommand", "WorkContext", "WorkerError",
 )

@@ -13,12 +13,9 @@ from typing import Any, Callable, Generator, List
 
 from .batch import Batch
 from .commands import CommandResult
-from .errors import BatchCancelled, BatchError, GolemTasksError, ProviderError, WorkerError
+from .errors import BatchCancelled, GolemTasksError, WorkerError
 
 Execute = Callable[[Batch], List[CommandResult]]
-
-#: Errors the driver throws into the worker at its ``yield``.
-_THROWN = (BatchError, ProviderError, GolemTasksError)
 
 
 def worker_name(worker: Any) -> str:
@@ -69,7 +66,7 @@ def drive(gen: Generator, execute: Execute) -> Any:
                 )
             try:
                 results = execute(value)
-            except _THROWN as exc:
+            except GolemTasksError as exc:  # thrown into the worker at its yield
                 try:
                     value = gen.throw(exc)
                 except StopIteration as stop:

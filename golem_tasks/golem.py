@@ -40,7 +40,7 @@ def _resolve_provider(provider: Union[Provider, str, None]) -> "tuple[Provider, 
     name = provider if provider is not None else os.environ.get("GOLEM_TASKS_PROVIDER", "local")
     if name == "local":
         from .providers.local import LocalProvider
-        return LocalProvider(), True
+        return LocalProvider(sandbox=os.environ.get("GOLEM_TASKS_SANDBOX") or None), True
     if name == "fake":
         from .testing import FakeProvider
         return FakeProvider(), True
@@ -65,8 +65,9 @@ class Golem:
 
     Args:
         provider: a :class:`Provider`, or ``"local"`` (the default, also chosen by the
-            ``GOLEM_TASKS_PROVIDER`` environment variable) or ``"fake"``. A provider
-            passed in is not closed by the Golem; one it built is.
+            ``GOLEM_TASKS_PROVIDER`` environment variable; ``GOLEM_TASKS_SANDBOX=host``
+            or ``bwrap`` forces its sandbox) or ``"fake"``. A provider passed in is not
+            closed by the Golem; one it built is.
         max_workers: most providers engaged at once; the provider's default otherwise
             (the CPU count for the local provider).
         max_retries: attempts after the first before a fragment is reported failed.

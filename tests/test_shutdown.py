@@ -1,0 +1,137 @@
+"""Timeouts, shutdown, early break and Ctrl-C: work stops, providers are released,
+no thread survives (the autouse no_leaked_threads fixture checks the last part)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from golem_tasks import (
+    BatchCancelled,
+    BatchTimeoutError,
+    FragmentFailed,
+    FragmentTimeoutError,
+    JobTimeoutError,
+)
+from golem_tasks.testing import FakeProvider
+
+from .helpers import echo, echo_provider, make_golem
+
+
+def hang_provider() -> FakeProvider:
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("echo hang", hang=True)
+    fake.on_run(lambda line: line.startswith("echo "), handler=lambda c, s: c.args[1])
+    return fake
+
+
+def hanging(ctx, item):
+    yield ctx.run("echo", "hang")
+
+
+def test_batch_timeout_kills_the_batch_and_is_retried_then_reported():
+    fake = hang_provider()
+    with make_golem(fake, max_workers=1, batch_timeout=0.05, max_retries=1) as golem:
+        with pytest.raises(FragmentFailed) as info:
+            golem.run(hanging, 1)
+    assert [type(a) for a in info.value.attempts] == [BatchTimeoutError, BatchTimeoutError]
+
+
+def test_fragment_timeout_spans_batches():
+    fake = echo_provider(latency=0.03)
+
+    def slow(ctx, item):
+        for _ in range(10):
+            yield ctx.run("echo", "x")
+
+    with make_golem(fake, max_workers=1, fragment_timeout=0.1, max_retries=0) as golem:
+        with pytest.raises(FragmentFailed) as info:
+            golem.run(slow, 1)
+    (cause,) = info.value.attempts
+    assert isinstance(cause, FragmentTimeoutError) and "0.1 s timeout" in str(cause)
+    assert len(fake.runs) < 10
+
+
+def test_job_timeout_raises_and_cancels_the_rest():
+    fake = hang_provider()
+    with make_golem(fake, max_workers=2) as golem:
+        with pytest.raises(JobTimeoutError, match="0.2 s timeout"):
+            list(golem.map(hanging, range(4), timeout=0.2))
+        assert golem.engaged == 0
+    assert fake.assert_all_released() is None
+    assert all(isinstance(b.error, BatchCancelled) for b in fake.batches)
+
+
+def test_early_break_kills_running_commands_and_releases_providers():
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("echo 0", stdout="0")
+    fake.on_run(lambda line: line.startswith("echo "), hang=True)
+    with make_golem(fake, max_workers=3) as golem:
+        started = time.monotonic()
+        for result in golem.map(echo, range(10)):
+            assert fake.wait_for_commands(3)
+            break
+        elapsed = time.monotonic() - started
+        assert golem.engaged == 0
+        assert fake.assert_all_released() is None
+    assert elapsed < 2
+    assert [b.error for b in fake.batches if b.error is not None]
+
+
+def test_ctrl_c_while_waiting_stops_everything_and_reraises():
+    fake = hang_provider()
+    with pytest.raises(KeyboardInterrupt):
+        with make_golem(fake, max_workers=2) as golem:
+            threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+            list(golem.map(hanging, range(4)))
+    assert fake.assert_all_released() is None
+    assert all(isinstance(b.error, BatchCancelled) for b in fake.batches)
+
+
+def test_shutdown_is_idempotent_and_refuses_new_work():
+    fake = echo_provider()
+    golem = make_golem(fake, max_workers=2)
+    assert golem.run(echo, 1)[0] == 1
+    golem.shutdown()
+    golem.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        golem.submit(echo, 2)
+    with pytest.raises(RuntimeError, match="shut down"):
+        golem.map(echo, [1])
+    assert fake.assert_all_released() is None
+
+
+def test_leaving_the_with_block_normally_waits_for_submitted_work():
+    fake = echo_provider(latency=0.02)
+    with make_golem(fake, max_workers=2) as golem:
+        futures = [golem.submit(echo, i) for i in range(6)]
+    assert [f.result(timeout=0)[0] for f in futures] == list(range(6))
+    assert fake.assert_all_released() is None
+
+
+def test_leaving_the_with_block_on_an_error_cancels_submitted_work():
+    fake = hang_provider()
+    with pytest.raises(ZeroDivisionError):
+        with make_golem(fake, max_workers=1) as golem:
+            running = golem.submit(hanging, 0)
+            queued = golem.submit(hanging, 1)
+            assert fake.wait_for_commands(1)
+            1 / 0
+    assert isinstance(running.exception(timeout=5), BatchCancelled)
+    assert queued.cancelled() or isinstance(queued.exception(timeout=5), BatchCancelled)
+    assert fake.assert_all_released() is None
+
+
+def test_shutdown_cancel_futures_stops_hanging_work_quickly():
+    fake = hang_provider()
+    golem = make_golem(fake, max_workers=2)
+    futures = [golem.submit(hanging, i) for i in range(2)]
+    assert fake.wait_for_commands(2)
+    started = time.monotonic()
+    golem.shutdown(cancel_futures=True)
+    assert time.monotonic() - started < 2
+    assert all(isinstance(f.exception(timeout=0), BatchCancelled) for f in futures)
