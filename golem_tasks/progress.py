@@ -90,8 +90,14 @@ class ProgressBar:
 
     def _start(self, event: ev.JobStarted) -> None:
         from tqdm.auto import tqdm
+
+        class Bar(tqdm):  # type: ignore[misc,valid-type]
+            # tqdm's monitor thread would outlive the Golem; the bar is refreshed on
+            # every update anyway. A subclass leaves tqdm's global setting alone.
+            monitor_interval = 0
+
         with self._lock:
-            self._bars[event.job_id] = tqdm(total=event.total, desc=f"{event.kind} #{event.job_id}",
+            self._bars[event.job_id] = Bar(total=event.total, desc=f"{event.kind} #{event.job_id}",
                                             unit="frag", file=self._file or sys.stderr, leave=True)
             self._counts[event.job_id] = {"done": 0, "failed": 0, "retried": 0}
 

@@ -1,0 +1,76 @@
+"""Progress bar, end-of-job summary and events: what a person watching a run sees."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from golem_tasks import events
+from golem_tasks.progress import ProgressBar, format_summary, progress_wanted
+from golem_tasks.testing import FakeProvider
+
+from .helpers import echo, echo_provider, make_golem
+
+
+def test_progress_bar_counts_done_failed_and_retried():
+    out = io.StringIO()
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("echo 1", exit_code=1, times=1)      # retried, then fine
+    fake.on_run("echo 2", exit_code=1)               # fails for good
+    fake.on_run(lambda line: line.startswith("echo "), handler=lambda c, s: c.args[1])
+    with make_golem(fake, max_workers=1, max_retries=1, events=ProgressBar(file=out)) as golem:
+        list(golem.map(echo, range(4), return_exceptions=True))
+    text = out.getvalue()
+    assert "map #" in text and "4/4" in text
+    assert "done=3" in text and "failed=1" in text and "retried=2" in text
+    assert "job " in text and "3 done, 1 failed, 2 retried" in text  # the summary follows the bar
+
+
+def test_summary_is_logged_per_provider(caplog):
+    caplog.set_level(logging.INFO, logger="golem_tasks.summary")
+    with make_golem(echo_provider(), max_workers=2) as golem:
+        list(golem.map(echo, range(10)))
+    (record,) = [r for r in caplog.records if r.name == "golem_tasks.summary"]
+    lines = record.getMessage().splitlines()
+    assert "10 done, 0 failed, 0 retried" in lines[0]
+    provider_lines = lines[1:]
+    assert provider_lines and all("done" in line and "busy" in line for line in provider_lines)
+    assert sum(int(line.split(": ")[1].split(" done")[0]) for line in provider_lines) == 10
+
+
+def test_events_tell_the_story_of_a_run():
+    seen = []
+    with make_golem(echo_provider(), max_workers=1, events=seen.append) as golem:
+        golem.run(echo, "x")
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds[:1] == ["JobStarted"]
+    assert kinds.index("ProviderEngaged") < kinds.index("FragmentStarted") < kinds.index("FragmentFinished")
+    assert "JobFinished" in kinds and "ProviderReleased" in kinds
+    timestamps = [e.timestamp for e in seen]
+    assert timestamps == sorted(timestamps) and len(set(timestamps)) > 1  # yapapi froze them
+
+
+def test_a_failing_consumer_is_logged_not_raised(caplog):
+    def broken(event):
+        raise RuntimeError("consumer bug")
+
+    with make_golem(echo_provider(), max_workers=1, events=broken) as golem:
+        assert golem.run(echo, "x")[1] == "x"
+    assert "consumer bug" in caplog.text
+
+
+def test_progress_default_follows_the_terminal(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert progress_wanted(None) is False
+    monkeypatch.setattr("sys.stderr", Tty())
+    assert progress_wanted(None) is True
+    assert progress_wanted(False) is False
+
+
+def test_format_summary_names_the_error():
+    event = events.JobFinished(job_id=3, done=1, failed=2, retried=0, elapsed=1.5, error="JobTimeoutError: x")
+    assert format_summary(event).startswith("job 3: 1 done, 2 failed, 0 retried in 1.50 s (JobTimeoutError: x)")
