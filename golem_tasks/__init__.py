@@ -43,12 +43,13 @@ from .task import Task, TaskStatus
 __version__ = "0.1.0"
 
 __all__ = (
-    "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool", "Command",
-    "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes", "DownloadFile",
-    "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError", "Golem", "GolemTasksError",
-    "JobTimeoutError", "LocalProvider", "Provider", "ProviderError", "ProviderInfo", "ProviderLost", "RetryPolicy", "Run",
-    "SendBytes", "SendFile", "SendJson", "Session", "Task", "TaskRejected", "TaskStatus",
-    "UnexpectedCommand", "WorkContext", "WorkerError",
+    "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool",
+    "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
+    "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
+    "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
+    "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
+    "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "WorkContext",
+    "WorkerError",
 )
 
 # The library never configures logging; applications do (requests does the same).

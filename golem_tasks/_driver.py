@@ -36,8 +36,8 @@ def check_worker(worker: Any, what: str = "worker") -> None:
         )
 
 
-def start(worker: Callable[..., Any], *args: Any) -> Generator:
-    gen = worker(*args)
+def start(worker: Callable[..., Any], *args: Any) -> Generator[Any, Any, Any]:
+    gen: Any = worker(*args)
     if not inspect.isgenerator(gen):
         raise WorkerError(
             f"{worker_name(worker)}() returned {type(gen).__name__}, not a generator: "
@@ -46,7 +46,7 @@ def start(worker: Callable[..., Any], *args: Any) -> Generator:
     return gen
 
 
-def drive(gen: Generator, execute: Execute) -> Any:
+def drive(gen: Generator[Any, Any, Any], execute: Execute) -> Any:
     """Run ``gen`` to completion and return its return value.
 
     ``execute(batch)`` runs a batch and returns its results or raises; its errors are

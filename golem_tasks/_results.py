@@ -35,7 +35,7 @@ class FragmentResult(NamedTuple):
             ``return_exceptions=True`` and the fragment failed.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, like a named field should
     item: Any
     value: Any
 
@@ -112,7 +112,9 @@ class JobRun:
         in_flight = 0
 
         def track(fragment: Fragment) -> None:
-            fragment.future.add_done_callback(lambda _f, fr=fragment: self.done_queue.put(fr))
+            def done(_: Future) -> None:
+                self.done_queue.put(fragment)
+            fragment.future.add_done_callback(done)
 
         with self.golem._job_scope(self.job):
             while True:

@@ -193,7 +193,7 @@ class Runner:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise FragmentTimeoutError(f"the fragment ran past its {job.fragment_timeout:g} s timeout")
+                    raise FragmentTimeoutError(f"the fragment ran past its {_limit(job)} s timeout")
                 if timeout is None or remaining < timeout:
                     timeout, binding = remaining, True
             try:
@@ -201,7 +201,7 @@ class Runner:
             except BatchTimeoutError as exc:
                 if binding:
                     raise FragmentTimeoutError(
-                        f"the fragment ran past its {job.fragment_timeout:g} s timeout; its command was killed"
+                        f"the fragment ran past its {_limit(job)} s timeout; its command was killed"
                     ) from exc
                 raise
             except GolemTasksError:
@@ -298,6 +298,11 @@ class Runner:
         if not quiet and self.emitter.wants(ev.FragmentFailed):
             self.emit(ev.FragmentFailed(job_id=job.id, index=fragment.index, provider_id=provider_id,
                                         attempts=max(1, len(fragment.causes)), reason=_reason(error)))
+
+
+def _limit(job: Optional[Job]) -> str:
+    timeout = job.fragment_timeout if job is not None else None
+    return f"{timeout:g}" if timeout is not None else "?"
 
 
 def _classify(exc: BaseException) -> Outcome:

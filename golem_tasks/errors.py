@@ -67,7 +67,7 @@ class BatchError(GolemTasksError):
 def _rebuild(cls: type, args: tuple, state: dict) -> Exception:
     # Keyword-only constructor arguments do not survive the default pickling, so
     # errors crossing a process boundary are rebuilt from their attribute dict.
-    error = cls.__new__(cls)
+    error: Exception = Exception.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Union
 
 from . import _driver
 from . import events as ev
-from ._job import Job, ProviderTally
+from ._job import Job
 from ._pool import Pool
 from ._results import FragmentResult, JobRun
 from .errors import BatchCancelled, ConfigurationError
@@ -312,11 +312,10 @@ class Golem:
     def __enter__(self) -> "Golem":
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         # Leaving on an error (Ctrl-C included) kills the work; a normal exit lets
         # submitted futures finish, like concurrent.futures.Executor.
         self.shutdown(wait=True, cancel_futures=exc_type is not None)
-        return False
 
     @property
     def engaged(self) -> int:

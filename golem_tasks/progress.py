@@ -18,7 +18,7 @@ def in_notebook() -> bool:
     if shell is None:
         return False
     try:
-        ip = shell.get_ipython()  # type: ignore[attr-defined]
+        ip = shell.get_ipython()
     except Exception:
         return False
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
@@ -91,7 +91,7 @@ class ProgressBar:
     def _start(self, event: ev.JobStarted) -> None:
         from tqdm.auto import tqdm
 
-        class Bar(tqdm):  # type: ignore[misc,valid-type]
+        class Bar(tqdm):
             # tqdm's monitor thread would outlive the Golem; the bar is refreshed on
             # every update anyway. A subclass leaves tqdm's global setting alone.
             monitor_interval = 0

@@ -112,7 +112,7 @@ def test_infrastructure_failure_retries_the_tasks_the_worker_held():
 
 def test_forgetting_to_settle_a_task_fails_it_with_a_clear_error():
     def worker(ctx, tasks):
-        for task in tasks:
+        for _task in tasks:
             yield ctx.run("echo", "x")
 
     with make_golem(echo_provider(), max_workers=1) as golem:

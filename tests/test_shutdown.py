@@ -72,7 +72,7 @@ def test_early_break_kills_running_commands_and_releases_providers():
     fake.on_run(lambda line: line.startswith("echo "), hang=True)
     with make_golem(fake, max_workers=3) as golem:
         started = time.monotonic()
-        for result in golem.map(echo, range(10)):
+        for _ in golem.map(echo, range(10)):
             assert fake.wait_for_commands(3)
             break
         elapsed = time.monotonic() - started
@@ -120,7 +120,7 @@ def test_leaving_the_with_block_on_an_error_cancels_submitted_work():
             running = golem.submit(hanging, 0)
             queued = golem.submit(hanging, 1)
             assert fake.wait_for_commands(1)
-            1 / 0
+            raise ZeroDivisionError("the user's code failed inside the with block")
     assert isinstance(running.exception(timeout=5), BatchCancelled)
     assert queued.cancelled() or isinstance(queued.exception(timeout=5), BatchCancelled)
     assert fake.assert_all_released() is None

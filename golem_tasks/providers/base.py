@@ -90,7 +90,7 @@ class Provider(abc.ABC):
         ``abort`` is set. Raises ``ProviderError`` when no machine can be had.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing more
         """Release whatever the backend holds beyond its sessions. Idempotent."""
 
     def __enter__(self) -> "Provider":
