@@ -1,0 +1,37 @@
+"""A whole Golem network on one machine, on 127.0.0.1 only.
+
+The real yagna daemon (from the optional ``golem-node`` package) runs offline; a
+loopback JSON-RPC stub stands in for the payment chain; local provider agents publish
+offers, negotiate, approve agreements, run activities in the local sandbox through an
+exe-unit on the daemon's GSB, and bill them. Any yagna client can use it::
+
+    from golem_tasks.localnet import LocalNet
+
+    with LocalNet(providers=2) as net:
+        os.environ.update(net.env)      # YAGNA_API_URL, YAGNA_APPKEY
+        ...
+
+From a shell: ``python -m golem_tasks.localnet up --providers 2``. Not played: VM images
+are not booted (commands run in the local sandbox) and payments are never mined.
+"""
+
+from .chain import ChainStub
+from .daemon import YagnaDaemon, find_yagna
+from .errors import DaemonNotInstalled, LocalNetError
+from .negotiator import Negotiator
+from .network import Identity, LocalNet
+from .offer import OfferSpec
+from .settings import DaemonSettings
+
+__all__ = (
+    "ChainStub",
+    "DaemonNotInstalled",
+    "DaemonSettings",
+    "Identity",
+    "LocalNet",
+    "LocalNetError",
+    "Negotiator",
+    "OfferSpec",
+    "YagnaDaemon",
+    "find_yagna",
+)

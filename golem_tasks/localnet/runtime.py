@@ -1,0 +1,224 @@
+"""The exe-unit's runtime: ExeScript commands executed in a local sandbox.
+
+This plays yagna's exe-unit state machine (``exe-unit/src/exe_unit.rs``,
+``exec_stateful``) over a :class:`golem_tasks.providers.local.LocalProvider` session:
+``deploy`` engages a fresh sandbox (the image named in the agreement is *not* booted;
+commands run on this machine, in bubblewrap when available), ``start`` makes it Ready,
+``run`` executes a program with real exit codes and captured output, ``transfer``
+copies between ``container:`` paths and URLs. State changes are reported through
+``on_state`` as ``[current, pending]`` pairs, the way the real exe-unit does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..commands import DownloadFile, Run, SendFile
+from ..errors import GolemTasksError
+from ..providers.local import LocalProvider, LocalSession
+from . import _capture
+from ._batch import Batch, command_name
+from .transfer import TransferError, Transfers, container_path
+
+logger = logging.getLogger(__name__)
+
+StatePair = List[Optional[str]]
+
+_INVALID_STATE: Dict[Tuple[str, Optional[str]], str] = {
+    ("Initialized", None): "Activity is initialized - deploy() command is expected now",
+    ("Deployed", None): "Activity is deployed - start() command is expected now",
+    ("Ready", None): "Cannot send command after a successful start()",
+}
+
+
+class CommandFailed(Exception):
+    """A command failed; ``code`` and the message become its result (as in yagna)."""
+
+    def __init__(self, message: str, code: int = -1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _state_error(state: StatePair, busy: bool = False) -> CommandFailed:
+    pair = f"StatePair({state[0]}, {'Some(' + str(state[1]) + ')' if state[1] else 'None'})"
+    if busy:
+        return CommandFailed(f"Local service error: State error: Busy: {pair}")
+    text = _INVALID_STATE.get((str(state[0]), state[1]))
+    if text is None:
+        text = f"This command is not allowed when activity is in the {state[0]} state"
+    return CommandFailed(f"Local service error: State error: {text}")
+
+
+class Runtime:
+    """Runs batches, one command at a time, against one sandbox session.
+
+    Args:
+        sandbox: engages the session at ``deploy``.
+        transfers: URL transfers for ``transfer`` commands.
+        on_state: called with each new ``[current, pending]`` state pair.
+    """
+
+    def __init__(
+        self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None]
+    ) -> None:
+        self.sandbox = sandbox
+        self.transfers = transfers
+        self.on_state = on_state
+        self.state: StatePair = ["Initialized", None]
+        self.cpu_seconds = 0.0  # wall time of programs: the sandbox reports no CPU time
+        self._session: Optional[LocalSession] = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._scratch = tempfile.mkdtemp(prefix="golem-exeunit-")
+
+    def _set_state(self, state: StatePair) -> None:
+        self.state = state
+        self.on_state(list(state))
+
+    # -- batches ---------------------------------------------------------------------
+
+    def run_batch(self, batch: Batch) -> None:
+        """Execute ``batch`` (in the caller's thread); stops at the first failing command."""
+        try:
+            for index, command in enumerate(batch.commands):
+                if self._stopped.is_set():
+                    break
+                batch.started(index)
+                code, message, stdout, stderr = self._execute(command, batch, index)
+                batch.finished(index, code, message, stdout, stderr)
+                if code != 0:
+                    logger.info("batch %s stopped at command %d: %s", batch.id, index, message)
+                    break
+        finally:
+            batch.close()
+
+    def _execute(
+        self, command: Dict[str, Any], batch: Batch, index: int
+    ) -> Tuple[int, Optional[str], Any, Any]:
+        name = command_name(command)
+        body = command[name] or {}
+        try:
+            if name in ("sign", "terminate"):
+                if name == "terminate":
+                    self._set_state(["Initialized", None])
+                return 0, None, None, None
+            return self._stateful(name, body, batch, index)
+        except CommandFailed as exc:
+            return exc.code, str(exc), None, None
+        except Exception as exc:  # never leave a batch without a result
+            logger.exception("command %s failed unexpectedly", name)
+            return -1, f"Runtime error: {exc}", None, None
+
+    def _stateful(
+        self, name: str, body: Dict[str, Any], batch: Batch, index: int
+    ) -> Tuple[int, Optional[str], Any, Any]:
+        with self._lock:
+            state = list(self.state)
+            if state[1] is not None:
+                raise _state_error(state, busy=True)
+            if state[0] == "Initialized" and name == "deploy":
+                pending: StatePair = ["Initialized", "Deployed"]
+            elif state[0] == "Deployed" and name == "start":
+                pending = ["Deployed", "Ready"]
+            elif state[0] == "Ready" and name not in ("deploy", "start"):
+                pending = ["Ready", "Ready"]
+            else:
+                raise _state_error(state)
+            self._set_state(pending)
+        try:
+            return self._dispatch(name, body, batch, index)
+        finally:
+            # A failed deploy still ends Deployed: yagna sets the target state regardless.
+            self._set_state([pending[1], None])
+
+    def _dispatch(
+        self, name: str, body: Dict[str, Any], batch: Batch, index: int
+    ) -> Tuple[int, Optional[str], Any, Any]:
+        if name == "deploy":
+            if self._session is None:
+                self._session = self.sandbox.engage()
+            return 0, None, None, None
+        if name == "start":
+            return 0, None, None, None
+        if name == "run":
+            return self._run(body, batch, index)
+        if name == "transfer":
+            self._transfer(str(body.get("from", "")), str(body.get("to", "")))
+            return 0, None, None, None
+        raise CommandFailed(f"ExeScript command error: unsupported command {name}")
+
+    # -- run ---------------------------------------------------------------------------
+
+    def _run(
+        self, body: Dict[str, Any], batch: Batch, index: int
+    ) -> Tuple[int, Optional[str], Any, Any]:
+        session = self._require_session()
+        args = (str(body["entry_point"]), *[str(a) for a in body.get("args") or ()])
+        started = time.monotonic()
+        try:
+            result = session.execute([Run(args, check=False)])[0]
+        except GolemTasksError as exc:
+            raise CommandFailed(f"Runtime error: {exc}") from exc
+        finally:
+            self.cpu_seconds += time.monotonic() - started
+        capture = body.get("capture")
+        out, err = result.stdout.encode(), result.stderr.encode()
+        for stream, data in (("stdout", out), ("stderr", err)):
+            if data and _capture.streams(capture, stream):
+                batch.output(index, stream, _capture.render(data, capture, stream))
+        stdout, stderr = (
+            _capture.render(out, capture, "stdout"),
+            _capture.render(err, capture, "stderr"),
+        )
+        if result.exit_code != 0:
+            return (
+                result.exit_code,
+                f"ExeScript command exited with code {result.exit_code}",
+                stdout,
+                stderr,
+            )
+        return 0, None, stdout, stderr
+
+    # -- transfer ----------------------------------------------------------------------
+
+    def _transfer(self, source: str, destination: str) -> None:
+        session = self._require_session()
+        local = os.path.join(self._scratch, uuid.uuid4().hex)
+        try:
+            src_path = container_path(source)
+            if src_path is not None:
+                session.execute([DownloadFile(src_path, local)])
+            else:
+                self.transfers.fetch(source, local)
+            dst_path = container_path(destination)
+            if dst_path is not None:
+                session.execute([SendFile(local, dst_path)])
+            else:
+                self.transfers.push(local, destination)
+        except (TransferError, GolemTasksError, OSError) as exc:
+            raise CommandFailed(f"Local service error: Transfer error: {exc}") from exc
+        finally:
+            if os.path.exists(local):
+                os.unlink(local)
+
+    def _require_session(self) -> LocalSession:
+        if self._session is None:
+            raise CommandFailed("Runtime error: no sandbox deployed")
+        return self._session
+
+    # -- shutdown ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Kill whatever runs, release the sandbox and remove scratch files. Idempotent."""
+        self._stopped.set()
+        session, self._session = self._session, None
+        if session is not None:
+            session.release()
+        shutil.rmtree(self._scratch, ignore_errors=True)
