@@ -207,7 +207,9 @@ class GsbClient:
                     raise ConnectionError(f"GSB frame of {length} bytes")
                 kind, fields = wire.decode(self._read_exactly(sock, length))
                 self._dispatch(kind, fields)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, GsbError) as exc:
+            # GsbError: a ping answered after close() finds the connection gone; the
+            # reader must end quietly then instead of dying with a traceback.
             if self._sock is not None:
                 logger.info("GSB connection %s ended: %s", self.url, exc)
         finally:
