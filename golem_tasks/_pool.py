@@ -125,7 +125,8 @@ class Pool:
             for slot in self._slots:
                 slot.exit = True
             self._notify_all()
-            while self._slots and (remaining := deadline - time.monotonic()) > 0:
+            while any(s.exit for s in self._slots) and not self._queue and \
+                    (remaining := deadline - time.monotonic()) > 0:
                 self._changed.wait(remaining)
 
     def close(self, *, cancel: bool, wait: bool = True) -> None:
@@ -172,6 +173,17 @@ class Pool:
         if not self._closed and len(self._slots) < self.max_workers and engaging < len(self._queue):
             self._spawn()
 
+    def _wake_for(self, job: Job) -> None:
+        """Wake one idle slot that can take a queued fragment of ``job`` (locked)."""
+        for fragment in self._queue:
+            if fragment.job is not job:
+                continue
+            for slot in reversed(self._idle):
+                if self._can_take(slot, fragment, stream_job=slot.waiting_for):
+                    self._idle.remove(slot)
+                    slot.cond.notify()
+                    return
+
     def _spawn(self) -> None:
         slot = Slot(self._lock)
         self._slots.add(slot)
@@ -207,7 +219,7 @@ class Pool:
         None means: stop (pool closing, slot told to exit, or the stream has no more)."""
         with self._lock:
             while True:
-                if slot.exit or slot.dirty:
+                if slot.dirty:
                     return None
                 now = time.monotonic()
                 wake_at = None
@@ -219,13 +231,14 @@ class Pool:
                             fragment.job.running += 1
                             self._running += 1
                             slot.job = fragment.job
+                        slot.exit = False  # work arrived while it was being let go: keep it
                         return fragment
                     if fragment.not_before > now and (stream_job is None or fragment.job is stream_job):
                         wake_at = min(wake_at or fragment.not_before, fragment.not_before)
                 if stream_job is not None and (stream_job.cancelled or
                                                (stream_job.input_done and stream_job.queued == 0)):
                     return None
-                if stream_job is None and self._closed and not self._queue and not self._running:
+                if stream_job is None and (slot.exit or self._closed and not self._queue and not self._running):
                     return None
                 slot.waiting_for = stream_job
                 self._idle.append(slot)
@@ -247,6 +260,10 @@ class Pool:
             self._changed.notify_all()
             if self._closed and not self._running and not self._queue:
                 self._notify_all()
+            elif job.queued:
+                # The job was at its limit, so its queued fragments woke nobody; a
+                # retried one may fit only another slot (found by a regression test).
+                self._wake_for(job)
 
     def stream_input_done(self, job: Job) -> None:
         with self._lock:
@@ -263,8 +280,11 @@ class Pool:
                 reason, excluded = self.runner.serve(slot, session, WorkContext(session.info))
                 self._release(slot, session, reason, excluded)
                 with self._lock:
-                    if slot.exit or self._closed and not self._queue or not self._queue:
+                    # Work may have arrived while it was letting go: then it engages again,
+                    # since no other slot may be left to run that work.
+                    if not self._queue or self._closed or self._broken is not None:
                         return
+                    slot.exit = False
         except BaseException:  # a bug here must not leave the pool hanging silently
             logger.exception("golem_tasks slot crashed")
         finally:
@@ -274,8 +294,8 @@ class Pool:
                     self._idle.remove(slot)
                 self._changed.notify_all()
                 # Work queued while this slot was leaving needs someone to run it.
-                if self._queue and not self._closed and len(self._slots) < self.max_workers and \
-                        not any(s.engaging for s in self._slots) and self._broken is None:
+                if self._queue and not self._closed and self._broken is None and \
+                        len(self._slots) < self.max_workers and not any(not s.exit for s in self._slots):
                     self._spawn()
 
     def _engage(self, slot: Slot) -> Optional[Session]:
@@ -338,7 +358,6 @@ class Pool:
     def _release(self, slot: Slot, session: Session, reason: str, excluded: bool) -> None:
         with self._lock:
             slot.session = slot.provider_id = None
-            slot.engaging = True
         self._release_session(session, reason, excluded)
 
     def _release_session(self, session: Session, reason: str, excluded: bool) -> None:

@@ -79,6 +79,8 @@ class Runner:
                 self.pool.finished_running(job, slot)
             if outcome is Outcome.LOST:
                 return "provider lost", True
+            if not session.usable:  # stopped by the backend (timeout, budget): no retry wasted
+                return "session no longer usable", True
             if outcome is Outcome.INFRA_ERROR:
                 failures += 1
                 if limit and failures >= limit:

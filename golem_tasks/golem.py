@@ -32,21 +32,38 @@ def _positive(name: str, value: Optional[float]) -> Optional[float]:
     return float(value)
 
 
-def _resolve_provider(provider: Union[Provider, str, None]) -> "tuple[Provider, bool]":
+PROVIDER_NAMES = ("local", "golem", "fake")
+
+
+def _resolve_provider(provider: Union[Provider, str, None], image: Optional[str],
+                      options: Dict[str, Any]) -> "tuple[Provider, bool]":
     """The provider to use, and whether this Golem created it (and so must close it).
     The environment is read here, when a Golem is built, never at import."""
     if isinstance(provider, Provider):
+        if options:
+            raise ConfigurationError("provider_options only apply to a provider given by name; "
+                                     "configure the Provider instance itself")
         return provider, False
     name = provider if provider is not None else os.environ.get("GOLEM_TASKS_PROVIDER", "local")
-    if name == "local":
-        from .providers.local import LocalProvider
-        return LocalProvider(sandbox=os.environ.get("GOLEM_TASKS_SANDBOX") or None), True
-    if name == "fake":
+    if name not in PROVIDER_NAMES:
+        raise ConfigurationError(f"unknown provider {name!r}: pass one of {', '.join(PROVIDER_NAMES)} "
+                                 f"(or set GOLEM_TASKS_PROVIDER), or a Provider instance")
+    try:
+        if name == "local":
+            from .providers.local import LocalProvider
+            options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
+            if image:
+                logger.debug("the local provider runs on this machine; image %s is not used", image)
+            return LocalProvider(**options), True
+        if name == "golem":
+            from .providers.yagna import GolemProvider
+            if image:
+                options["image_tag" if ":" in image else "image_hash"] = image
+            return GolemProvider.from_env(**options), True
         from .testing import FakeProvider
-        return FakeProvider(), True
-    raise ConfigurationError(
-        f"unknown provider {name!r}: pass provider='local' or 'fake', or a Provider instance"
-    )
+        return FakeProvider(**options), True
+    except TypeError as exc:  # an option the chosen provider does not take
+        raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}") from exc
 
 
 class Golem:
@@ -64,10 +81,16 @@ class Golem:
             print(list(golem.map(worker, range(10))))
 
     Args:
-        provider: a :class:`Provider`, or ``"local"`` (the default, also chosen by the
-            ``GOLEM_TASKS_PROVIDER`` environment variable; ``GOLEM_TASKS_SANDBOX=host``
-            or ``bwrap`` forces its sandbox) or ``"fake"``. A provider passed in is not
-            closed by the Golem; one it built is.
+        provider: a :class:`Provider`, or a name: ``"local"`` (the default; this
+            machine), ``"golem"`` (the Golem Network through the yagna daemon, configured
+            by ``YAGNA_APPKEY``/``YAGNA_API_URL``) or ``"fake"``. The environment variable
+            ``GOLEM_TASKS_PROVIDER`` picks the name when none is given, so one script runs
+            either way; ``GOLEM_TASKS_SANDBOX=host`` or ``bwrap`` forces the local sandbox.
+            A provider passed in is not closed by the Golem; one it built is.
+        image: the VM image for the Golem provider, a tag (``golem/alpine:latest``) or a
+            hash; the local provider ignores it (it runs on this machine).
+        provider_options: keyword arguments for the provider built from a name (e.g.
+            ``{"budget": "2", "mainnet": False}`` for Golem, ``{"network": True}`` for local).
         max_workers: most providers engaged at once; the provider's default otherwise
             (the CPU count for the local provider).
         max_retries: attempts after the first before a fragment is reported failed.
@@ -89,7 +112,8 @@ class Golem:
         events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
     """
 
-    def __init__(self, provider: Union[Provider, str, None] = None, *, max_workers: Optional[int] = None,
+    def __init__(self, provider: Union[Provider, str, None] = None, *, image: Optional[str] = None,
+                 provider_options: Optional[Dict[str, Any]] = None, max_workers: Optional[int] = None,
                  max_retries: int = 3, retry_on: RetryOn = INFRASTRUCTURE_ERRORS, retry_wait: Any = None,
                  provider_failure_limit: int = 3, initializer: Optional[Callable[..., Any]] = None,
                  batch_timeout: Optional[float] = None, fragment_timeout: Optional[float] = None,
@@ -111,7 +135,7 @@ class Golem:
         self.batch_timeout = _positive("batch_timeout", batch_timeout)
         self.fragment_timeout = _positive("fragment_timeout", fragment_timeout)
         self.timeout = _positive("timeout", timeout)
-        self.provider, self._owns_provider = _resolve_provider(provider)
+        self.provider, self._owns_provider = _resolve_provider(provider, image, dict(provider_options or {}))
         self.max_workers = max_workers or max(1, int(self.provider.default_max_workers))
         self.window = window or max(16, 4 * self.max_workers)
         self._events = ev.Emitter()
@@ -276,7 +300,7 @@ class Golem:
             raise
         finally:
             with self._pool._lock:
-                unfinished = not job.idle
+                unfinished = job.queued > 0 or job.done + job.failed < job.submitted
             if unfinished or job.cancelled:
                 reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
                     else f"{type(error).__name__}"

@@ -160,8 +160,12 @@ def test_bad_input_is_refused_before_anything_is_engaged():
         make_golem(fake, max_workers=0)
     with pytest.raises(ConfigurationError, match="max_retries"):
         make_golem(fake, max_retries=-1)
-    with pytest.raises(ConfigurationError, match="unknown provider"):
+    with pytest.raises(ConfigurationError, match="unknown provider 'nowhere'.*local, golem, fake"):
         __import__("golem_tasks").Golem("nowhere")
+    with pytest.raises(ConfigurationError, match="do not fit the local provider"):
+        __import__("golem_tasks").Golem("local", provider_options={"budget": 1})
+    with pytest.raises(ConfigurationError, match="only apply to a provider given by name"):
+        make_golem(fake, provider_options={"latency": 1})
 
 
 def test_a_worker_yielding_a_string_gets_a_clear_error():

@@ -124,3 +124,21 @@ def test_leaving_early_cancels_the_rest_and_releases_every_provider(n, workers, 
             assert golem.engaged == 0
             fake.assert_all_released()
     fake.assert_all_released()  # otherwise they are kept for reuse until the with block ends
+
+
+@given(n=st.integers(1, 25), pool=st.integers(1, 4), limit=st.integers(1, 4),
+       failing=st.sets(st.integers(1, 40), max_size=6), runs=st.integers(0, 3))
+def test_per_call_limits_below_the_pool_never_strand_a_retry(n, pool, limit, failing, runs):
+    # A retried fragment of a job at its per-call limit once woke no slot and hung.
+    fake = echo_provider()
+    for number in failing:
+        fake.fail_command(number)
+    with make_golem(fake, max_workers=pool, max_retries=3) as golem:
+        results = list(golem.map(worker, range(n), max_workers=min(limit, pool), return_exceptions=True))
+        for _ in range(runs):
+            try:
+                golem.run(worker, 7, timeout=20)
+            except FragmentFailed:
+                pass
+    assert len(results) == n
+    assert all(r == i or isinstance(r, FragmentFailed) for i, r in enumerate(results))

@@ -135,3 +135,27 @@ def test_shutdown_cancel_futures_stops_hanging_work_quickly():
     golem.shutdown(cancel_futures=True)
     assert time.monotonic() - started < 2
     assert all(isinstance(f.exception(timeout=0), BatchCancelled) for f in futures)
+
+
+def test_providers_of_a_finished_map_are_reused_by_the_next_call():
+    # A race once made every normally finished map look unfinished and release its
+    # providers; a retry arriving while they left could then be stranded for good.
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("echo fail", exit_code=5)
+    fake.on_run(lambda line: True, handler=lambda c, s: c.args[1])
+    for _ in range(30):
+        with make_golem(fake, max_workers=2, max_retries=3) as golem:
+            assert [r[0] for r in golem.map(echo, range(6))] == list(range(6))
+            engaged = {s.id for s in fake.sessions}
+            with pytest.raises(FragmentFailed):
+                golem.run(echo, "fail")
+            assert {s.id for s in fake.sessions} == engaged  # nobody new was engaged
+
+
+def test_work_arriving_while_providers_are_let_go_still_runs():
+    fake = hang_provider()
+    with make_golem(fake, max_workers=2) as golem:
+        for _ in range(20):
+            with pytest.raises(JobTimeoutError):
+                list(golem.map(hanging, range(2), timeout=0.05))
+            assert golem.run(echo, "x", timeout=10)[1] == "x"

@@ -53,6 +53,13 @@ class Session(abc.ABC):
 
     info: ProviderInfo
 
+    @property
+    def usable(self) -> bool:
+        """False once the backend knows the session cannot run more batches (its
+        activity was destroyed after a timeout, its budget is spent...). The scheduler
+        then releases it at once instead of spending an attempt to find out."""
+        return True
+
     @abc.abstractmethod
     def execute(self, commands: Sequence[Command], *, timeout: Optional[float] = None) -> List[CommandResult]:
         """Run ``commands`` in order and return one result per command.
