@@ -84,3 +84,7 @@ def check_calls(contract, calls):
         problems += contract.check_exchange(call.request.method, call.request.url, call.request.headers, body,
                                             response.status_code, response.headers, answer, API_URL)
     return problems
+
+
+# The GolemProvider tests' fixtures: the fake daemon, its spec-checked mock, an event list.
+from .golem_helpers import daemon, daemon_mock, events  # noqa: E402,F401

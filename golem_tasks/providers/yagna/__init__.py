@@ -1,8 +1,9 @@
-"""The yagna REST layer under the Golem provider: a thin client, its retry policies,
-and the values it sends and receives.
+"""The Golem provider (:class:`GolemProvider`) and the yagna REST layer under it: a thin
+client, its retry policies, and the values it sends and receives.
 
-Nothing here schedules work; ``GolemProvider`` builds negotiation, activities and
-payments on top of :class:`YagnaClient`.
+``GolemProvider`` builds negotiation (``_negotiator``), activities (``_session``,
+``_batch``, ``_script``), payments (``_payments``) and file transfer (``_storage``) on
+top of :class:`YagnaClient`; its events are the records of ``_events``.
 """
 
 from ._activity import ACTIVITY_STATES, ActivityState, ExeScriptCommandResult, RuntimeEvent
@@ -63,6 +64,25 @@ from ._payment import (
 )
 from ._payment_api import PaymentApi
 from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_transient, was_never_sent
+from ._events import (
+    AgreementApproved,
+    AgreementFailed,
+    AgreementTerminated,
+    CostsSettled,
+    DebitNoteAccepted,
+    InvoiceAccepted,
+    OfferCountered,
+    OfferEvent,
+    OfferRejected,
+    PaymentEvent,
+    PaymentRefused,
+    RentalEvent,
+    YagnaEvent,
+)
+from ._filters import CheapestFirst, OfferFilter
+from ._image import DEFAULT_REGISTRY_URL, resolve_image
+from ._settings import Timeouts
+from ._storage import Download, SendUrl, Storage, Upload, UploadUrl
 from .errors import (
     ApiTimeout,
     AppKeyRefused,
@@ -72,8 +92,16 @@ from .errors import (
     TransportError,
     YagnaUnreachable,
 )
+from .provider import GolemProvider, GolemSession
+from ._gftp import GsbGftpStorage
+from ._gftp_ends import GftpDownload, GftpUpload, TransferFailed
 
 __all__ = (
+    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "CheapestFirst",
+    "CostsSettled", "GftpDownload", "GftpUpload", "GsbGftpStorage", "TransferFailed", "DEFAULT_REGISTRY_URL", "DebitNoteAccepted", "Download", "GolemProvider", "GolemSession",
+    "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferFilter", "OfferRejected", "PaymentEvent",
+    "PaymentRefused", "RentalEvent", "SendUrl", "Storage", "Timeouts", "Upload", "UploadUrl", "YagnaEvent",
+    "resolve_image",
     "ACCEPT_TIMEOUT", "ACTIVITY_STATES", "AGREEMENT_STATES", "CAPTURE_AT_END", "CHOSEN_PLATFORM",
     "DEFAULT_API_URL", "DEFAULT_EXPIRATION", "DEFAULT_MAINNET", "DEFAULT_POLICIES", "DEFAULT_TESTNET",
     "INLINE_LIMIT", "MAX_EXPIRATION", "MIN_EXPIRATION", "PROPOSAL_STATES", "SUCCESS_REASON",

@@ -1,0 +1,118 @@
+"""The connection to one yagna daemon: where it is, the app key, one shared HTTP
+session, and the clients built on them.
+
+Configuration comes from arguments, else ``YAGNA_APPKEY`` / ``YAGNA_API_URL`` (default
+``http://127.0.0.1:7465``), read when a provider is built, never at import. The key is
+held by an object that hides it from reprs, logs and pickles.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Mapping, Optional
+
+import attrs
+import requests
+from requests.adapters import HTTPAdapter
+
+from ...errors import ConfigurationError
+from ._client import DEFAULT_API_URL, Identity, YagnaClient
+from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_transient
+from ._transport import AppKey
+from .errors import NotFound, NotYagna
+
+#: Connections kept per host: engage threads, batch polls, the market reader, the
+#: payment threads and the negotiation calls may all talk to the daemon at once.
+POOL_SIZE = 32
+#: Long polls wait up to a minute on the daemon side; counter-proposals may take the
+#: daemon's 60 s send timeout. Reads without a server timeout get this long.
+READ_TIMEOUT = 90.0
+#: The start-up check must answer "is a daemon there, does it take the key" in seconds.
+CHECK_READ_TIMEOUT = 5.0
+_CHECK_READ = RetryPolicy(retry_on=is_transient, max_attempts=2, max_delay=8, initial_wait=0.5, max_wait=1)
+
+Policies = Mapping[CallKind, RetryPolicy]
+
+
+class Connection:
+    """One daemon: its URL, the app key (hidden) and a shared ``requests.Session``.
+
+    Args:
+        api_url: the daemon's REST URL.
+        app_key: a requestor app key.
+        policies: retry policies of the clients made here.
+        sleep: what retries sleep with (tests inject a recorder).
+    """
+
+    def __init__(self, api_url: str, app_key: str, *, policies: Policies = DEFAULT_POLICIES,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._key = AppKey(app_key)
+        self.api_url = api_url.rstrip("/")
+        self.policies = dict(policies)
+        self.sleep = sleep
+        self.http = requests.Session()
+        # The daemon is on this machine: a proxy from the environment would only break it.
+        self.http.trust_env = False
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+
+    @classmethod
+    def from_env(cls, *, app_key: Optional[str] = None, api_url: Optional[str] = None,
+                 environ: Optional[Mapping[str, str]] = None, **options: object) -> "Connection":
+        """Arguments first, then ``YAGNA_APPKEY`` and ``YAGNA_API_URL``.
+
+        Raises:
+            ConfigurationError: no app key anywhere, or a malformed URL.
+        """
+        env = os.environ if environ is None else environ
+        key = app_key or env.get("YAGNA_APPKEY")
+        if not key:
+            raise ConfigurationError(
+                "no yagna app key: create one with `yagna app-key create requestor` (or read it with "
+                "`yagna app-key list`) and pass app_key= or set YAGNA_APPKEY")
+        url = api_url or env.get("YAGNA_API_URL") or DEFAULT_API_URL
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"the yagna API URL must be http(s)://host:port, got {url!r}")
+        return cls(url, key, **options)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"Connection({self.api_url!r})"
+
+    def client(self, *, policies: Optional[Policies] = None, sleep: Optional[Callable[[float], None]] = None,
+               read_timeout: float = READ_TIMEOUT) -> YagnaClient:
+        """A client on the shared session (cheap: make one per purpose)."""
+        return YagnaClient(self.http, self.api_url, self._key._value,  # the only place the key is read
+                           policies=self.policies if policies is None else policies,
+                           sleep=self.sleep if sleep is None else sleep, read_timeout=read_timeout)
+
+    def check(self) -> Identity:
+        """Ask the daemon who we are, within seconds.
+
+        Raises:
+            YagnaUnreachable: no daemon answers (start it: ``yagna service run``).
+            TransportError: something listens there but does not answer in time.
+            NotYagna: something else answers at the URL.
+            AppKeyRefused: the key is wrong (401).
+        """
+        policies = {**self.policies, CallKind.READ: _CHECK_READ}
+        client = self.client(policies=policies, read_timeout=CHECK_READ_TIMEOUT)
+        try:
+            client.version()
+        except NotFound as exc:  # a web server, but no yagna API there
+            raise NotYagna(f"{self.api_url} is not a yagna daemon: it has no /version/get ({exc.message}); "
+                           "check YAGNA_API_URL (yagna listens on http://127.0.0.1:7465 by default)",
+                           status=404) from exc
+        return client.me()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def cancellable(policies: Policies, cancelled: "Callable[[], bool]") -> Policies:
+    """The policies with long polls no longer retried once ``cancelled()`` is true, so a
+    cancelled batch does not sit out the backoff of a failing provider."""
+    poll = policies[CallKind.POLL]
+    retry_on = poll.retry_on
+    return {**policies, CallKind.POLL: attrs.evolve(poll, retry_on=lambda exc: retry_on(exc) and not cancelled())}

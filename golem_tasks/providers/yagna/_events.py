@@ -1,0 +1,132 @@
+"""What the Golem provider reports while it rents providers, as plain frozen records.
+
+They extend :class:`golem_tasks.events.Event` (ids and values only, never live objects),
+so a consumer of the scheduler's events can take them as they are. A consumer is a
+callable given to ``GolemProvider(events=...)`` or :meth:`GolemProvider.add_event_consumer`;
+it runs on the provider's threads, must be quick, and an exception in it is logged,
+never raised. The tree (only leaves are emitted)::
+
+    Event (golem_tasks.events)
+    └── YagnaEvent
+        ├── OfferEvent                  provider_id, provider_name, proposal_id
+        │   ├── OfferRejected           reason, by_provider
+        │   └── OfferCountered
+        ├── RentalEvent                 agreement_id, provider_id, provider_name
+        │   ├── AgreementApproved
+        │   ├── AgreementFailed         reason (not made, not approved, activity failed)
+        │   └── AgreementTerminated     reason, success
+        ├── PaymentEvent                agreement_id, provider_id, document_id, amount
+        │   ├── DebitNoteAccepted
+        │   ├── InvoiceAccepted
+        │   └── PaymentRefused          reason (over budget, over the agreed price, ...)
+    (CostsSettled, emitted once when the provider closes, is in golem_tasks.events:
+    any provider with a bill can report it.)
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Callable, Mapping, Tuple
+
+import attrs
+
+from ...events import CostsSettled, Emitter, Event
+
+logger = logging.getLogger(__name__)
+
+__all__ = (
+    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "CostsSettled", "DebitNoteAccepted",
+    "EventSink", "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferRejected", "PaymentEvent",
+    "PaymentRefused", "RentalEvent", "YagnaEvent",
+)
+
+
+def _decimal_items(value: Mapping[str, Decimal]) -> Tuple[Tuple[str, Decimal], ...]:
+    return tuple(sorted(dict(value).items()))
+
+
+@attrs.frozen(kw_only=True)
+class YagnaEvent(Event):
+    """Base of the Golem provider's events."""
+
+
+@attrs.frozen(kw_only=True)
+class OfferEvent(YagnaEvent):
+    provider_id: str
+    provider_name: str
+    proposal_id: str
+
+
+@attrs.frozen(kw_only=True)
+class OfferRejected(OfferEvent):
+    """An offer was turned down. ``by_provider`` is True when the provider rejected our
+    counter-proposal (``reason`` is then its message); otherwise a filter did."""
+
+    reason: str
+    by_provider: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class OfferCountered(OfferEvent):
+    """An offer passed every filter and was answered with our terms."""
+
+
+@attrs.frozen(kw_only=True)
+class RentalEvent(YagnaEvent):
+    agreement_id: str
+    provider_id: str
+    provider_name: str
+
+
+@attrs.frozen(kw_only=True)
+class AgreementApproved(RentalEvent):
+    """The provider approved the agreement; its activity is created next."""
+
+
+@attrs.frozen(kw_only=True)
+class AgreementFailed(RentalEvent):
+    """An agreement did not lead to a working session (not approved, activity or
+    deploy failed). ``agreement_id`` is empty when none was made."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class AgreementTerminated(RentalEvent):
+    """We ended the agreement; the provider now sends its invoice."""
+
+    reason: str
+    success: bool
+
+
+@attrs.frozen(kw_only=True)
+class PaymentEvent(YagnaEvent):
+    agreement_id: str
+    provider_id: str
+    document_id: str
+    amount: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class DebitNoteAccepted(PaymentEvent):
+    """A debit note was accepted (``amount`` is its cumulative total due)."""
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceAccepted(PaymentEvent):
+    """An invoice was accepted; the daemon pays it."""
+
+
+@attrs.frozen(kw_only=True)
+class PaymentRefused(PaymentEvent):
+    """A debit note or invoice was not accepted, and why."""
+
+    reason: str
+
+
+Consumer = Callable[[Event], None]
+
+
+#: The scheduler's emitter serves the provider too: same rules, one implementation.
+EventSink = Emitter

@@ -1,0 +1,353 @@
+"""The market side: one demand subscription, one thread reading its events, offers
+filtered and countered, the providers' drafts kept as candidates, agreements made.
+
+Market events are consumed on read, so exactly one thread reads them (yagna-protocol.md
+§2.4). It answers each fresh offer: rejected with a reason, or countered with our
+demand plus the chosen payment platform and debit-note acceptance timeout. A provider's
+draft answering our counter becomes a *candidate*; ``engage`` threads take the best
+candidate and turn it into an approved agreement (:mod:`._agreement`).
+
+The subscription is renewed with a freshly built demand when the daemon forgets it
+(404: subscriptions lapse after an hour), when half of its expiration window has
+passed (an agreement made from it lives only until that expiration), and when engage
+threads are waiting but every draft is used up (offers arrive again only for a new
+subscription).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Callable, Dict, Optional, Set
+
+from ...errors import ApiError, ProviderError
+from ._client import YagnaClient
+from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
+from ._agreement import Candidate
+from ._events import EventSink, OfferCountered, OfferRejected
+from ._filters import OfferFilter, Score
+from ._market import Proposal, ProposalEvent, ProposalRejectedEvent
+from ._settings import Timeouts
+from .errors import NotFound
+
+logger = logging.getLogger(__name__)
+
+#: How often a thread waiting for a candidate looks at the scheduler's abort event
+#: (an Event it cannot be woken by); new candidates wake it at once.
+ABORT_CHECK = 0.25
+
+
+class Market:
+    """Negotiation with providers for one ``GolemProvider``.
+
+    Args:
+        client: the daemon.
+        build_demand: makes a fresh demand (new expiration) for each subscription.
+        platform: the payment platform we pay on.
+        offer_filter: which offers to take.
+        score: ranks candidates; the highest is taken first.
+        accept_timeout: the debit-note acceptance timeout we promise (None: none).
+        remaining_budget: what is left of the budget (offers starting above it are refused).
+        timeouts: the poll and wait times.
+        sink: where events go.
+    """
+
+    def __init__(self, client: YagnaClient, *, build_demand: Callable[[], Demand], platform: str,
+                 offer_filter: OfferFilter, score: Score, accept_timeout: Optional[int],
+                 remaining_budget: Callable[[], Decimal], timeouts: Timeouts, sink: EventSink,
+                 app_session_id: str) -> None:
+        self._client = client
+        self._build_demand = build_demand
+        self._platform = platform
+        self._filter = offer_filter
+        self._score = score
+        self._accept_timeout = accept_timeout
+        self._remaining_budget = remaining_budget
+        self._t = timeouts
+        self._sink = sink
+        self.app_session_id = app_session_id
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._demand: Optional[Demand] = None
+        self._subscription: Optional[str] = None
+        self._subscribed_at = 0.0
+        self._renew_at = datetime.now(timezone.utc)
+        self._candidates: Dict[str, Candidate] = {}
+        self._countered: Dict[str, Proposal] = {}
+        self._busy: Set[str] = set()
+        self._excluded: Set[str] = set()
+        self._waiting = 0
+        self._starved = False
+        self._last_error: Optional[str] = None
+        #: Providers that made an offer, and per refusal reason the providers refused.
+        self.offers_seen: Set[str] = set()
+        self.rejections: Dict[str, Set[str]] = {}
+        self._reader: Optional[threading.Thread] = None
+        self._calls = ThreadPoolExecutor(4, thread_name_prefix="golem_tasks-negotiate")
+
+    # ---------------------------------------------------------------- life
+    def start(self) -> None:
+        """Subscribe (errors raise here, so a bad demand fails the first engage) and
+        start the reader thread."""
+        self._renew()
+        self._reader = threading.Thread(target=self._read_loop, name="golem_tasks-market", daemon=True)
+        self._reader.start()
+
+    def stop(self) -> None:
+        """Stop reading offers, withdraw the demand, end the negotiation threads."""
+        self._stop.set()
+        with self._lock:
+            self._changed.notify_all()
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            self._unsubscribe(subscription)  # first: it may also end the reader's long poll
+        if self._reader is not None:
+            self._reader.join()
+        self._calls.shutdown(wait=True)
+
+    # ------------------------------------------------------------- engaging
+    def exclude(self, provider_ids: Set[str]) -> None:
+        with self._lock:
+            self._excluded |= set(provider_ids)
+
+    def take(self, deadline: float, abort: Optional[threading.Event]) -> Candidate:
+        """Block until a candidate of a provider that is neither busy nor excluded is
+        ready; mark its provider busy and return it.
+
+        Raises:
+            ProviderError: ``deadline`` passed (or nothing came since the last time it
+                did), ``abort`` was set, or the market was stopped.
+        """
+        with self._lock:
+            if self._starved:
+                deadline = min(deadline, time.monotonic())
+            self._waiting += 1
+            try:
+                while True:
+                    if self._stop.is_set() or (abort is not None and abort.is_set()):
+                        raise ProviderError("engaging a Golem provider was aborted")
+                    candidate = self._pop_best()
+                    if candidate is not None:
+                        self._busy.add(candidate.proposal.provider_id)
+                        return candidate
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._starved = True
+                        raise ProviderError(self._starved_message())
+                    self._changed.wait(min(remaining, ABORT_CHECK))
+            finally:
+                self._waiting -= 1
+
+    def release(self, provider_id: str) -> None:
+        """The provider's agreement is over; it may be engaged again (after a new offer)."""
+        with self._lock:
+            self._busy.discard(provider_id)
+
+    def _pop_best(self) -> Optional[Candidate]:
+        usable = [c for c in self._candidates.values()
+                  if c.proposal.provider_id not in self._busy and c.proposal.provider_id not in self._excluded]
+        if not usable:
+            return None
+        best = max(c.score for c in usable)
+        chosen = random.choice([c for c in usable if c.score == best])  # ties: spread the work
+        del self._candidates[chosen.proposal.provider_id]
+        return chosen
+
+    def _starved_message(self) -> str:
+        reasons = ", ".join(f"{len(who)} x {reason}" for reason, who in
+                            sorted(self.rejections.items(), key=lambda item: -len(item[1]))[:5])
+        text = (f"no Golem provider could be engaged within {self._t.negotiation:g} s: "
+                f"offers from {len(self.offers_seen)} provider(s)")
+        if reasons:
+            text += f"; rejected: {reasons}"
+        if self._last_error:
+            text += f"; last market error: {self._last_error}"
+        return text + " (check the subnet, the payment network, the filters and the price caps)"
+
+    # ---------------------------------------------------------- subscription
+    def _renew(self) -> None:
+        """Subscribe a freshly built demand; withdraw the old one."""
+        demand = self._build_demand()
+        subscription = self._client.market.subscribe_demand(demand)
+        now = datetime.now(timezone.utc)
+        expires = demand.expiration or now + MIN_EXPIRATION
+        # Renew at half-life, and never later than a minute before the 5 min providers
+        # need (an agreement made from this demand lives only until its expiration),
+        # but not more often than every quarter of the lifetime.
+        life = expires - now
+        renew_at = max(now + life / 4, expires - max(MIN_EXPIRATION + timedelta(minutes=1), life / 2))
+        with self._lock:
+            if self._stop.is_set():  # stopped while subscribing: withdraw it at once
+                stale: Optional[str] = subscription
+            else:
+                stale, self._subscription, self._demand = self._subscription, subscription, demand
+                self._renew_at, self._subscribed_at = renew_at, time.monotonic()
+                self._candidates = {k: c for k, c in self._candidates.items()
+                                    if c.subscription_id == subscription}
+                self._countered.clear()
+        logger.info("demand subscribed (%s), expires %s", subscription, demand.expiration)
+        if stale is not None:
+            self._unsubscribe(stale)
+
+    def _unsubscribe(self, subscription: str) -> None:
+        try:
+            self._client.market.unsubscribe_demand(subscription)
+        except NotFound:
+            pass  # lapsed already
+        except ApiError as exc:
+            logger.warning("could not withdraw demand %s: %s", subscription, exc)
+
+    def _renewal_due(self) -> bool:
+        with self._lock:
+            if self._subscription is None or datetime.now(timezone.utc) >= self._renew_at:
+                return True
+            starving = self._waiting > 0 and not any(
+                c.proposal.provider_id not in self._busy | self._excluded for c in self._candidates.values())
+            return starving and time.monotonic() - self._subscribed_at > self._t.resubscribe
+
+    # ------------------------------------------------------------- reading
+    def _read_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if self._renewal_due():
+                    self._renew()
+                subscription = self._subscription
+                if subscription is None:
+                    continue
+                events = self._client.market.collect_offers(subscription, timeout=self._t.market_poll,
+                                                            max_events=100)
+                failures = 0
+            except NotFound:
+                logger.info("the demand subscription lapsed; subscribing again")
+                with self._lock:
+                    self._subscription = None
+                continue
+            except ApiError as exc:
+                failures += 1
+                self._last_error = exc.message
+                logger.warning("reading offers failed (%s); trying again", exc)
+                self._stop.wait(min(30.0, 0.5 * 2.0 ** failures))
+                continue
+            for event in events:
+                self._on_event(event)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, ProposalEvent):
+            proposal = event.proposal
+            with self._lock:
+                if proposal.state == "Initial":
+                    self.offers_seen.add(proposal.provider_id)
+                busy = proposal.provider_id in self._busy
+            if busy:
+                logger.debug("offer from %s ignored: it is working for us", proposal.provider_id)
+            elif proposal.state == "Initial":
+                self._on_offer(proposal)
+            elif proposal.state == "Draft":
+                self._on_draft(proposal)
+        elif isinstance(event, ProposalRejectedEvent):
+            with self._lock:
+                offer = self._countered.pop(event.proposal_id, None)
+            self._rejected(offer, event.proposal_id, event.reason_message, by_provider=True)
+
+    def _on_offer(self, proposal: Proposal) -> None:
+        reason = self._reject_reason(proposal)
+        if reason is not None:
+            self._rejected(proposal, proposal.proposal_id, reason)
+            self._submit(self._reject_call, proposal.proposal_id, reason)
+            return
+        self._submit(self._counter_call, proposal)
+
+    def _on_draft(self, proposal: Proposal) -> None:
+        reason = self._reject_reason(proposal)
+        if reason is not None:
+            self._rejected(proposal, proposal.proposal_id, reason)
+            self._submit(self._reject_call, proposal.proposal_id, reason)
+            return
+        with self._lock:
+            subscription = self._subscription or ""
+            self._candidates[proposal.provider_id] = Candidate(proposal, self._score(proposal), subscription)
+            self._starved = False
+            self._changed.notify_all()
+        logger.debug("draft from %s (%s) is a candidate", proposal.provider_name, proposal.provider_id)
+
+    def _reject_reason(self, proposal: Proposal) -> Optional[str]:
+        with self._lock:
+            if proposal.provider_id in self._excluded:
+                return "provider failed earlier in this run"
+            demand = self._demand
+        if self._platform not in proposal.payment_platforms:
+            return f"no common payment platform (we pay on {self._platform})"
+        if self._accept_timeout is not None and proposal.debit_note_accept_timeout is None and \
+                demand is not None and demand.expiration is not None and \
+                demand.expiration - datetime.now(timezone.utc) > MAX_EXPIRATION:
+            return "no debit-note acceptance timeout in the offer, which an expiration over 30 min needs"
+        reason = self._filter.reject_reason(proposal)
+        if reason is not None:
+            return reason
+        pricing = proposal.pricing
+        if pricing is not None and pricing.fixed > self._remaining_budget():
+            return f"its start price {pricing.fixed} GLM is more than the budget left"
+        return None
+
+    def _rejected(self, proposal: Optional[Proposal], proposal_id: str, reason: str,
+                  by_provider: bool = False) -> None:
+        key = f"provider said: {reason}" if by_provider else reason
+        provider_id = proposal.provider_id if proposal is not None else ""
+        with self._lock:
+            self.rejections.setdefault(key, set()).add(provider_id or proposal_id)
+        name = proposal.provider_name if proposal is not None else ""
+        logger.info("offer %s from %s rejected%s: %s", proposal_id, name or "a provider",
+                    " by the provider" if by_provider else "", reason)
+        self._sink.emit(OfferRejected(provider_id=provider_id, provider_name=name, proposal_id=proposal_id,
+                                      reason=reason, by_provider=by_provider))
+
+    # ------------------------------------------------------ negotiation calls
+    def _submit(self, call: Callable, *args: object) -> None:
+        try:
+            self._calls.submit(call, *args)
+        except RuntimeError:  # shut down: the market is stopping
+            pass
+
+    def _counter_call(self, proposal: Proposal) -> None:
+        with self._lock:
+            demand, subscription = self._demand, self._subscription
+        if demand is None or subscription is None or self._stop.is_set():
+            return
+        try:
+            counter_id = self._client.market.counter_proposal(subscription, proposal.proposal_id,
+                                                              self._counter_demand(demand, proposal))
+        except ApiError as exc:  # expired, countered already, provider gone: the next offer will do
+            logger.debug("countering the offer of %s failed: %s", proposal.provider_id, exc)
+            return
+        with self._lock:
+            self._countered[counter_id] = proposal
+        self._sink.emit(OfferCountered(provider_id=proposal.provider_id, provider_name=proposal.provider_name,
+                                       proposal_id=proposal.proposal_id))
+
+    def _counter_demand(self, demand: Demand, proposal: Proposal) -> Demand:
+        properties = dict(demand.properties)
+        properties[CHOSEN_PLATFORM] = self._platform
+        theirs = proposal.debit_note_accept_timeout
+        if self._accept_timeout is None or theirs is None:
+            properties.pop(ACCEPT_TIMEOUT, None)
+        else:
+            # Providers refuse a longer timeout than they offer and echo a shorter one.
+            properties[ACCEPT_TIMEOUT] = max(5, min(self._accept_timeout, theirs))
+        return Demand(properties, demand.constraints)
+
+    def _reject_call(self, proposal_id: str, reason: str) -> None:
+        with self._lock:
+            subscription = self._subscription
+        if subscription is None or self._stop.is_set():
+            return
+        try:
+            self._client.market.reject_proposal(subscription, proposal_id, reason)
+        except ApiError as exc:  # the offer is gone anyway
+            logger.debug("rejecting proposal %s: %s", proposal_id, exc)

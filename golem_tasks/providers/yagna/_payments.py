@@ -1,0 +1,336 @@
+"""Paying providers: one allocation for the budget, debit notes and invoices accepted
+in the background, never more than the budget in all.
+
+Two threads long-poll the daemon, one for debit-note events and one for invoice
+events (payment events are persistent: each poll asks for events after the last one
+seen, and documents are handled once by id). Only documents of agreements this
+provider made are accepted, with exactly the amount asked (Decimal; the daemon
+compares amounts exactly), and only when the total accepted stays within the budget.
+A debit note asking more than the agreed linear price of the usage it reports is
+refused too. Acceptance happens as soon as the event arrives, well within the
+debit-note acceptance timeout negotiated with the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import attrs
+
+from ...errors import ApiError
+from ._client import YagnaClient
+from ._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
+from ._market import LinearPricing
+from ._payment import Allocation, DebitNote, Invoice, MarketDecoration
+from .errors import Gone, NotFound
+
+logger = logging.getLogger(__name__)
+
+#: A provider's own rounding may put a debit note a hair over the exact price.
+PRICE_TOLERANCE = Decimal("1.000001")
+
+
+@attrs.define
+class Account:
+    """What one agreement has cost so far."""
+
+    provider_id: str
+    pricing: Optional[LinearPricing]
+    usage_names: Tuple[str, ...]
+    activities: Dict[str, Decimal] = attrs.field(factory=dict)
+    invoice: Optional[Decimal] = None
+    terminated: bool = False
+    refused: bool = False  # its invoice was refused: waiting for it longer is pointless
+
+    @property
+    def awaited(self) -> bool:
+        return self.terminated and self.invoice is None and not self.refused
+
+    @property
+    def committed(self) -> Decimal:
+        """The invoice once accepted (it covers the whole agreement), else the debit notes."""
+        return self.invoice if self.invoice is not None else sum(self.activities.values(), Decimal(0))
+
+
+class Payments:
+    """The allocation and the acceptance of debit notes and invoices.
+
+    Args:
+        client: the daemon.
+        budget: the most GLM accepted in all (the allocation's amount).
+        platform: the payment platform, e.g. ``erc20-holesky-tglm``.
+        allocation_ttl: seconds until the daemon releases the allocation by itself.
+        poll: seconds each payment-event long poll waits.
+        sink: where events go.
+        on_over_budget: called with an agreement id whose debit note would break the
+            budget, so its work can be stopped.
+    """
+
+    def __init__(self, client: YagnaClient, *, budget: Decimal, platform: str, allocation_ttl: float,
+                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None]) -> None:
+        self._client = client
+        self.budget = budget
+        self.platform = platform
+        self._ttl = allocation_ttl
+        self._poll = poll
+        self._sink = sink
+        self._on_over_budget = on_over_budget
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
+        self._accounts: Dict[str, Account] = {}
+        self._seen: set = set()
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self.allocation: Optional[Allocation] = None
+        self._since = datetime.now(timezone.utc)
+
+    # ------------------------------------------------------------------ set up
+    def start(self) -> MarketDecoration:
+        """Create the allocation, start the event threads; return the demand decoration."""
+        self._since = datetime.now(timezone.utc)
+        self._stop, self._threads = threading.Event(), []
+        timeout = self._since + timedelta(seconds=self._ttl)
+        self.allocation = self._client.payment.create_allocation(
+            total_amount=self.budget, payment_platform=self.platform, timeout=timeout)
+        logger.info("allocated %s GLM on %s (allocation %s)", self.budget, self.platform,
+                    self.allocation.allocation_id)
+        for name, target in (("debit-notes", self._debit_note_loop), ("invoices", self._invoice_loop)):
+            thread = threading.Thread(target=target, name=f"golem_tasks-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self._client.payment.get_demand_decorations([self.allocation.allocation_id])
+
+    def track(self, agreement_id: str, provider_id: str, offer_properties: Dict) -> None:
+        """Pay for this agreement from now on (call once it is approved)."""
+        usage = offer_properties.get("golem.com.usage.vector")
+        names = tuple(usage) if isinstance(usage, list) else ()
+        with self._lock:
+            self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
+                                                   names)
+
+    def terminated(self, agreement_id: str) -> None:
+        """The agreement was terminated: its invoice is due."""
+        with self._lock:
+            account = self._accounts.get(agreement_id)
+            if account is not None:
+                account.terminated = True
+
+    # ------------------------------------------------------------- accounting
+    @property
+    def committed(self) -> Decimal:
+        with self._lock:
+            return sum((a.committed for a in self._accounts.values()), Decimal(0))
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.committed
+
+    def costs(self) -> Dict[str, Decimal]:
+        """Accepted amounts per provider id (invoices, else debit notes so far)."""
+        totals: Dict[str, Decimal] = {}
+        with self._lock:
+            for account in self._accounts.values():
+                totals[account.provider_id] = totals.get(account.provider_id, Decimal(0)) + account.committed
+        return totals
+
+    def unpaid(self) -> Tuple[str, ...]:
+        """Terminated agreements whose invoice has not been accepted."""
+        with self._lock:
+            return tuple(sorted(a_id for a_id, a in self._accounts.items() if a.terminated and a.invoice is None))
+
+    # -------------------------------------------------------------- finishing
+    def finish(self, wait: float) -> Tuple[str, ...]:
+        """Wait up to ``wait`` s for the invoices of terminated agreements, stop the
+        threads, release the allocation. Returns the agreements left unpaid."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while any(a.awaited for a in self._accounts.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not any(t.is_alive() for t in self._threads):
+                    break
+                self._changed.wait(remaining)
+        self.stop()
+        unpaid = self.unpaid()
+        if unpaid:
+            logger.warning("no invoice arrived within %g s for agreements %s; they stay unpaid by this run",
+                           wait, ", ".join(unpaid))
+        self._release()
+        costs = self.costs()
+        self._sink.emit(CostsSettled(costs=costs, total=sum(costs.values(), Decimal(0)), unpaid=unpaid))
+        return unpaid
+
+    def abandon(self) -> None:
+        """Undo a start that failed half way: stop the threads, release the allocation."""
+        self.stop()
+        self._release()
+
+    def stop(self) -> None:
+        """Stop the event threads (each ends within one poll)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _release(self) -> None:
+        if self.allocation is None:
+            return
+        allocation_id, self.allocation = self.allocation.allocation_id, None
+        try:
+            self._client.payment.release_allocation(allocation_id)
+        except (NotFound, Gone):
+            pass  # released already (by the daemon at its timeout)
+        except ApiError as exc:
+            logger.warning("could not release allocation %s: %s (`yagna payment release-allocations` "
+                           "frees it)", allocation_id, exc)
+
+    # ------------------------------------------------------------ event loops
+    def _debit_note_loop(self) -> None:
+        self._event_loop(self._client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
+                         lambda event: event.debit_note_id, self._on_debit_note)
+
+    def _invoice_loop(self) -> None:
+        self._event_loop(self._client.payment.collect_invoice_events, "InvoiceReceivedEvent",
+                         lambda event: event.invoice_id, self._on_invoice)
+
+    def _event_loop(self, collect: Callable, wanted: str, document_id: Callable, handle: Callable) -> None:
+        after = self._since
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                events = collect(after_timestamp=after, timeout=self._poll)
+            except ApiError as exc:
+                failures += 1
+                logger.warning("reading payment events failed (%s); trying again", exc)
+                self._stop.wait(min(30.0, 2.0 ** failures))
+                continue
+            failures = 0
+            for event in events:
+                after = max(after, event.event_date)
+                if event.event_type == wanted:
+                    self._handle_once(f"{wanted}:{document_id(event)}", document_id(event), handle)
+
+    def _handle_once(self, key: str, document_id: str, handle: Callable[[str], None]) -> None:
+        if key in self._seen:  # events are persistent and may repeat: handle each document once
+            return
+        self._seen.add(key)
+        try:
+            handle(document_id)
+        except ApiError as exc:
+            logger.warning("could not handle payment document %s: %s", document_id, exc)
+        except Exception:  # a bug here must not stop all payments
+            logger.exception("handling payment document %s failed", document_id)
+
+    # -------------------------------------------------------------- documents
+    def _on_debit_note(self, note_id: str) -> None:
+        note = self._client.payment.get_debit_note(note_id)
+        with self._accepting:
+            with self._lock:
+                account = self._accounts.get(note.agreement_id)
+                if account is None:
+                    logger.debug("debit note %s is for agreement %s, not ours", note_id, note.agreement_id)
+                    return
+                reason, over = self._debit_note_problem(account, note)
+            if reason is not None:
+                self._refuse(account, note.agreement_id, note_id, note.total_amount_due, reason)
+                if over:
+                    self._on_over_budget(note.agreement_id)
+                return
+            self._accept(self._client.payment.accept_debit_note, note_id, note.total_amount_due)
+            with self._lock:
+                previous = account.activities.get(note.activity_id, Decimal(0))
+                account.activities[note.activity_id] = max(previous, note.total_amount_due)
+        self._sink.emit(DebitNoteAccepted(agreement_id=note.agreement_id, provider_id=account.provider_id,
+                                          document_id=note_id, amount=note.total_amount_due))
+
+    def _debit_note_problem(self, account: Account, note: DebitNote) -> Tuple[Optional[str], bool]:
+        """Why the note must not be accepted (and whether it is the budget), under the lock."""
+        reason = self._payer_problem(note.payment_platform, note.payer_addr)
+        if reason is not None:
+            return reason, False
+        due = note.total_amount_due
+        price = _price_of(account, note.usage_counter_vector)
+        if price is not None and due > price * PRICE_TOLERANCE + Decimal("1e-18"):
+            return (f"it asks {due} GLM, more than the agreed price of the usage it reports "
+                    f"({price} GLM)"), False
+        previous = account.activities.get(note.activity_id, Decimal(0))
+        after = self._total_locked() - account.committed + _with(account, note.activity_id, due)
+        if due > previous and after > self.budget:
+            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}", True
+        return None, False
+
+    def _on_invoice(self, invoice_id: str) -> None:
+        invoice = self._client.payment.get_invoice(invoice_id)
+        with self._accepting:
+            with self._lock:
+                account = self._accounts.get(invoice.agreement_id)
+                if account is None:
+                    logger.debug("invoice %s is for agreement %s, not ours", invoice_id, invoice.agreement_id)
+                    return
+                reason = self._invoice_problem(account, invoice)
+            if reason is not None:
+                with self._lock:
+                    account.refused = True
+                    self._changed.notify_all()
+                self._refuse(account, invoice.agreement_id, invoice_id, invoice.amount, reason)
+                return
+            self._accept(self._client.payment.accept_invoice, invoice_id, invoice.amount)
+            with self._lock:
+                account.invoice = invoice.amount
+                self._changed.notify_all()
+        logger.info("accepted invoice %s of %s GLM from %s", invoice_id, invoice.amount, account.provider_id)
+        self._sink.emit(InvoiceAccepted(agreement_id=invoice.agreement_id, provider_id=account.provider_id,
+                                        document_id=invoice_id, amount=invoice.amount))
+
+    def _invoice_problem(self, account: Account, invoice: Invoice) -> Optional[str]:
+        reason = self._payer_problem(invoice.payment_platform, invoice.payer_addr)
+        if reason is not None:
+            return reason
+        after = self._total_locked() - account.committed + invoice.amount
+        if after > self.budget:
+            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}"
+        return None
+
+    def _payer_problem(self, platform: str, payer: str) -> Optional[str]:
+        allocation = self.allocation
+        if allocation is None:
+            return "the allocation is already released"
+        if platform != allocation.payment_platform or payer.lower() != allocation.address.lower():
+            return f"it is payable on {platform} by {payer}, not by our allocation"
+        return None
+
+    def _total_locked(self) -> Decimal:
+        return sum((a.committed for a in self._accounts.values()), Decimal(0))
+
+    def _accept(self, accept: Callable, document_id: str, amount: Decimal) -> None:
+        allocation = self.allocation
+        assert allocation is not None  # checked by _payer_problem under the same lock
+        accept(document_id, amount, allocation.allocation_id)
+
+    def _refuse(self, account: Account, agreement_id: str, document_id: str, amount: Decimal, reason: str) -> None:
+        logger.warning("not accepting %s from %s: %s", document_id, account.provider_id, reason)
+        self._sink.emit(PaymentRefused(agreement_id=agreement_id, provider_id=account.provider_id,
+                                       document_id=document_id, amount=amount, reason=reason))
+
+
+def _with(account: Account, activity_id: str, due: Decimal) -> Decimal:
+    """The account's committed amount if ``activity_id`` were at ``due``."""
+    if account.invoice is not None:
+        return account.invoice
+    activities = dict(account.activities)
+    activities[activity_id] = max(activities.get(activity_id, Decimal(0)), due)
+    return sum(activities.values(), Decimal(0))
+
+
+def _price_of(account: Account, vector: Optional[Sequence]) -> Optional[Decimal]:
+    """The agreed linear price of a usage vector, or None when it cannot be known."""
+    if account.pricing is None or not isinstance(vector, list) or len(vector) != len(account.usage_names):
+        return None
+    try:
+        return account.pricing.cost(dict(zip(account.usage_names, (str(v) for v in vector))))
+    except (TypeError, ValueError, ArithmeticError):
+        return None

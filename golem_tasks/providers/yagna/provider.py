@@ -1,0 +1,392 @@
+"""``GolemProvider``: rent providers on the Golem Network through a local yagna daemon.
+
+What happens when:
+
+* **built**: configuration is read (arguments, else ``YAGNA_APPKEY``/``YAGNA_API_URL``),
+  the daemon is asked who we are, and an image tag is resolved in the image registry.
+  A missing or refused key, no daemon, something else at the URL, or an unknown tag
+  fail here, in seconds, before anything is reserved or spent.
+* **first engage** (or :meth:`GolemProvider.start`): one allocation of the budget is
+  made, the demand is subscribed, and the negotiation and payment threads start.
+* **engage**: the best candidate provider gets an agreement (confirmed, approved), an
+  activity, and ``deploy`` + ``start`` once; the session is then ready for batches.
+* **release** of a session: its activity is destroyed and its agreement terminated.
+* **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
+  a bounded time and accepted, and the allocation released.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+
+import requests
+
+from ...errors import ApiError, ConfigurationError, ProviderError
+from ..base import Provider, ProviderInfo
+from ._agreement import Candidate, CandidateFailed, agree
+from ._batch import BatchDeadline, BatchStopped, collect, send_batch
+from ._client import Identity
+from ._connect import Connection
+from ._demand import Demand, VmPayload, build_demand
+from ._events import AgreementApproved, AgreementFailed, Consumer, EventSink
+from ._exescript import deploy_command, start_command
+from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
+from ._image import DEFAULT_REGISTRY_URL, resolve_image
+from ._negotiator import Market
+from ._payment import MAINNETS, MarketDecoration, payment_platform
+from ._payments import Payments
+from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from ._session import CANCELLED_REASON, GolemSession
+from ._settings import (
+    DEFAULT_ACCEPT_TIMEOUT,
+    Timeouts,
+    check_accept_timeout,
+    check_budget,
+    check_expiration,
+    check_image,
+    check_inline_limit,
+    check_score,
+    check_subnet,
+)
+from ._storage import Storage
+
+logger = logging.getLogger(__name__)
+
+__all__ = ("GolemProvider", "GolemSession")
+
+
+
+class GolemProvider(Provider):
+    """Sessions on providers rented on the Golem Network, through a yagna daemon.
+
+    Usage::
+
+        from golem_tasks import Golem
+        from golem_tasks.providers.yagna import GolemProvider
+
+        with GolemProvider(image_tag="golem/alpine:latest", budget="0.5") as provider:
+            with Golem(provider, max_workers=3) as golem:
+                print(golem.run(lambda ctx: (yield ctx.run("/bin/date"))[0].stdout))
+            print(provider.costs())
+
+    Args:
+        image_hash, image_tag: the VM image, by its sha3 hash or ``name:tag`` (resolved
+            in the image registry). ``image_url`` (with ``image_hash``) skips the
+            registry; ``payload`` gives a ready :class:`VmPayload` instead of all three.
+        min_mem_gib, min_storage_gib, min_cpu_threads, min_cpu_cores, capabilities,
+            runtime: what offers must have.
+        budget: the most GLM spent in all (Decimal or decimal string).
+        mainnet: pay real GLM on polygon instead of test GLM on holesky.
+        payment_driver, payment_network: the payment platform's parts.
+        subnet_tag: the market subnet (``public``).
+        expiration: how long an agreement may last: 5-30 min, or up to 10 h with a
+            debit-note accept timeout (default 1 h, or 25 min without one).
+        debit_note_accept_timeout: seconds within which debit notes are promised to be
+            accepted (5-240); None negotiates none.
+        allow_providers, deny_providers: provider ids, names or compiled regexes.
+        offer_filter: ``offer_filter(proposal) -> bool``, any custom rule.
+        max_start_price, max_cpu_hour_price, max_env_hour_price: price caps (GLM).
+        score: ``score(proposal) -> float``; the highest is engaged first. The default
+            prefers the cheapest expected cost.
+        app_key, api_url: the daemon; default ``YAGNA_APPKEY``, ``YAGNA_API_URL``.
+        registry_url: the image registry (tests point it at 127.0.0.1).
+        storage: moves data too large to go inline: a :class:`Storage`, or ``"gftp"``
+            (GFTP through the daemon's GSB API, no ``gftp`` binary); none by default.
+        inline_limit: data up to this many bytes travels inside the ExeScript even with
+            a storage (at most 512 KiB).
+        timeouts: the :class:`Timeouts` of every wait.
+        events: a consumer, or several, of the records in :mod:`._events`.
+        policies: retry policy per kind of REST call.
+
+    Raises:
+        ConfigurationError: a bad argument, no app key, an unknown image.
+        ApiError: the daemon is not running, not yagna, or refuses the key.
+    """
+
+    default_max_workers = 5  # yapapi's default
+
+    def __init__(self, *, image_hash: Optional[str] = None, image_tag: Optional[str] = None,
+                 image_url: Optional[str] = None, payload: Optional[VmPayload] = None,
+                 min_mem_gib: float = 0.5, min_storage_gib: float = 2.0, min_cpu_threads: int = 1,
+                 min_cpu_cores: Optional[int] = None, capabilities: Iterable[str] = (), runtime: str = "vm",
+                 budget: Union[Decimal, str, int] = Decimal("1"), mainnet: bool = False,
+                 payment_driver: str = "erc20", payment_network: Optional[str] = None,
+                 subnet_tag: str = "public", expiration: Optional[timedelta] = None,
+                 debit_note_accept_timeout: Optional[int] = DEFAULT_ACCEPT_TIMEOUT,
+                 allow_providers: Iterable[ProviderMatch] = (), deny_providers: Iterable[ProviderMatch] = (),
+                 offer_filter: Optional[OfferPredicate] = None, max_start_price: Any = None,
+                 max_cpu_hour_price: Any = None, max_env_hour_price: Any = None, score: Optional[Score] = None,
+                 app_key: Optional[str] = None, api_url: Optional[str] = None,
+                 registry_url: str = DEFAULT_REGISTRY_URL, storage: Union[Storage, str, None] = None,
+                 inline_limit: int = 256 * 1024, timeouts: Optional[Timeouts] = None,
+                 events: Union[Consumer, Iterable[Consumer], None] = None,
+                 policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
+        self.budget = check_budget(budget)
+        self.platform = payment_platform(payment_network, driver=payment_driver, mainnet=mainnet)
+        self.subnet_tag = check_subnet(subnet_tag)
+        self.accept_timeout = check_accept_timeout(debit_note_accept_timeout)
+        self.expiration = check_expiration(expiration, self.accept_timeout)
+        self.offer_filter = OfferFilter(allow=allow_providers, deny=deny_providers, predicate=offer_filter,
+                                        max_start_price=max_start_price, max_cpu_hour_price=max_cpu_hour_price,
+                                        max_env_hour_price=max_env_hour_price)
+        self.score = check_score(score) or CheapestFirst()
+        self.inline_limit = check_inline_limit(inline_limit)
+        self.timeouts = timeouts or Timeouts()
+        self.sink = EventSink()
+        for consumer in ([events] if callable(events) else list(events or ())):
+            self.sink.add(consumer)
+        hardware = dict(min_mem_gib=min_mem_gib, min_storage_gib=min_storage_gib, min_threads=min_cpu_threads,
+                        min_cores=min_cpu_cores, capabilities=tuple(capabilities), runtime=runtime)
+        if payload is None:
+            check_image(image_hash, image_tag, image_url)
+        elif not isinstance(payload, VmPayload):
+            raise ConfigurationError(f"payload must be a VmPayload, got {payload!r}")
+        self._connection = Connection.from_env(app_key=app_key, api_url=api_url, policies=policies)
+        try:
+            self.identity: Identity = self._connection.check()
+            self.payload = payload or self._payload(image_hash, image_tag, image_url, registry_url, hardware)
+            self.client = self._connection.client()
+            self.storage, self._owns_storage = self._storage(storage)
+        except BaseException:
+            self._connection.close()
+            raise
+        self._assemble()
+
+    def _assemble(self) -> None:
+        """The parts that do the work, and the state they share."""
+        self._payments = Payments(self.client, budget=self.budget, platform=self.platform,
+                                  allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
+                                  sink=self.sink, on_over_budget=self._over_budget)
+        self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
+                              offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
+                              remaining_budget=lambda: self._payments.remaining, timeouts=self.timeouts,
+                              sink=self.sink, app_session_id=f"golem_tasks-{uuid.uuid4().hex[:12]}")
+        self._lock = threading.Lock()
+        self._sessions: Set[GolemSession] = set()
+        self._decoration: Optional[MarketDecoration] = None
+        self._started = self._closed = False
+        self._budget_spent: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
+        """A provider configured by the environment, ``options`` winning:
+        ``GOLEM_TASKS_IMAGE`` (a tag ``name:tag`` or a hash), ``GOLEM_TASKS_BUDGET``,
+        ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (``polygon``
+        or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY`` and ``YAGNA_API_URL``."""
+        env = os.environ if environ is None else environ
+        found: Dict[str, Any] = {}
+        image = env.get("GOLEM_TASKS_IMAGE")
+        if image:
+            found["image_tag" if ":" in image else "image_hash"] = image
+        for variable, name in (("GOLEM_TASKS_BUDGET", "budget"), ("YAGNA_SUBNET", "subnet_tag"),
+                               ("YAGNA_PAYMENT_DRIVER", "payment_driver"),
+                               ("YAGNA_PAYMENT_NETWORK", "payment_network")):
+            if env.get(variable):
+                found[name] = env[variable]
+        found["mainnet"] = found.get("payment_network") in MAINNETS
+        found.update(options)
+        if not any(found.get(key) for key in ("image_tag", "image_hash", "payload")):
+            raise ConfigurationError("no image: set GOLEM_TASKS_IMAGE to a tag (golem/alpine:latest) or a "
+                                     "hash, or pass image_tag=/image_hash=")
+        return cls(**found)
+
+    def __repr__(self) -> str:
+        return (f"<GolemProvider {self._connection.api_url} {self.platform} budget={self.budget} "
+                f"{'closed' if self._closed else 'started' if self._started else 'idle'}>")
+
+    # ------------------------------------------------------------------ set up
+    def _payload(self, image_hash: Optional[str], image_tag: Optional[str], image_url: Optional[str],
+                 registry_url: str, hardware: Dict[str, Any]) -> VmPayload:
+        if image_url is not None:
+            assert image_hash is not None  # check_image made sure
+            return VmPayload(image_hash=image_hash, image_url=image_url, **hardware)
+        with requests.Session() as http:  # a session of its own: no app key goes to the registry
+            sha3, url = resolve_image(http, registry_url, image_tag=image_tag, image_hash=image_hash)
+        return VmPayload(image_hash=sha3, image_url=url, **hardware)
+
+    def _storage(self, storage: Union[Storage, str, None]) -> Tuple[Optional[Storage], bool]:
+        """The storage, and whether this provider made it (and so closes it)."""
+        if storage is None or isinstance(storage, Storage):
+            return storage, False
+        if storage != "gftp":
+            raise ConfigurationError(f"storage must be a Storage, 'gftp' or None, got {storage!r}")
+        try:
+            from ._gftp import GsbGftpStorage
+        except ImportError as exc:
+            raise ConfigurationError(f"storage='gftp' needs its WebSocket and flexbuffers libraries ({exc}): "
+                                     "pip install 'golem_tasks[golem]'") from exc
+        return GsbGftpStorage(self.client, node_id=self.identity.identity), True
+
+    def _build_demand(self) -> Demand:
+        return build_demand(self.payload, expiration=self.expiration, subnet=self.subnet_tag,
+                            decoration=self._decoration, debit_note_accept_timeout=self.accept_timeout)
+
+    def start(self) -> None:
+        """Reserve the budget and start looking for providers (the first ``engage`` does
+        this by itself; call it to see an allocation error early). Idempotent."""
+        with self._lock:
+            if self._closed:
+                raise ProviderError("this GolemProvider is closed; create a new one")
+            if self._started:
+                return
+            try:
+                self._decoration = self._payments.start()
+                self._market.start()
+            except BaseException:
+                self._payments.abandon()  # give back an allocation made before the failure
+                raise
+            self._started = True
+
+    # ------------------------------------------------------------------ engage
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(),
+               abort: Optional[threading.Event] = None) -> GolemSession:
+        """An approved agreement with a provider not in ``exclude``, its activity
+        deployed and started. Tries candidates until one works or the negotiation
+        timeout passes.
+
+        Raises:
+            ProviderError: no provider could be engaged in time, the budget is spent,
+                ``abort`` was set, or the provider is closed.
+        """
+        self.start()
+        self._market.exclude(set(exclude))
+        deadline = time.monotonic() + self.timeouts.negotiation
+        while True:
+            if self._budget_spent is not None:
+                raise ProviderError(f"no more providers are engaged: {self._budget_spent}")
+            candidate = self._market.take(deadline, abort)
+            try:
+                return self._open(candidate, abort)
+            except CandidateFailed as exc:
+                proposal = candidate.proposal
+                logger.warning("provider %s (%s) could not be engaged: %s", proposal.provider_name,
+                               proposal.provider_id, exc)
+                self.sink.emit(AgreementFailed(agreement_id=exc.agreement_id,
+                                               provider_id=proposal.provider_id,
+                                               provider_name=proposal.provider_name, reason=str(exc)))
+            finally:
+                with self._lock:
+                    engaged = any(s.info.id == candidate.proposal.provider_id for s in self._sessions)
+                if not engaged:
+                    self._market.release(candidate.proposal.provider_id)
+
+    def _open(self, candidate: Candidate, abort: Optional[threading.Event]) -> GolemSession:
+        proposal = candidate.proposal
+        agreement_id = agree(self.client.market, candidate, approval=self.timeouts.approval,
+                             app_session_id=self._market.app_session_id, abort=abort)
+        self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
+                                         provider_name=proposal.provider_name))
+        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties))
+        activity_id = None
+        try:
+            activity_id = self.client.activity.create_activity(agreement_id, timeout=self.timeouts.activity)
+            self._deploy(activity_id, proposal.provider_id, abort)
+        except BaseException as exc:
+            self._abandon(agreement_id, activity_id)
+            if isinstance(exc, (ApiError, CandidateFailed)):
+                self._market.exclude({proposal.provider_id})  # it cannot run our image; do not retry it
+                raise CandidateFailed(f"agreement {agreement_id} could not start work: {exc}",
+                                      agreement_id) from exc
+            raise
+        info = ProviderInfo(id=proposal.provider_id, name=proposal.provider_name,
+                            properties={**proposal.properties, "agreement_id": agreement_id,
+                                        "activity_id": activity_id})
+        session = GolemSession(self, self._connection, info, agreement_id, activity_id)
+        with self._lock:
+            self._sessions.add(session)
+            closed = self._closed
+        if closed:
+            session.release()
+            raise ProviderError("the GolemProvider was closed while engaging")
+        logger.info("engaged %s (%s): agreement %s, activity %s", info.name, info.id, agreement_id, activity_id)
+        return session
+
+    def _deploy(self, activity_id: str, provider_id: str, abort: Optional[threading.Event]) -> None:
+        """``deploy`` and ``start``, once per engaged provider, in one batch."""
+        api = self.client.activity
+        stop = abort or threading.Event()
+        batch_id = send_batch(api, activity_id, [deploy_command(), start_command()], provider_id)
+        try:
+            results = collect(api, activity_id, batch_id, 2, deadline=time.monotonic() + self.timeouts.deploy,
+                              poll=self.timeouts.poll, stop=stop, provider=provider_id)
+        except BatchDeadline:
+            raise CandidateFailed(f"deploy did not finish within {self.timeouts.deploy:g} s") from None
+        except BatchStopped:
+            raise ProviderError("engaging a Golem provider was aborted") from None
+        for result in results.values():
+            if not result.ok:
+                step = "deploy" if result.index == 0 else "start"
+                raise CandidateFailed(f"{step} failed: {result.message or result.stderr or 'no reason given'}")
+
+    def _abandon(self, agreement_id: str, activity_id: Optional[str]) -> None:
+        """Undo a half-made engagement: destroy the activity, terminate the agreement."""
+        if activity_id is not None:
+            try:
+                self.client.activity.destroy_activity(activity_id, timeout=self.timeouts.destroy)
+            except ApiError as exc:
+                logger.debug("destroying activity %s: %s", activity_id, exc)
+        try:
+            self.client.market.terminate_agreement(agreement_id, CANCELLED_REASON)
+        except ApiError as exc:
+            logger.debug("terminating agreement %s: %s", agreement_id, exc)
+        self._payments.terminated(agreement_id)
+
+    # -------------------------------------------------------------- bookkeeping
+    def _session_ended(self, session: GolemSession) -> None:
+        with self._lock:
+            self._sessions.discard(session)
+        self._market.release(session.info.id)
+
+    def _over_budget(self, agreement_id: str) -> None:
+        """A debit note would break the budget: stop that work, engage no more."""
+        self._budget_spent = f"the budget of {self.budget} GLM is spent"
+        with self._lock:
+            sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
+        for session in sessions:
+            session.stop_work(self._budget_spent)
+
+    def costs(self) -> Dict[str, Decimal]:
+        """GLM accepted so far per provider id (invoices, else debit notes)."""
+        return self._payments.costs()
+
+    @property
+    def total_cost(self) -> Decimal:
+        """GLM accepted so far, in all."""
+        return self._payments.committed
+
+    def unpaid_agreements(self) -> Tuple[str, ...]:
+        """Ended agreements whose invoice has not been accepted (yet)."""
+        return self._payments.unpaid()
+
+    def add_event_consumer(self, consumer: Consumer) -> None:
+        """Call ``consumer(event)`` for every event of :mod:`._events` from now on."""
+        self.sink.add(consumer)
+
+    # --------------------------------------------------------------------- close
+    def close(self) -> None:
+        """End every session (as cancelled), withdraw the demand, wait a bounded time for
+        invoices and accept them, release the allocation. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            sessions = list(self._sessions)
+            started = self._started
+        try:
+            for session in sessions:
+                session.cancel()
+                session.release()
+            if started:
+                self._market.stop()
+                self._payments.finish(wait=self.timeouts.invoices)
+        finally:
+            if self._owns_storage and self.storage is not None:
+                self.storage.close()
+            self._connection.close()
