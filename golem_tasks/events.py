@@ -14,17 +14,22 @@ Events carry ids and values only, never live objects. Only leaf classes are emit
     │       ├── FragmentFinished     attempt, duration
     │       ├── FragmentRetried      attempt, reason, delay
     │       └── FragmentFailed       attempts, reason
-    └── ProviderEvent                provider_id, provider_name
-        ├── ProviderEngaged
-        ├── InitializerFailed        reason
-        └── ProviderReleased         reason, excluded
+    ├── ProviderEvent                provider_id, provider_name
+    │   ├── ProviderEngaged
+    │   ├── InitializerFailed        reason
+    │   └── ProviderReleased         reason, excluded
+    └── CostsSettled                 costs, total, unpaid (once, when a paid provider closes)
+
+Backends add their own branches (``golem_tasks.providers.yagna`` reports offers,
+agreements and payments); ``Golem`` forwards them to the same consumers.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Dict, Optional, Tuple
+from decimal import Decimal
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import attrs
 
@@ -130,6 +135,26 @@ class ProviderReleased(ProviderEvent):
 
     reason: str
     excluded: bool = False
+
+
+def _decimal_items(value: Any) -> Tuple[Tuple[str, Decimal], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), Decimal(v)) for k, v in items))
+
+
+@attrs.frozen(kw_only=True)
+class CostsSettled(Event):
+    """The final bill of a provider that charges (Golem), when it closes.
+
+    Attributes:
+        costs: ``(provider_id, accepted amount)`` pairs, sorted by id (Decimal, never float).
+        total: their sum.
+        unpaid: agreements whose invoice did not arrive within the wait.
+    """
+
+    costs: Tuple[Tuple[str, Decimal], ...] = attrs.field(converter=_decimal_items)
+    total: Decimal
+    unpaid: Tuple[str, ...] = ()
 
 
 Consumer = Callable[[Event], None]

@@ -140,6 +140,11 @@ class Golem:
         self.window = window or max(16, 4 * self.max_workers)
         self._events = ev.Emitter()
         self._install_consumers(events, progress)
+        # A backend that reports its own events (offers, agreements, payments, costs)
+        # hands them to the same consumers as the scheduler's.
+        add_consumer = getattr(self.provider, "add_event_consumer", None)
+        if callable(add_consumer):
+            add_consumer(self._events.emit)
         self._pool = Pool(self.provider, max_workers=self.max_workers, policy=self.policy,
                           initializer=initializer, batch_timeout=self.batch_timeout, emitter=self._events)
         self._submit_job: Optional[Job] = None
@@ -148,9 +153,9 @@ class Golem:
 
     def _install_consumers(self, events: Any, progress: Optional[bool]) -> None:
         from .progress import ProgressBar, SummaryLogger, progress_wanted
-        self._events.add(SummaryLogger(), kinds=(ev.JobFinished,))
+        self._events.add(SummaryLogger(), kinds=(ev.JobFinished, ev.CostsSettled))
         if progress_wanted(progress):
-            self._events.add(ProgressBar(), kinds=(ev.JobEvent,))
+            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled))
         if events is None:
             return
         for consumer in ([events] if callable(events) else list(events)):

@@ -44,12 +44,23 @@ def format_summary(event: ev.JobFinished) -> str:
     return "\n".join(lines)
 
 
+def format_costs(event: ev.CostsSettled) -> str:
+    """The bill: cost per provider and the total."""
+    lines = [f"cost: {event.total} in total"]
+    lines += [f"  {provider}: {amount}" for provider, amount in event.costs]
+    if event.unpaid:
+        lines.append(f"  no invoice in time for {len(event.unpaid)} agreement(s): {', '.join(event.unpaid)}")
+    return "\n".join(lines)
+
+
 class SummaryLogger:
-    """Logs each job's summary at INFO on ``golem_tasks.summary``."""
+    """Logs each job's summary, and the bill, at INFO on ``golem_tasks.summary``."""
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobFinished):
             summary_logger.info("%s", format_summary(event))
+        elif isinstance(event, ev.CostsSettled):
+            summary_logger.info("%s", format_costs(event))
 
 
 class ProgressBar:
@@ -65,6 +76,9 @@ class ProgressBar:
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobStarted):
             self._start(event)
+            return
+        if isinstance(event, ev.CostsSettled):
+            (self._file or sys.stderr).write(format_costs(event) + "\n")
             return
         if not isinstance(event, ev.JobEvent):
             return

@@ -74,3 +74,33 @@ def test_progress_default_follows_the_terminal(monkeypatch):
 def test_format_summary_names_the_error():
     event = events.JobFinished(job_id=3, done=1, failed=2, retried=0, elapsed=1.5, error="JobTimeoutError: x")
     assert format_summary(event).startswith("job 3: 1 done, 2 failed, 0 retried in 1.50 s (JobTimeoutError: x)")
+
+
+def test_a_backend_events_reach_the_golem_consumers_and_the_bill_is_logged(caplog):
+    from decimal import Decimal
+
+    class BillingFake(FakeProvider):
+        def __init__(self):
+            super().__init__(assert_all_used=False)
+            self.on_run(lambda line: True, handler=lambda c, s: c.args[1])
+            self.consumers = []
+
+        def add_event_consumer(self, consumer):
+            self.consumers.append(consumer)
+
+        def close(self):
+            super().close()
+            for consumer in self.consumers:
+                consumer(events.CostsSettled(costs={"fake-1": "0.25", "fake-2": Decimal("0.5")},
+                                             total=Decimal("0.75"), unpaid=("agreement-9",)))
+
+    caplog.set_level(logging.INFO, logger="golem_tasks.summary")
+    seen = []
+    fake = BillingFake()
+    with make_golem(fake, max_workers=1, events=seen.append) as golem:
+        golem.run(echo, "x")
+    fake.close()
+    (bill,) = [e for e in seen if isinstance(e, events.CostsSettled)]
+    assert bill.costs == (("fake-1", Decimal("0.25")), ("fake-2", Decimal("0.5")))
+    assert "cost: 0.75 in total" in caplog.text and "fake-2: 0.5" in caplog.text
+    assert "no invoice in time for 1 agreement(s): agreement-9" in caplog.text
