@@ -223,9 +223,11 @@ def test_transfers_http_and_gftp(net: LocalNet, engaged: Engaged) -> None:
                 {"start": {}},
                 {"transfer": {"from": f"{base}/a.txt", "to": "container:/golem/input/a.txt"}},
                 {"transfer": {"from": f"gftp://{me}/in-1", "to": "container:/golem/input/big.bin"}},
+                # $GOLEM_* rather than /golem/... inside the script: without bubblewrap the
+                # host sandbox maps arguments and these variables, not script text.
                 sh(
-                    "cat /golem/input/a.txt; cp /golem/input/big.bin /golem/output/o.bin;"
-                    " echo done > /golem/output/r.txt"
+                    'cat "$GOLEM_INPUT/a.txt"; cp "$GOLEM_INPUT/big.bin" "$GOLEM_OUTPUT/o.bin";'
+                    ' echo done > "$GOLEM_OUTPUT/r.txt"'
                 ),
                 {"transfer": {"from": "container:/golem/output/r.txt", "to": f"{base}/r.txt"}},
                 {"transfer": {"from": "/golem/output/o.bin", "to": f"gftp://{me}/out-1"}},
