@@ -260,9 +260,10 @@ class Pool:
             self._changed.notify_all()
             if self._closed and not self._running and not self._queue:
                 self._notify_all()
-            elif job.queued:
+            elif job.queued and job.running == job.limit - 1:
                 # The job was at its limit, so its queued fragments woke nobody; a
                 # retried one may fit only another slot (found by a regression test).
+                # Below the limit the queue already woke whoever could take it.
                 self._wake_for(job)
 
     def stream_input_done(self, job: Job) -> None:
