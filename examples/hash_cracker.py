@@ -22,6 +22,9 @@ from _common import golem_options, parse, parser  # noqa: E402
 
 from golem_tasks import Golem  # noqa: E402
 
+#: Any image with python3 will do on the Golem provider.
+IMAGE = "golem/python:3.11-slim"
+
 # The provider-side program, sent once per provider by the initializer.
 CRACKER = r"""
 import hashlib, json, sys
@@ -65,7 +68,7 @@ def crack(ctx, chunk):
 
 
 def main(argv: Optional[List[str]] = None) -> Optional[str]:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], IMAGE)
     p.add_argument("--password", default="golem", help="the word whose hash we crack (lowercase)")
     p.add_argument("--hash", default=None, help="a SHA-256 hex digest to crack instead")
     p.add_argument("--chunk-size", type=int, default=50_000)

@@ -15,6 +15,9 @@ from _common import golem_options, parse, parser  # noqa: E402
 
 from golem_tasks import Golem  # noqa: E402
 
+#: Any image with a shell and coreutils will do on the Golem provider.
+IMAGE = "golem/alpine:latest"
+
 
 def hello(ctx):
     results = yield ctx.run("/bin/sh", "-c", "date")
@@ -22,7 +25,7 @@ def hello(ctx):
 
 
 def main(argv: Optional[List[str]] = None) -> str:
-    args = parse(parser(__doc__.splitlines()[0]), argv)
+    args = parse(parser(__doc__.splitlines()[0], IMAGE), argv)
     with Golem(**golem_options(args)) as golem:
         answer = golem.run(hello)
     print(answer)

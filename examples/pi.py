@@ -17,6 +17,9 @@ from _common import golem_options, parse, parser  # noqa: E402
 
 from golem_tasks import Golem  # noqa: E402
 
+#: Any image with python3 will do on the Golem provider.
+IMAGE = "golem/python:3.11-slim"
+
 # Runs on the provider; any image with python3 will do.
 DARTS = r"""
 import random, sys
@@ -33,7 +36,7 @@ def throw_darts(ctx, job):
 
 
 def main(argv: Optional[List[str]] = None) -> float:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], IMAGE)
     p.add_argument("--fragments", type=int, default=16)
     p.add_argument("--samples", type=int, default=200_000, help="darts per fragment")
     args = parse(p, argv)

@@ -17,6 +17,9 @@ from _common import golem_options, parse, parser  # noqa: E402
 
 from golem_tasks import Golem  # noqa: E402
 
+#: Any image with a shell and coreutils will do on the Golem provider.
+IMAGE = "golem/alpine:latest"
+
 CORPUS_LINES = [
     "a golem is an animated being made of clay",
     "the golem network lets a requestor rent a provider",
@@ -44,7 +47,7 @@ def count(ctx, word):
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, int]:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], IMAGE)
     p.add_argument("words", nargs="*", default=["golem", "provider", "sandbox", "banana"])
     p.add_argument("--repeat", type=int, default=1000, help="copies of the corpus text")
     args = parse(p, argv)
