@@ -13,6 +13,8 @@ from .commands import (
     SendBytes,
     SendFile,
     SendJson,
+    SendUrl,
+    UploadUrl,
 )
 from .context import WorkContext
 from .errors import (
@@ -48,7 +50,7 @@ __all__ = (
     "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
-    "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "WorkContext",
+    "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
     "WorkerError",
 )
 

@@ -221,6 +221,9 @@ class FakeState:
         self.calls: List[Call] = []
         self.batches: List[BatchCall] = []
         self.sessions: List["FakeSession"] = []
+        #: What send_url serves and what upload_url received, ``{url: bytes}``.
+        self.urls: Dict[str, bytes] = {}
+        self.uploads: Dict[str, bytes] = {}
 
     def maybe_lose(self, session: "FakeSession") -> None:
         """Mark ``session`` lost once it has run the commands ``lose_provider`` allowed."""

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ._driver import worker_name
 from ._fake import BatchCall, Call, FakeState, RunOutput, encode_content, make_error
 from .commands import (Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes,
-                       SendFile, _remote_path)
+                       SendFile, SendUrl, UploadUrl, _remote_path)
 from .errors import BatchCancelled, BatchTimeoutError, CommandExecutionError, ProviderLost
 from .providers.base import ProviderInfo, SequentialSession, decode_download
 
@@ -198,6 +198,19 @@ class FakeSession(SequentialSession):
             return CommandResult(command=command, index=index)
         if isinstance(command, SendBytes):
             self.files[command.dst] = command.data
+            return CommandResult(command=command, index=index)
+        if isinstance(command, SendUrl):
+            with self._state.lock:
+                data = self._state.urls.get(command.url)
+            if data is None:
+                raise CommandExecutionError(f"GET {command.url} answered HTTP 404 (the FakeProvider serves "
+                                            f"only the URLs given as FakeProvider(urls={{...}}))")
+            self.files[command.dst] = data
+            return CommandResult(command=command, index=index)
+        if isinstance(command, UploadUrl):
+            data = self._remote_file(command.src)
+            with self._state.lock:
+                self._state.uploads[command.url] = data
             return CommandResult(command=command, index=index)
         if isinstance(command, DownloadFile):
             return self._download_file(command, index)

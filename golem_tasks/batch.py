@@ -15,6 +15,8 @@ from .commands import (
     SendBytes,
     SendFile,
     SendJson,
+    SendUrl,
+    UploadUrl,
 )
 from .errors import ConfigurationError
 
@@ -84,6 +86,17 @@ class Batch:
     def send_json(self, obj: Any, dst: PathLike) -> "Batch":
         """Write ``obj`` as JSON to ``dst`` on the provider."""
         return self.add(SendJson.of(obj, dst))
+
+    def send_url(self, url: str, dst: PathLike) -> "Batch":
+        """Have the provider download the http(s) ``url`` into ``dst``: data you host
+        yourself goes straight to the provider, never through this machine's uplink
+        (on Golem the URL must be reachable from the provider)."""
+        return self.add(SendUrl(url, dst))
+
+    def upload_url(self, src: PathLike, url: str) -> "Batch":
+        """Have the provider upload ``src`` to the http(s) ``url`` with a PUT, for
+        example a pre-signed object-store URL."""
+        return self.add(UploadUrl(src, url))
 
     def download_file(self, src: PathLike, dst: PathLike) -> "Batch":
         """Copy ``src`` on the provider to the local path ``dst``."""

@@ -127,6 +127,37 @@ class SendJson(SendBytes):
         return f"send json ({len(self.data)} bytes) -> {self.dst}"
 
 
+def _http_url(_: Any, attribute: Any, value: str) -> None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"{attribute.name} must be an http(s) URL the provider can reach, got {value!r}")
+
+
+@attrs.frozen
+class SendUrl(Command):
+    """The provider downloads ``url`` (HTTP GET) into ``dst``: data the user hosts
+    never passes through the requestor. On Golem the provider's exe-unit fetches it,
+    so the URL must be reachable from the provider; the local provider fetches it from
+    this machine."""
+
+    url: str = attrs.field(validator=_http_url)
+    dst: str = attrs.field(converter=_remote_path)
+
+    def describe(self) -> str:
+        return f"send url {self.url} -> {self.dst}"
+
+
+@attrs.frozen
+class UploadUrl(Command):
+    """The provider uploads ``src`` to ``url`` with an HTTP PUT (for example a
+    pre-signed object-store URL), so results need not pass through the requestor."""
+
+    src: str = attrs.field(converter=_remote_path)
+    url: str = attrs.field(validator=_http_url)
+
+    def describe(self) -> str:
+        return f"upload {self.src} -> url {self.url}"
+
+
 @attrs.frozen
 class DownloadFile(Command):
     """Copy ``src`` on the provider to the local path ``dst``; the result's ``data`` is that path."""

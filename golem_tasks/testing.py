@@ -15,7 +15,7 @@ from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Ty
 
 from ._driver import check_worker, drive, start
 from ._fake import (BatchCall, Call, ErrorSpec, FakeState, Handler, Matcher, Rule, RunOutput,
-                    check_error_spec, encode_files, make_error)
+                    check_error_spec, encode_content, encode_files, make_error)
 from ._fake_session import FakeSession
 from .batch import Batch
 from .commands import Command, CommandResult, Run
@@ -103,6 +103,9 @@ class FakeProvider(Provider):
         assert_all_used: check :meth:`assert_all_rules_used` when the ``with`` block
             (or the pytest fixture's test) ends without an error.
         files: initial filesystem of every session, ``{path: bytes | str | JSON-able}``.
+        urls: what ``send_url`` downloads, ``{url: bytes | str | JSON-able}``; an unknown URL
+            fails the command like an HTTP 404 would. ``upload_url`` puts land in
+            :attr:`uploads`.
         properties: extra ``ProviderInfo.properties`` of every session.
         max_sessions: engage raises ``ProviderError`` after this many sessions.
         record: False keeps no ``calls`` or ``batches`` (constant memory for long runs).
@@ -111,6 +114,7 @@ class FakeProvider(Provider):
     def __init__(self, handler: Optional[Handler] = None, *, latency: float = 0.0,
                  strict: bool = True, assert_all_used: bool = True,
                  files: Optional[Mapping[str, Any]] = None,
+                 urls: Optional[Mapping[str, Any]] = None,
                  properties: Optional[Mapping[str, Any]] = None,
                  max_sessions: Optional[int] = None, record: bool = True) -> None:
         if handler is not None and not callable(handler):
@@ -120,6 +124,7 @@ class FakeProvider(Provider):
         #: Whether the `with` block and the pytest fixture check assert_all_rules_used().
         self.assert_all_used = assert_all_used
         self._files = encode_files(files)
+        self._state.urls = {url: encode_content(value) for url, value in (urls or {}).items()}
         self._properties = {"fake": True, **(properties or {})}
         if max_sessions is not None:
             _whole("max_sessions", max_sessions)
@@ -287,6 +292,12 @@ class FakeProvider(Provider):
     def rules(self) -> List[Rule]:
         with self._state.lock:
             return list(self._state.rules)
+
+    @property
+    def uploads(self) -> Dict[str, bytes]:
+        """What ``upload_url`` commands put, ``{url: bytes}`` (the last put per URL)."""
+        with self._state.lock:
+            return dict(self._state.uploads)
 
     @property
     def engage_attempts(self) -> int:

@@ -33,10 +33,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, AbstractSet, Callable, Dict, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Optional, Sequence, Union
 
 from ..batch import PathLike
-from ..commands import Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile
+from ..commands import (Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile, SendUrl,
+                        UploadUrl)
 from ..errors import (
     BatchCancelled,
     BatchTimeoutError,
@@ -48,6 +49,9 @@ from ..errors import (
 )
 from . import _process, _sandbox
 from .base import Provider, ProviderInfo, SequentialSession, decode_download
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +169,7 @@ class LocalSession(SequentialSession):
         try:
             if isinstance(command, Run):
                 return self._run(command, index, deadline)
-            return self._transfer(command, index)
+            return self._transfer(command, index, deadline)
         except GolemTasksError:
             raise  # BatchTimeoutError is a TimeoutError, hence an OSError: keep it as it is
         except OSError as exc:
@@ -264,10 +268,14 @@ class LocalSession(SequentialSession):
 
     # -- transfers ----------------------------------------------------------------
 
-    def _transfer(self, command: Command, index: int) -> CommandResult:
+    def _transfer(self, command: Command, index: int, deadline: Optional[float] = None) -> CommandResult:
         data = None
         if isinstance(command, (SendBytes, SendFile)):
             self._send(command)
+        elif isinstance(command, SendUrl):
+            self._send_url(command, deadline)
+        elif isinstance(command, UploadUrl):
+            self._upload_url(command, deadline)
         elif isinstance(command, DownloadFile):
             data = self._download_file(command)
         elif isinstance(command, DownloadBytes):
@@ -282,15 +290,31 @@ class LocalSession(SequentialSession):
             raise CommandExecutionError(f"the local provider cannot run {type(command).__name__} commands")
         return CommandResult(command=command, index=index, data=data)
 
-    def _send(self, command: Union[SendBytes, SendFile]) -> None:
+    def _writable_target(self, dst: str) -> str:
+        """The host path for ``dst``, parents created, refused outside the writable dirs."""
         writable = self._provider.writable_dirs
-        if not any(command.dst.startswith(directory + "/") for directory in writable):
+        if not any(dst.startswith(directory + "/") for directory in writable):
             raise CommandExecutionError(
-                f"cannot write {command.dst}: files can only be sent into {', '.join(writable)} "
+                f"cannot write {dst}: files can only be sent into {', '.join(writable)} "
                 f"(declare more with LocalProvider(volumes=...))")
-        target = str(_sandbox.to_host(command.dst, self.directory))
-        self._check_inside(os.path.dirname(target), command.dst)
+        target = str(_sandbox.to_host(dst, self.directory))
+        self._check_inside(os.path.dirname(target), dst)
         os.makedirs(os.path.dirname(target), exist_ok=True)
+        return target
+
+    def _send_url(self, command: SendUrl, deadline: Optional[float]) -> None:
+        # Like a Golem exe-unit, the download happens outside the sandbox, so it works
+        # even when the sandbox has no network.
+        target = self._writable_target(command.dst)
+        with _http_call("GET", command.url, deadline, stream=True) as response:
+            _write_atomically(target, lambda out: shutil.copyfileobj(response.raw, out))
+
+    def _upload_url(self, command: UploadUrl, deadline: Optional[float]) -> None:
+        with self._open_remote(command.src) as source:
+            _http_call("PUT", command.url, deadline, data=source).close()
+
+    def _send(self, command: Union[SendBytes, SendFile]) -> None:
+        target = self._writable_target(command.dst)
         if isinstance(command, SendBytes):
             _write_atomically(target, lambda out: out.write(command.data))
             return
@@ -342,6 +366,30 @@ class LocalSession(SequentialSession):
             raise CommandExecutionError(
                 f"refusing {remote}: it resolves to {real}, outside the sandbox (through a symlink)")
         return real
+
+
+def _http_call(method: str, url: str, deadline: Optional[float], **kwargs: Any) -> "requests.Response":
+    """One HTTP request for a URL transfer; an answer other than 2xx fails the command."""
+    import requests  # only URL transfers need it: keeps `import golem_tasks` light
+    left = None if deadline is None else max(0.1, deadline - time.monotonic())
+    # (connect, read) timeouts: a dead server must not outlive the batch's deadline.
+    timeout = (min(10.0, left), left) if left is not None else (10.0, 300.0)
+    try:
+        response = requests.request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        raise CommandExecutionError(f"{method} {url} failed: {exc}") from exc
+    if not 200 <= response.status_code < 300:
+        response.close()
+        raise CommandExecutionError(f"{method} {url} answered HTTP {response.status_code} {response.reason}")
+    response.raw.decode_content = True  # a gzip-encoded answer is stored decoded, as curl --compressed does
+    return response
+
+
+def _listeners(sink: Optional[_output.OutputSink]) -> Tuple[Optional[_process.Listener],
+                                                             Optional[_process.Listener]]:
+    if sink is None:
+        return None, None
+    return functools.partial(sink.feed, "stdout"), functools.partial(sink.feed, "stderr")
 
 
 def _text(command: Run, tail: Union[_process.OutputTail, _process.Tail], name: str) -> str:

@@ -7,8 +7,8 @@ The GFTP implementation over the daemon's GSB WebSocket API plugs in here; until
 then, and for small data always, the session sends data inline (base64 inside the
 ExeScript, see :mod:`._script`), which needs no storage at all.
 
-Data users host themselves needs no storage either: :class:`SendUrl` makes the
-provider download an http(s) URL into the VM, :class:`UploadUrl` makes it PUT a file
+Data users host themselves needs no storage either: ``Batch.send_url`` makes the
+provider download an http(s) URL into the VM, ``Batch.upload_url`` makes it PUT a file
 from the VM to an http(s) URL (for example a pre-signed object-store URL).
 """
 
@@ -17,44 +17,13 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
-import attrs
-
-from ...commands import Command, _remote_path
+from ...commands import SendUrl, UploadUrl  # re-exported: they lived here first
 
 __all__ = ("Download", "SendUrl", "Storage", "Upload", "UploadUrl")
 
 Source = Union[bytes, Path]
-
-
-def _http_url(_: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"{attribute.name} must be an http(s) URL the provider can reach, got {value!r}")
-
-
-@attrs.frozen
-class SendUrl(Command):
-    """The provider downloads ``url`` (HTTP GET, done by its exe-unit outside the VM)
-    into ``dst`` in the VM. Only the Golem provider runs it."""
-
-    url: str = attrs.field(validator=_http_url)
-    dst: str = attrs.field(converter=_remote_path)
-
-    def describe(self) -> str:
-        return f"send url {self.url} -> {self.dst}"
-
-
-@attrs.frozen
-class UploadUrl(Command):
-    """The provider uploads ``src`` from the VM to ``url`` with an HTTP PUT (for example
-    a pre-signed object-store URL). Only the Golem provider runs it."""
-
-    src: str = attrs.field(converter=_remote_path)
-    url: str = attrs.field(validator=_http_url)
-
-    def describe(self) -> str:
-        return f"upload {self.src} -> url {self.url}"
 
 
 class Upload(abc.ABC):
