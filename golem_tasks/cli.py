@@ -9,7 +9,7 @@ USAGE = """usage: golem-tasks COMMAND ...
 
 commands:
   localnet up [--providers N]   run a whole Golem network on this machine (127.0.0.1 only)
-  localnet env                  print YAGNA_API_URL / YAGNA_APPKEY of the running one
+  localnet env                  print its YAGNA_API_URL, YAGNA_APPKEY, GOLEM_TASKS_REGISTRY_URL
   localnet down                 stop it
 
 localnet needs the extra: pip install 'golem_tasks[localnet]'"""

@@ -8,11 +8,13 @@ exe-unit on the daemon's GSB, and bill them. Any yagna client can use it::
     from golem_tasks.localnet import LocalNet
 
     with LocalNet(providers=2) as net:
-        os.environ.update(net.env)      # YAGNA_API_URL, YAGNA_APPKEY
+        os.environ.update(net.env)      # YAGNA_API_URL, YAGNA_APPKEY, GOLEM_TASKS_REGISTRY_URL
         ...
 
-From a shell: ``python -m golem_tasks.localnet up --providers 2``. Not played: VM images
-are not booted (commands run in the local sandbox) and payments are never mined.
+From a shell: ``python -m golem_tasks.localnet up --providers 2``. A loopback image
+registry resolves the usual tags (``golem/alpine:latest``...) and answers 404 for others,
+like the public one. Not played: VM images are not booted (commands run in the local
+sandbox) and payments are never mined.
 """
 
 from .chain import ChainStub
@@ -21,13 +23,16 @@ from .errors import DaemonNotInstalled, LocalNetError
 from .negotiator import Negotiator
 from .network import Identity, LocalNet
 from .offer import OfferSpec
+from .registry import DEFAULT_IMAGES, ImageRegistry
 from .settings import DaemonSettings
 
 __all__ = (
     "ChainStub",
     "DaemonNotInstalled",
     "DaemonSettings",
+    "DEFAULT_IMAGES",
     "Identity",
+    "ImageRegistry",
     "LocalNet",
     "LocalNetError",
     "Negotiator",

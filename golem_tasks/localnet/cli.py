@@ -4,7 +4,8 @@ Commands::
 
     up [--providers N]   start everything, print the client environment, run until
                          Ctrl-C / SIGTERM / ``down``, then stop everything
-    env                  print ``export YAGNA_API_URL=... YAGNA_APPKEY=...`` of the running one
+    env                  print ``export YAGNA_API_URL=... YAGNA_APPKEY=...
+                         GOLEM_TASKS_REGISTRY_URL=...`` of the running one
     down                 stop the running one (SIGTERM to ``up``, wait for it)
 
 ``up`` records its pid and client settings in a state file (``--state-file``; default

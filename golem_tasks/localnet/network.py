@@ -4,10 +4,11 @@ Usage::
 
     with LocalNet(providers=2) as net:
         os.environ.update(net.env)        # YAGNA_API_URL, YAGNA_APPKEY for any yagna client
-        ...
+        ...                               # and GOLEM_TASKS_REGISTRY_URL for image tags
 
 Everything :meth:`LocalNet.start` starts is stopped by :meth:`LocalNet.stop` (also on
-a failed start), in reverse order: provider agents, daemon, chain stub, work directory.
+a failed start), in reverse order: provider agents, daemon, chain stub, image registry,
+work directory.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import attrs
 
 from ..providers.local import LocalProvider
+from ..providers.yagna._image import REGISTRY_VARIABLE
 from . import _flex
 from ._rest import Rest
 from .agent import ProviderAgent
 from .chain import ChainStub
 from .daemon import YagnaDaemon
 from .negotiator import Negotiator
+from .registry import DEFAULT_IMAGES, ImageRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +56,11 @@ class LocalNet:
             directory, removed by :meth:`stop`.
         binary: the yagna binary (see :func:`.daemon.find_yagna`).
         debug: daemon debug logging.
+        images: the ``name:tag`` VM images the loopback :class:`ImageRegistry` knows
+            (the examples' tags by default); other tags get the registry's 404.
 
     Attributes:
+        registry: the loopback image registry (its URL is in :attr:`env`).
         timings: seconds per start-up phase (``chain``, ``daemon``, ``identities``,
             ``restart``, ``providers``, ``total``).
     """
@@ -68,6 +74,7 @@ class LocalNet:
         workdir: Optional[str] = None,
         binary: Optional[str] = None,
         debug: bool = False,
+        images: Iterable[str] = DEFAULT_IMAGES,
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
@@ -84,6 +91,8 @@ class LocalNet:
         self.sandbox = sandbox
         self.binary = binary
         self.debug = debug
+        self.images = tuple(images)
+        self.registry: Optional[ImageRegistry] = None
         self.chain: Optional[ChainStub] = None
         self.daemon: Optional[YagnaDaemon] = None
         self.requestor: Optional[Identity] = None
@@ -94,10 +103,11 @@ class LocalNet:
 
     @property
     def env(self) -> Dict[str, str]:
-        """``YAGNA_API_URL`` and ``YAGNA_APPKEY`` of the requestor."""
-        if self.daemon is None:
+        """``YAGNA_API_URL`` and ``YAGNA_APPKEY`` of the requestor, and
+        ``GOLEM_TASKS_REGISTRY_URL`` of the loopback image registry."""
+        if self.daemon is None or self.registry is None:
             raise RuntimeError("local network not started")
-        return self.daemon.settings.client_environ()
+        return {**self.daemon.settings.client_environ(), REGISTRY_VARIABLE: self.registry.url}
 
     @property
     def api_url(self) -> str:
@@ -128,6 +138,7 @@ class LocalNet:
             _flex.require()  # exe-units speak flexbuffers: fail before starting anything
         if self._own_workdir:
             self.workdir = tempfile.mkdtemp(prefix="golem-localnet-")
+        self.registry = ImageRegistry(self.images).start()
         self.chain = ChainStub().start()
         t = self._phase("chain", t)
         self.daemon = YagnaDaemon(
@@ -183,6 +194,9 @@ class LocalNet:
         if self.chain is not None:
             self.chain.stop()
             self.chain = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
         if self._own_workdir and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = ""

@@ -42,11 +42,11 @@ def test_up_env_down(exeunit_ready: str, tmp_path: Path) -> None:
     try:
         assert up.stdout is not None
         exports = dict(
-            up.stdout.readline().strip()[len("export ") :].split("=", 1) for _ in range(2)
+            up.stdout.readline().strip()[len("export ") :].split("=", 1) for _ in range(3)
         )
         ready = time.monotonic() - started
         assert ready < 10, f"localnet up took {ready:.1f} s"
-        assert set(exports) == {"YAGNA_API_URL", "YAGNA_APPKEY"}
+        assert set(exports) == {"YAGNA_API_URL", "YAGNA_APPKEY", "GOLEM_TASKS_REGISTRY_URL"}
         assert exports["YAGNA_API_URL"].startswith("http://127.0.0.1:")
         with requests.Session() as http:
             http.trust_env = False
@@ -55,7 +55,13 @@ def test_up_env_down(exeunit_ready: str, tmp_path: Path) -> None:
                 headers={"Authorization": f"Bearer {exports['YAGNA_APPKEY']}"},
                 timeout=10,
             )
+            image = http.get(
+                exports["GOLEM_TASKS_REGISTRY_URL"] + "/v1/image/info",
+                params={"tag": "golem/alpine:latest"},
+                timeout=10,
+            )
         assert me.status_code == 200
+        assert image.status_code == 200 and len(image.json()["sha3"]) == 56
 
         printed = _cli("env", state=state)
         assert (

@@ -4,12 +4,14 @@ the hash and download URL providers need (yagna-protocol.md §2.2).
 ``GET {registry}/v1/image/info?tag=<name:tag>`` (or ``?hash=<sha3>``) answers
 ``{"http", "https", "sha3", "size"}``. The registry is not part of yagna: no app key is
 sent to it. Its URL is configurable so tests and local networks can point it at
-127.0.0.1.
+127.0.0.1: an argument, else ``GOLEM_TASKS_REGISTRY_URL`` (``golem-tasks localnet up``
+prints it), else the public registry.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Any, Mapping, Optional, Tuple
 
@@ -21,9 +23,18 @@ logger = logging.getLogger(__name__)
 
 #: The public registry yapapi and golem-js use.
 DEFAULT_REGISTRY_URL = "https://registry.golem.network"
+#: The environment variable that points tag look-ups at another registry.
+REGISTRY_VARIABLE = "GOLEM_TASKS_REGISTRY_URL"
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*:[A-Za-z0-9._-]+")
 _HASH = re.compile(r"[0-9a-f]{56}")
+
+
+def registry_url(explicit: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The registry to ask: ``explicit``, else ``GOLEM_TASKS_REGISTRY_URL``, else the public one.
+    Read when a provider is built, never at import, so one process can switch networks."""
+    env = os.environ if environ is None else environ
+    return explicit or env.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY_URL
 
 
 def check_tag(tag: str) -> str:

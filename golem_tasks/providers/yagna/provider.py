@@ -38,7 +38,8 @@ from ._demand import Demand, VmPayload, build_demand
 from ._events import AgreementApproved, AgreementFailed, Consumer, EventSink
 from ._exescript import deploy_command, start_command
 from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
-from ._image import DEFAULT_REGISTRY_URL, resolve_image
+from ._image import registry_url as find_registry
+from ._image import resolve_image
 from ._negotiator import Market
 from ._payment import MAINNETS, MarketDecoration, payment_platform
 from ._payments import Payments
@@ -96,7 +97,9 @@ class GolemProvider(Provider):
         score: ``score(proposal) -> float``; the highest is engaged first. The default
             prefers the cheapest expected cost.
         app_key, api_url: the daemon; default ``YAGNA_APPKEY``, ``YAGNA_API_URL``.
-        registry_url: the image registry (tests point it at 127.0.0.1).
+        registry_url: the image registry that resolves ``image_tag``; default
+            ``GOLEM_TASKS_REGISTRY_URL``, else ``https://registry.golem.network``
+            (``golem-tasks localnet up`` prints a loopback one).
         storage: moves data too large to go inline: a :class:`Storage`, or ``"gftp"``
             (GFTP through the daemon's GSB API, no ``gftp`` binary); none by default.
         inline_limit: data up to this many bytes travels inside the ExeScript even with
@@ -124,7 +127,7 @@ class GolemProvider(Provider):
                  offer_filter: Optional[OfferPredicate] = None, max_start_price: Any = None,
                  max_cpu_hour_price: Any = None, max_env_hour_price: Any = None, score: Optional[Score] = None,
                  app_key: Optional[str] = None, api_url: Optional[str] = None,
-                 registry_url: str = DEFAULT_REGISTRY_URL, storage: Union[Storage, str, None] = None,
+                 registry_url: Optional[str] = None, storage: Union[Storage, str, None] = None,
                  inline_limit: int = 256 * 1024, timeouts: Optional[Timeouts] = None,
                  events: Union[Consumer, Iterable[Consumer], None] = None,
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
@@ -151,7 +154,8 @@ class GolemProvider(Provider):
         self._connection = Connection.from_env(app_key=app_key, api_url=api_url, policies=policies)
         try:
             self.identity: Identity = self._connection.check()
-            self.payload = payload or self._payload(image_hash, image_tag, image_url, registry_url, hardware)
+            self.payload = payload or self._payload(image_hash, image_tag, image_url, find_registry(registry_url),
+                                                    hardware)
             self.client = self._connection.client()
             self.storage, self._owns_storage = self._storage(storage)
         except BaseException:
@@ -179,7 +183,8 @@ class GolemProvider(Provider):
         """A provider configured by the environment, ``options`` winning:
         ``GOLEM_TASKS_IMAGE`` (a tag ``name:tag`` or a hash), ``GOLEM_TASKS_BUDGET``,
         ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (``polygon``
-        or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY`` and ``YAGNA_API_URL``."""
+        or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY``, ``YAGNA_API_URL`` and
+        ``GOLEM_TASKS_REGISTRY_URL`` (where tags are resolved)."""
         env = os.environ if environ is None else environ
         found: Dict[str, Any] = {}
         image = env.get("GOLEM_TASKS_IMAGE")
