@@ -36,9 +36,10 @@ UNDOCUMENTED_DEVIATION = re.compile(
 
 
 def make_provider(**options: Any) -> GolemProvider:
-    """A provider on the fake daemon (image given by hash and URL: no registry)."""
+    """A provider on the fake daemon (image given by hash and URL: no registry). Inline
+    transfers unless a test asks for a storage: the fake daemon plays no GSB API."""
     settings = dict(image_hash=IMAGE_HASH, image_url=IMAGE_URL, app_key=APP_KEY, api_url=API_URL,
-                    timeouts=FAST, policies=NO_WAIT)
+                    timeouts=FAST, policies=NO_WAIT, storage=None)
     settings.update(options)
     return GolemProvider(**settings)
 

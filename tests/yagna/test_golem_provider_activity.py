@@ -2,6 +2,7 @@
 timeouts and cancellation that stop the work, lost providers, inline transfers and the
 storage seam."""
 
+import inspect
 import math
 import os
 import stat
@@ -30,7 +31,7 @@ from golem_tasks.errors import (
     ProviderError,
     ProviderLost,
 )
-from golem_tasks.providers.yagna import Download, SendUrl, Storage, Upload, UploadUrl
+from golem_tasks.providers.yagna import Download, GolemProvider, SendUrl, Storage, Upload, UploadUrl
 
 from .golem_helpers import make_provider
 
@@ -333,3 +334,29 @@ def test_storage_gftp_is_made_and_closed_by_the_provider(daemon, monkeypatch):
     assert storage.node_id == provider.identity.identity and storage.closed_all
     with pytest.raises(ConfigurationError, match="storage must be a Storage, 'gftp' or None"):
         make_provider(storage="s3")
+
+
+def test_gftp_is_the_default_storage_and_small_downloads_stay_inline(daemon, monkeypatch, tmp_path):
+    # Without a storage, data over the inline limit would fail mid-job; GFTP over GSB
+    # needs no binary and opens nothing until the first large transfer.
+    from golem_tasks.providers.yagna import _gftp
+
+    made = []
+
+    class Recorder(DictStorage):
+        def __init__(self, client, *, node_id):
+            super().__init__(daemon)
+            made.append(self)
+
+    monkeypatch.setattr(_gftp, "GsbGftpStorage", Recorder)
+    settings = dict(storage="gftp")  # what GolemProvider() does when no storage is given
+    assert inspect.signature(GolemProvider).parameters["storage"].default == settings["storage"]
+    with make_provider(**settings) as provider:
+        session = provider.engage()
+        session.execute([SendBytes(b"x" * 100, "/golem/input/small"),
+                         DownloadBytes("/golem/input/small", limit=1024),  # fits inline
+                         DownloadBytes("/golem/input/small")])              # may be 64 MiB: stored
+        session.release()
+    kinds = [list(c)[0] for c in daemon.exeunit(session.activity_id).scripts[1]]
+    assert kinds == ["run", "run", "transfer"]
+    assert made and made[0].count == 1

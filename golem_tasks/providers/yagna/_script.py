@@ -150,8 +150,8 @@ def plan(commands: Sequence[Command], *, storage: Optional[Storage], inline_limi
          download_timeout: float = 60.0) -> Script:
     """The :class:`Script` for ``commands``.
 
-    Data up to ``inline_limit`` bytes is sent inline; larger data, and every download,
-    goes through ``storage`` when there is one.
+    Data up to ``inline_limit`` bytes is sent inline; larger data, and every download
+    whose limit is larger, goes through ``storage`` when there is one.
 
     Raises:
         ConfigurationError: a command this provider cannot run, or data too large to
@@ -178,7 +178,7 @@ def _step(command: Command, storage: Optional[Storage], inline_limit: int, downl
     if isinstance(command, (SendBytes, SendFile)):
         return _send_step(command, storage, inline_limit)
     if isinstance(command, (DownloadBytes, DownloadFile)):
-        return _download_step(command, storage, download_timeout)
+        return _download_step(command, storage, inline_limit, download_timeout)
     if isinstance(command, SendUrl):
         return Step(command, transfer_command(command.url, container_url(command.dst)), _done(command),
                     lambda r: f"could not download {command.url}: {_said(r)}")
@@ -240,7 +240,7 @@ def _send_step(command: Union[SendBytes, SendFile], storage: Optional[Storage], 
     if size > INLINE_LIMIT:
         raise ConfigurationError(
             f"{command} is {size} bytes, too many to send inline (limit {INLINE_LIMIT}): give the "
-            f"GolemProvider storage='gftp', or host the data and use SendUrl")
+            f"GolemProvider storage='gftp', or host the data and use batch.send_url()")
     data, executable = source, False
     if not isinstance(source, bytes):
         try:
@@ -251,10 +251,12 @@ def _send_step(command: Union[SendBytes, SendFile], storage: Optional[Storage], 
     return Step(command, inline_send(bytes(data), command.dst, executable=executable), sent, describe)
 
 
-def _download_step(command: Union[DownloadBytes, DownloadFile], storage: Optional[Storage],
+def _download_step(command: Union[DownloadBytes, DownloadFile], storage: Optional[Storage], inline_limit: int,
                    download_timeout: float) -> Step:
     limit = command.limit if isinstance(command, DownloadBytes) else None
-    if storage is not None:
+    # A download whose limit fits inline costs no transfer set-up; anything that may be
+    # larger goes through the storage, as the size is known only on the provider.
+    if storage is not None and (limit is None or limit > inline_limit):
         return _stored_download(command, storage, limit, download_timeout)
     cap = INLINE_LIMIT if limit is None else min(limit, INLINE_LIMIT)
 
@@ -262,7 +264,7 @@ def _download_step(command: Union[DownloadBytes, DownloadFile], storage: Optiona
         if result.exit_code == TOO_BIG:
             hint = "" if limit is not None and limit <= INLINE_LIMIT else (
                 f" (downloads without a storage are limited to {INLINE_LIMIT} bytes: give the "
-                f"GolemProvider storage='gftp', or use UploadUrl)")
+                f"GolemProvider storage='gftp', or use batch.upload_url())")
             return _said(result) + hint
         return f"cannot read {command.src} on the provider: {_said(result)}"
 

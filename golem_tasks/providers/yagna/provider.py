@@ -100,8 +100,10 @@ class GolemProvider(Provider):
         registry_url: the image registry that resolves ``image_tag``; default
             ``GOLEM_TASKS_REGISTRY_URL``, else ``https://registry.golem.network``
             (``golem-tasks localnet up`` prints a loopback one).
-        storage: moves data too large to go inline: a :class:`Storage`, or ``"gftp"``
-            (GFTP through the daemon's GSB API, no ``gftp`` binary); none by default.
+        storage: moves data too large to go inline: ``"gftp"`` (the default: GFTP through
+            the daemon's GSB API, no ``gftp`` binary, nothing opened until the first large
+            transfer), a :class:`Storage` of your own, or None (inline only, so larger data
+            fails before anything is sent).
         inline_limit: data up to this many bytes travels inside the ExeScript even with
             a storage (at most 512 KiB).
         timeouts: the :class:`Timeouts` of every wait.
@@ -127,7 +129,7 @@ class GolemProvider(Provider):
                  offer_filter: Optional[OfferPredicate] = None, max_start_price: Any = None,
                  max_cpu_hour_price: Any = None, max_env_hour_price: Any = None, score: Optional[Score] = None,
                  app_key: Optional[str] = None, api_url: Optional[str] = None,
-                 registry_url: Optional[str] = None, storage: Union[Storage, str, None] = None,
+                 registry_url: Optional[str] = None, storage: Union[Storage, str, None] = "gftp",
                  inline_limit: int = 256 * 1024, timeouts: Optional[Timeouts] = None,
                  events: Union[Consumer, Iterable[Consumer], None] = None,
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
@@ -226,7 +228,7 @@ class GolemProvider(Provider):
             from ._gftp import GsbGftpStorage
         except ImportError as exc:
             raise ConfigurationError(f"storage='gftp' needs its WebSocket and flexbuffers libraries ({exc}): "
-                                     "pip install 'golem_tasks[golem]'") from exc
+                                     "pip install websocket-client flatbuffers") from exc
         return GsbGftpStorage(self.client, node_id=self.identity.identity), True
 
     def _build_demand(self) -> Demand:
