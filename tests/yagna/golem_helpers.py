@@ -7,7 +7,6 @@ The fixtures (``daemon_mock``, ``daemon``, ``events``) are made available by con
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, List
 
@@ -25,14 +24,6 @@ FAST = Timeouts(negotiation=5, approval=1, activity=5, deploy=5, poll=2, market_
 #: The default policies (same attempts and kinds) without the waits between attempts.
 NO_WAIT = {kind: attrs.evolve(policy, initial_wait=0, max_wait=0, jitter=0)
            for kind, policy in DEFAULT_POLICIES.items()}
-
-
-#: A daemon deviation the shared notes do not list yet (so not in yagna_contract.DEVIATIONS):
-#: providers send a debit note's usageCounterVector as a JSON array of numbers (yagna
-#: agent/provider/src/payments/payments.rs: ``json!(cost_info.usage)``, a Vec<f64>), where
-#: the spec declares an object. The fake daemon sends it as providers do.
-UNDOCUMENTED_DEVIATION = re.compile(
-    r"^getDebitNote .*: response usageCounterVector: \[[^]]*\] is not of type 'object'$")
 
 
 def make_provider(**options: Any) -> GolemProvider:
@@ -53,7 +44,7 @@ def daemon_mock(contract):
         yield rsps
         if contract is not None:
             calls = [call for call in rsps.calls if call.request.url.startswith(API_URL)]
-            problems = [p for p in check_calls(contract, calls) if not UNDOCUMENTED_DEVIATION.search(p)]
+            problems = check_calls(contract, calls)
             assert not problems, "exchanges break the yagna specs:\n" + "\n".join(problems)
 
 

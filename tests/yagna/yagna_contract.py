@@ -52,7 +52,8 @@ class Deviation:
 
 
 # The ONLY deviations from the specs the client and the canned answers may show. Each one
-# is recorded in /work/shared/research/yagna-protocol.md (section in `cite`), and
+# is recorded in /work/shared/research/yagna-protocol.md (section in `cite`) or, when the
+# notes lack it, in docs/daemon-deviations.md (`cite` names that file), and
 # test_yagna_contract.py proves each is needed: without it a real daemon answer fails.
 _RESULT = "/components/schemas/ExeScriptCommandResult/properties"
 DEVIATIONS: Tuple[Deviation, ...] = (
@@ -90,6 +91,11 @@ DEVIATIONS: Tuple[Deviation, ...] = (
               content_types=(("*", 401, "text/plain"),)),
     Deviation("allocation-problem-json", "§1.2: POST /allocations validation failures are RFC 7807",
               content_types=(("createAllocation", 400, "application/problem+json"),)),
+    Deviation("usage-vector-array", "docs/daemon-deviations.md: a debit note's usageCounterVector is an "
+              "array of numbers (providers send their usage vector), where the spec declares an object",
+              patches=(("payment-api.yaml", "/components/schemas/DebitNote/properties/usageCounterVector",
+                        {"type": None, "anyOf": [{"type": "object"},
+                                                 {"type": "array", "items": {"type": "number"}}]}),)),
     Deviation("sse-snake-case", "§1.4, §3.4: RuntimeEvent uses batch_id, finished.return_code, a null "
               "finished.message and bare output",
               content_types=(("getExecBatchResults", 200, "text/event-stream"),)),
