@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._driver import worker_name
 from ._fake import BatchCall, Call, FakeState, RunOutput, encode_content, make_error
+from ._output import sink_for
 from .commands import (Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes,
                        SendFile, SendUrl, UploadUrl, _remote_path)
 from .errors import BatchCancelled, BatchTimeoutError, CommandExecutionError, ProviderLost
@@ -275,5 +276,21 @@ def as_output(value: Any, handler: Any) -> RunOutput:
 
 
 def _result(command: Run, index: int, output: RunOutput) -> CommandResult:
+    _play_output(command, output)
     return CommandResult(command=command, index=index, exit_code=output.exit_code,
                          stdout=output.stdout, stderr=output.stderr)
+
+
+def _play_output(command: Run, output: RunOutput) -> None:
+    """Hand the scripted output to the command's ``on_output`` line by line, stdout
+    first, as a real provider would while the program runs (so users can unit-test
+    their callbacks without a network)."""
+    sink = sink_for(command)
+    if sink is None:
+        return
+    try:
+        for stream, text in (("stdout", output.stdout), ("stderr", output.stderr)):
+            for line in text.splitlines(keepends=True):
+                sink.write(stream, line)
+    finally:
+        sink.close()

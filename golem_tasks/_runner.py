@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from . import _driver
+from . import _driver, _output
 from . import events as ev
 from ._job import Fragment, Job
 from .batch import Batch
@@ -20,6 +20,7 @@ from .context import WorkContext
 from .errors import (
     BatchCancelled,
     BatchTimeoutError,
+    CommandExecutionError,
     FragmentFailed,
     FragmentTimeoutError,
     GolemTasksError,
@@ -121,7 +122,7 @@ class Runner:
         started = self._start(fragment, session)
         try:
             gen = _driver.start(job.worker, ctx, *fragment.args)
-            value = _driver.drive(gen, self._executor(session, job, lambda: fragment.deadline))
+            value = _driver.drive(gen, self._executor(session, job, lambda: fragment.deadline, fragment.index))
         except BaseException as exc:
             return self._attempt_failed(fragment, exc, session, started)
         self.succeed(fragment, value, session.info, started)
@@ -182,8 +183,18 @@ class Runner:
             self._attempt_failed(fragment, error, session, started)
         return Outcome.OK
 
-    def _executor(self, session: Session, job: Optional[Job],
-                  deadline_of: Callable[[], Optional[float]]) -> Callable[[Batch], List[CommandResult]]:
+    def _reporter(self, session: Session, job: Optional[Job],
+                  fragment_index: Optional[int]) -> Callable[[int, str, str], None]:
+        """Emits a ``CommandOutput`` for each chunk of live output."""
+        job_id, provider_id = (job.id if job is not None else None), session.info.id
+
+        def report(command_index: int, stream: str, text: str) -> None:
+            self.emit(ev.CommandOutput(job_id=job_id, index=fragment_index, provider_id=provider_id,
+                                       command_index=command_index, stream=stream, text=text))
+        return report
+
+    def _executor(self, session: Session, job: Optional[Job], deadline_of: Callable[[], Optional[float]],
+                  fragment_index: Optional[int] = None) -> Callable[[Batch], List[CommandResult]]:
         def execute(batch: Batch) -> List[CommandResult]:
             if job is not None and job.cancelled:
                 raise BatchCancelled("the job was cancelled", provider=session.info.id)
@@ -198,8 +209,16 @@ class Runner:
                     raise FragmentTimeoutError(f"the fragment ran past its {_limit(job)} s timeout")
                 if timeout is None or remaining < timeout:
                     timeout, binding = remaining, True
+            teed = commands
+            if self.emitter.wants(ev.CommandOutput):
+                teed = tuple(_output.tee(commands, self._reporter(session, job, fragment_index)))
             try:
-                return session.execute(commands, timeout=timeout)
+                results = session.execute(teed, timeout=timeout)
+                return results if teed is commands else _output.restore(results, commands)
+            except CommandExecutionError as exc:
+                if teed is not commands:
+                    _output.restore_error(exc, commands)
+                raise
             except BatchTimeoutError as exc:
                 if binding:
                     raise FragmentTimeoutError(

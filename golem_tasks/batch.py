@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 from .commands import (
     DEFAULT_DOWNLOAD_LIMIT,
@@ -21,6 +21,8 @@ from .commands import (
 from .errors import ConfigurationError
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: ``callback(stream, text)`` of a ``run``'s live output.
+OutputCallback = Callable[[str, str], None]
 
 
 class Batch:
@@ -68,10 +70,11 @@ class Batch:
         return self
 
     def run(self, program: PathLike, *args: PathLike, env: Optional[Mapping[str, str]] = None,
-            check: bool = True) -> "Batch":
+            check: bool = True, on_output: Optional[OutputCallback] = None) -> "Batch":
         """Run ``program`` with ``args`` (no shell). With ``check=False`` a non-zero exit
-        is returned as a result instead of raised."""
-        return self.add(Run((program, *args), env=env, check=check))
+        is returned as a result instead of raised. ``on_output(stream, text)`` gets the
+        program's ``"stdout"``/``"stderr"`` as it is printed (see :class:`Run`)."""
+        return self.add(Run((program, *args), env=env, check=check, on_output=on_output))
 
     def send_file(self, src: PathLike, dst: PathLike) -> "Batch":
         """Send the local file ``src`` to ``dst`` on the provider."""

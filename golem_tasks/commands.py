@@ -10,7 +10,7 @@ import json
 import os
 import posixpath
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 import attrs
 
@@ -74,11 +74,20 @@ class Run(Command):
         env: extra environment variables, as sorted ``(name, value)`` pairs.
         check: when True (the default) a non-zero exit raises ``CommandExecutionError``
             at the worker's ``yield``; when False it is returned as a plain result.
+        on_output: None, or ``callback(stream, text)`` called with ``"stdout"``/``"stderr"``
+            text (UTF-8 decoded across chunk borders) while the program runs; the result
+            still holds the whole output. It is called on a library thread, one call at a
+            time, never after the batch ended: keep it quick. One that raises is logged
+            and not called again for this command. On Golem, output printed before the
+            live stream was connected is not replayed. Not part of equality, hash or repr.
     """
 
     args: Tuple[str, ...] = attrs.field(converter=_args)
     env: Tuple[Tuple[str, str], ...] = attrs.field(default=(), converter=_env)
     check: bool = True
+    on_output: Optional[Callable[[str, str], None]] = attrs.field(
+        default=None, kw_only=True, eq=False, repr=False,
+        validator=attrs.validators.optional(attrs.validators.is_callable()))
 
     def describe(self) -> str:
         return "run " + " ".join(self.args)

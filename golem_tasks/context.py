@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from .batch import Batch, PathLike
+from .batch import Batch, OutputCallback, PathLike
 from .providers.base import ProviderInfo
 
 
@@ -44,9 +44,10 @@ class WorkContext:
     new_script = batch
 
     def run(self, program: PathLike, *args: PathLike, env: Optional[Mapping[str, str]] = None,
-            check: bool = True, timeout: Optional[float] = None) -> Batch:
+            check: bool = True, timeout: Optional[float] = None,
+            on_output: Optional[OutputCallback] = None) -> Batch:
         """A batch holding one ``run`` command: ``results = yield ctx.run("date")``."""
-        return Batch(timeout=timeout).run(program, *args, env=env, check=check)
+        return Batch(timeout=timeout).run(program, *args, env=env, check=check, on_output=on_output)
 
     def __repr__(self) -> str:
         return f"<WorkContext provider={self.provider.name!r} ({self.provider.id})>"

@@ -18,7 +18,8 @@ Events carry ids and values only, never live objects. Only leaf classes are emit
     │   ├── ProviderEngaged
     │   ├── InitializerFailed        reason
     │   └── ProviderReleased         reason, excluded
-    └── CostsSettled                 costs, total, unpaid (once, when a paid provider closes)
+    ├── CostsSettled                 costs, total, unpaid (once, when a paid provider closes)
+    └── CommandOutput                job_id, index, provider_id, command_index, stream, text
 
 Backends add their own branches (``golem_tasks.providers.yagna`` reports offers,
 agreements and payments); ``Golem`` forwards them to the same consumers.
@@ -155,6 +156,31 @@ class CostsSettled(Event):
     costs: Tuple[Tuple[str, Decimal], ...] = attrs.field(converter=_decimal_items)
     total: Decimal
     unpaid: Tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class CommandOutput(Event):
+    """A chunk a ``run`` printed, while it runs (issue 3 §4): live output for logs and
+    progress displays. Made only when a consumer takes this class, so it costs nothing
+    otherwise; it is deliberately not a ``JobEvent``, so job-level consumers (the
+    progress bar) do not pay for it. A consumer of every ``Event`` gets it too.
+
+    Attributes:
+        job_id: the job, None for the initializer.
+        index: the fragment's index; None for the initializer and for ``execute_tasks``
+            workers, whose batches do not belong to one task.
+        provider_id: where the command runs.
+        command_index: the command's position in its batch.
+        stream: ``"stdout"`` or ``"stderr"``.
+        text: the chunk (decoded as UTF-8).
+    """
+
+    job_id: Optional[int]
+    index: Optional[int]
+    provider_id: str
+    command_index: int
+    stream: str
+    text: str
 
 
 Consumer = Callable[[Event], None]

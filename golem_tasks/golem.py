@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 from . import _driver
 from . import events as ev
@@ -162,9 +162,12 @@ class Golem:
             self._events.add(consumer)
 
     # ------------------------------------------------------------ configuration
-    def add_event_consumer(self, consumer: ev.Consumer) -> None:
-        """Call ``consumer(event)`` for every event from now on."""
-        self._events.add(consumer)
+    def add_event_consumer(self, consumer: ev.Consumer, kinds: Tuple[type, ...] = (ev.Event,)) -> None:
+        """Call ``consumer(event)`` for every event of the classes ``kinds`` from now on.
+
+        Events nobody takes are never made: ``kinds=(CommandOutput,)`` watches live
+        output without paying for fragment events, and the reverse."""
+        self._events.add(consumer, tuple(kinds))
 
     def before_each(self, initializer: Callable[..., Any]) -> Callable[..., Any]:
         """Set the per-provider initializer (golem-js style); usable as a decorator.

@@ -542,3 +542,40 @@ def test_engage_honours_abort(tmp_path: Path) -> None:
     with LocalProvider(tmp_path, sandbox="host") as provider, pytest.raises(ProviderError, match="aborted"):
         provider.engage(abort=abort)
 
+
+
+# -- live output (issue 3 §4) -------------------------------------------------------------
+
+def test_output_reaches_on_output_while_the_program_runs(session: LocalSession) -> None:
+    """The program waits for a file that only the callback creates, on hearing "one":
+    unless "one" arrives while the program runs, the batch times out."""
+    go = Path(session.directory, "work", "go")
+    chunks: List[tuple] = []
+
+    def on_output(stream: str, text: str) -> None:
+        chunks.append((stream, text))
+        if "one" in text:
+            go.touch()
+
+    script = 'echo one; echo warn >&2; while [ ! -e "$GOLEM_WORK/go" ]; do sleep 0.01; done; echo two'
+    [result] = session.execute([Run(("/bin/sh", "-c", script), on_output=on_output)], timeout=60)
+    assert result.stdout == "one\ntwo\n" and result.stderr == "warn\n"
+    assert "".join(t for s, t in chunks if s == "stdout") == result.stdout
+    assert "".join(t for s, t in chunks if s == "stderr") == result.stderr
+
+
+def test_live_output_is_decoded_like_the_result(session: LocalSession) -> None:
+    chunks: List[str] = []
+    script = r"printf '\303'; sleep 0.1; printf '\251\377\n'"
+    [result] = session.execute([Run(("/bin/sh", "-c", script), on_output=lambda s, t: chunks.append(t))],
+                               timeout=60)
+    assert "".join(chunks) == result.stdout == "é\ufffd\n"
+
+
+def test_no_output_is_delivered_after_a_timed_out_run(session: LocalSession) -> None:
+    chunks: List[str] = []
+    with pytest.raises(BatchTimeoutError):
+        session.execute([Run(("/bin/sh", "-c", "echo started; sleep 60"), on_output=lambda s, t: chunks.append(t))],
+                        timeout=1)
+    seen = list(chunks)
+    assert seen == ["started\n"]

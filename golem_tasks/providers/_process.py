@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 
 #: Bytes of stdout and of stderr kept per program (the last ones).
 OUTPUT_CAP = 1024 * 1024
@@ -23,17 +23,23 @@ OUTPUT_CAP = 1024 * 1024
 _READ_CHUNK = 64 * 1024
 
 
+#: Hears every chunk read from a pipe, as it is read (live output, issue 3 §4).
+Listener = Callable[[bytes], None]
+
+
 class OutputTail:
-    """Reads a pipe to its end in a thread, keeping only the last :data:`OUTPUT_CAP` bytes.
+    """Reads a pipe to its end in a thread, keeping only the last :data:`OUTPUT_CAP` bytes
+    and handing every chunk to ``listener`` as it arrives.
 
     Attributes:
         dropped: how many bytes from the start were dropped.
     """
 
-    def __init__(self, pipe: IO[bytes]) -> None:
+    def __init__(self, pipe: IO[bytes], listener: Optional[Listener] = None) -> None:
         self.dropped = 0
         self._cap = OUTPUT_CAP
         self._data = bytearray()
+        self._listener = listener
         self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True,
                                         name="golem_tasks-output")
         self._thread.start()
@@ -45,6 +51,8 @@ class OutputTail:
                 if not chunk:
                     return
                 self._data += chunk
+                if self._listener is not None:
+                    self._listener(chunk)
                 if len(self._data) > 2 * self._cap:  # trim in bulk: appends stay cheap
                     self._trim()
 
@@ -94,14 +102,18 @@ def kill_group(pgid: int) -> None:
 
 
 class Tail:
-    """The last :data:`OUTPUT_CAP` bytes of a stream fed chunk by chunk (no thread)."""
+    """The last :data:`OUTPUT_CAP` bytes of a stream fed chunk by chunk (no thread);
+    every chunk also goes to ``listener`` as it is fed."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: Optional[Listener] = None) -> None:
         self.dropped = 0
         self._data = bytearray()
+        self._listener = listener
 
     def feed(self, chunk: bytes) -> None:
         self._data += chunk
+        if self._listener is not None:
+            self._listener(chunk)
         if len(self._data) > 2 * OUTPUT_CAP:  # trim in bulk: appends stay cheap
             self._trim()
 

@@ -23,6 +23,7 @@ Notes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -33,8 +34,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
+from .. import _output
 from ..batch import PathLike
 from ..commands import (Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile, SendUrl,
                         UploadUrl)
@@ -200,25 +202,37 @@ class LocalSession(SequentialSession):
     # -- run --------------------------------------------------------------------
 
     def _run(self, command: Run, index: int, deadline: Optional[float]) -> CommandResult:
-        proc = self._start(command)
-        if self._provider.pidfd:
-            stdout, stderr = _process.Tail(), _process.Tail()
-            try:
-                in_time = _process.collect(proc, deadline, stdout, stderr)
-            finally:  # also on KeyboardInterrupt: nothing may outlive the run
-                self._finish(proc, None)
-                _process.drain(proc, stdout, stderr)
-        else:
-            exited = None
-            try:
-                exited = _process.exit_event(proc)
-                stdout = _process.OutputTail(proc.stdout)  # type: ignore[arg-type,assignment]
-                stderr = _process.OutputTail(proc.stderr)  # type: ignore[arg-type,assignment]
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                in_time = exited.wait(timeout)
-            finally:  # also on KeyboardInterrupt: nothing may outlive the run
-                self._finish(proc, exited)
-        out, err = _text(command, stdout, "stdout"), _text(command, stderr, "stderr")
+        sink = _output.sink_for(command)
+        try:
+            proc = self._start(command)
+            out_listener, err_listener = _listeners(sink)
+            if self._provider.pidfd:
+                stdout, stderr = _process.Tail(out_listener), _process.Tail(err_listener)
+                try:
+                    in_time = _process.collect(proc, deadline, stdout, stderr)
+                finally:  # also on KeyboardInterrupt: nothing may outlive the run
+                    self._finish(proc, None)
+                    _process.drain(proc, stdout, stderr)
+            else:
+                exited = None
+                try:
+                    exited = _process.exit_event(proc)
+                    stdout = _process.OutputTail(proc.stdout, out_listener)  # type: ignore[arg-type,assignment]
+                    stderr = _process.OutputTail(proc.stderr, err_listener)  # type: ignore[arg-type,assignment]
+                    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    in_time = exited.wait(timeout)
+                finally:  # also on KeyboardInterrupt: nothing may outlive the run
+                    self._finish(proc, exited)
+            out, err = _text(command, stdout, "stdout"), _text(command, stderr, "stderr")
+            if sink is not None:
+                sink.flush()
+        finally:
+            if sink is not None:  # a reader thread stuck on an escaped process stays silent now
+                sink.close()
+        return self._outcome(command, index, proc, in_time, out, err)
+
+    def _outcome(self, command: Run, index: int, proc: subprocess.Popen, in_time: bool,
+                 out: str, err: str) -> CommandResult:
         provider = self.info.id
         if self.cancelled.is_set():
             raise BatchCancelled(f"batch cancelled; killed {command}", provider=provider)
