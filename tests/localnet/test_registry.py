@@ -10,7 +10,7 @@ import requests
 
 from golem_tasks.errors import ConfigurationError
 from golem_tasks.localnet.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
-from golem_tasks.providers.yagna._image import DEFAULT_REGISTRY_URL, registry_url, resolve_image
+from golem_tasks.providers.yagna._image import DEFAULT_REGISTRY_URL, registry_session, registry_url, resolve_image
 
 
 @pytest.fixture
@@ -67,3 +67,13 @@ def test_the_registry_url_comes_from_the_argument_then_the_environment():
     assert registry_url(None, {}) == DEFAULT_REGISTRY_URL
     assert registry_url(None, {"GOLEM_TASKS_REGISTRY_URL": "http://127.0.0.1:1"}) == "http://127.0.0.1:1"
     assert registry_url("http://x", {"GOLEM_TASKS_REGISTRY_URL": "http://127.0.0.1:1"}) == "http://x"
+
+
+def test_a_registry_on_this_machine_is_asked_without_the_environments_proxy(registry, monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with registry_session(registry.url) as http:
+        sha3, _ = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
+    assert sha3 == image_hash("golem/alpine:latest")

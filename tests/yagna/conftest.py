@@ -1,7 +1,8 @@
 """Fixtures of the yagna client tests.
 
-* YAGNA_* variables are removed before every test, so a developer's daemon settings
-  never leak into results (as requests' conftest does with proxy variables).
+* YAGNA_* variables and GOLEM_TASKS_REGISTRY_URL are removed before every test, so a
+  developer's daemon settings (``golem-tasks localnet env``) never leak into results (as
+  requests' conftest does with proxy variables).
 * ``rsps`` is a strict ``responses.RequestsMock``; after the test every recorded
   exchange is checked against the official OpenAPI specs (yagna_contract.py), unless
   the test is marked ``not_yagna`` (it feeds answers no yagna daemon would give).
@@ -30,7 +31,7 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _no_yagna_env(monkeypatch):
     for name in list(os.environ):
-        if name.startswith("YAGNA_"):
+        if name.startswith("YAGNA_") or name == "GOLEM_TASKS_REGISTRY_URL":
             monkeypatch.delenv(name)
 
 

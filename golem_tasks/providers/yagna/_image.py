@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from typing import Any, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import requests
 
@@ -35,6 +36,15 @@ def registry_url(explicit: Optional[str] = None, environ: Optional[Mapping[str, 
     Read when a provider is built, never at import, so one process can switch networks."""
     env = os.environ if environ is None else environ
     return explicit or env.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY_URL
+
+
+def registry_session(registry_url: str) -> requests.Session:
+    """A session of its own (no app key goes to the registry) for ``registry_url``. A
+    registry on this machine (localnet's) is asked directly: a proxy from the environment
+    cannot reach it, and the public one may need that proxy."""
+    http = requests.Session()
+    http.trust_env = urlsplit(registry_url).hostname not in ("127.0.0.1", "localhost", "::1")
+    return http
 
 
 def check_tag(tag: str) -> str:

@@ -26,8 +26,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
-import requests
-
 from ...errors import ApiError, ConfigurationError, ProviderError
 from ..base import Provider, ProviderInfo
 from ._agreement import Candidate, CandidateFailed, agree
@@ -39,7 +37,7 @@ from ._events import AgreementApproved, AgreementFailed, Consumer, EventSink
 from ._exescript import deploy_command, start_command
 from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
 from ._image import registry_url as find_registry
-from ._image import resolve_image
+from ._image import registry_session, resolve_image
 from ._negotiator import Market
 from ._payment import MAINNETS, MarketDecoration, payment_platform
 from ._payments import Payments
@@ -214,7 +212,7 @@ class GolemProvider(Provider):
         if image_url is not None:
             assert image_hash is not None  # check_image made sure
             return VmPayload(image_hash=image_hash, image_url=image_url, **hardware)
-        with requests.Session() as http:  # a session of its own: no app key goes to the registry
+        with registry_session(registry_url) as http:
             sha3, url = resolve_image(http, registry_url, image_tag=image_tag, image_hash=image_hash)
         return VmPayload(image_hash=sha3, image_url=url, **hardware)
 
