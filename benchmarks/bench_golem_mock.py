@@ -58,7 +58,7 @@ def route_name(route: str) -> str:
 
 def backend(daemon: MockDaemonProcess, n: int, providers: int, **options: Any) -> Dict[str, Any]:
     """``n`` fragments after a warm-up of ``providers`` ones; ``options`` go to GolemProvider."""
-    start, cpu_start = daemon.stats(), time.process_time()
+    start, cpu_start, t_start = daemon.stats(), time.process_time(), time.perf_counter()
     settings: Dict[str, Any] = dict(app_key="bench", api_url=daemon.url, budget="5", storage=None, **IMAGE)
     provider = GolemProvider(**{**settings, **options})
     with provider:
@@ -67,7 +67,8 @@ def backend(daemon: MockDaemonProcess, n: int, providers: int, **options: Any) -
             before, t0, cpu0 = daemon.stats(), time.perf_counter(), time.process_time()
             done = list(golem.map(echo, range(n)))
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            after = daemon.stats()
+            after, t_after = daemon.stats(), time.perf_counter()
+    closing = time.perf_counter() - t_after
     end, cpu_job = daemon.stats(), time.process_time() - cpu_start
     assert done == [f"{i}\n" for i in range(n)], "wrong results"
     steady_calls, steady_work = diff(after, before)
@@ -76,6 +77,7 @@ def backend(daemon: MockDaemonProcess, n: int, providers: int, **options: Any) -
     job_total = sum(job_calls.values())
     job_exec_results = job_work["exec"] + job_work["results"]
     return {
+        "warm_up": t0 - t_start, "close": closing,
         "rate": n / wall, "cpu_ms": 1000 * cpu / n, "job_cpu_ms": 1000 * cpu_job / (n + providers),
         "steady_per_fragment": sum(steady_calls.values()) / n,
         "steady_work_per_fragment": (steady_work["exec"] + steady_work["results"]) / n,
@@ -168,6 +170,8 @@ def main() -> None:
           f"CPU {spread([r['cpu_ms'] for r in ours], 3)} ms/fragment")
     print(f"Golem backend, whole job CPU (setup and close included): "
           f"{spread([r['job_cpu_ms'] for r in ours], 3)} ms/fragment")
+    print(f"Golem backend, from GolemProvider() to the warm-up's {args.providers} results: "
+          f"{spread([r['warm_up'] for r in ours])} s; closing: {spread([r['close'] for r in ours])} s")
     rates = [o["rate"] / b["rate"] for o, b in zip(ours, base)]
     cpus = [o["cpu_ms"] / b["cpu_ms"] for o, b in zip(ours, base)]
     print(f"ratio backend / bare, fragment rate: {spread(rates)}; CPU per fragment: {spread(cpus)}")
