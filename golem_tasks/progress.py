@@ -103,9 +103,9 @@ class ProgressBar:
             bar.set_postfix(counts, refresh=False)
 
     def _start(self, event: ev.JobStarted) -> None:
-        from tqdm.auto import tqdm
+        tqdm = _tqdm_class()
 
-        class Bar(tqdm):
+        class Bar(tqdm):  # type: ignore[valid-type,misc]
             # tqdm's monitor thread would outlive the Golem; the bar is refreshed on
             # every update anyway. A subclass leaves tqdm's global setting alone.
             monitor_interval = 0
@@ -120,3 +120,15 @@ class ProgressBar:
         del self._bars[event.job_id]
         del self._counts[event.job_id]
         bar.write(format_summary(event), file=self._file or sys.stderr)
+
+
+def _tqdm_class() -> type:
+    """The notebook widget when ipywidgets can draw it, else the text bar. tqdm.auto
+    alone would warn "IProgress not found" in every notebook without ipywidgets."""
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        from tqdm.std import tqdm
+        return tqdm
+    from tqdm.auto import tqdm as auto
+    return auto
