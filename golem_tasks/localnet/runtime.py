@@ -161,18 +161,17 @@ class Runtime:
     ) -> Tuple[int, Optional[str], Any, Any]:
         session = self._require_session()
         args = (str(body["entry_point"]), *[str(a) for a in body.get("args") or ()])
+        capture = body.get("capture")
+        # Streamed output goes out as runtime events while the program runs.
+        live = _capture.LiveOutput(capture, lambda stream, value: batch.output(index, stream, value))
         started = time.monotonic()
         try:
-            result = session.execute([Run(args, check=False)])[0]
+            result = session.execute([Run(args, check=False, on_output=live if live.wanted else None)])[0]
         except GolemTasksError as exc:
             raise CommandFailed(f"Runtime error: {exc}") from exc
         finally:
             self.cpu_seconds += time.monotonic() - started
-        capture = body.get("capture")
         out, err = result.stdout.encode(), result.stderr.encode()
-        for stream, data in (("stdout", out), ("stderr", err)):
-            if data and _capture.streams(capture, stream):
-                batch.output(index, stream, _capture.render(data, capture, stream))
         stdout, stderr = (
             _capture.render(out, capture, "stdout"),
             _capture.render(err, capture, "stderr"),

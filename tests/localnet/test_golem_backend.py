@@ -95,3 +95,41 @@ def test_a_failed_command_reaches_the_worker_quickly(provider):
         code, stderr, took = g.run(failing, None)
     assert (code, stderr) == (3, "oops")
     assert took < 1.0  # yapapi lost 5 s here waiting for the last command's index
+
+
+def exe_unit(net: LocalNet, activity_id: str):
+    """The local provider's exe-unit serving ``activity_id``."""
+    for agent in net.agents:
+        unit = agent.activities.units.get(activity_id) if agent.activities is not None else None
+        if unit is not None:
+            return unit
+    raise LookupError(activity_id)
+
+
+def test_live_output_reaches_the_worker_while_the_command_runs(net, provider):
+    """Issue 3 §4: the SSE stream delivers "one" while the provider still runs the
+    command; each chunk records whether the provider had finished the batch by then.
+
+    The program sleeps before its first line: the daemon does not replay, and the
+    exe-unit starts a batch before the requestor can subscribe to its stream (it learns
+    the batch id from the exec answer), so without the pause "one" is printed before
+    the subscription in most runs (15 of 20 measured) and only reaches the callback
+    with the result."""
+    heard = []
+
+    def worker(ctx):
+        unit = exe_unit(net, ctx.provider.properties["activity_id"])
+
+        def on_output(stream, text):
+            batch = list(unit._batches.values())[-1]
+            heard.append((stream, text, batch.done.is_set()))
+
+        results = yield ctx.run("/bin/sh", "-c", "sleep 1; echo one; sleep 1; echo two", on_output=on_output)
+        heard.append(("batch end", None, True))
+        return results[0].stdout
+
+    with golem(provider) as g:
+        assert g.run(worker) == "one\ntwo\n"
+    assert heard[0] == ("stdout", "one\n", False)  # before the command finished
+    assert "".join(text for stream, text, _ in heard if stream == "stdout") == "one\ntwo\n"
+    assert heard[-1][0] == "batch end"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import requests
@@ -70,20 +72,15 @@ class ActivityApi:
         non-zero ``return_code``) and close the iterator. Treat the polled results as
         authoritative. ``read_timeout`` should exceed the daemon's 15 s ping interval.
         """
+        return iter(self.open_exec_batch_stream(activity_id, batch_id, read_timeout=read_timeout))
+
+    def open_exec_batch_stream(self, activity_id: str, batch_id: str, *,
+                               read_timeout: float = 40.0) -> "RuntimeEventStream":
+        """:meth:`stream_exec_batch_results` as an object another thread can
+        :meth:`~RuntimeEventStream.close` while one iterates it."""
         path = f"{PREFIX}/activity/{path_id(activity_id)}/exec/{path_id(batch_id)}"
         response = self._t.open_stream(CallKind.READ, path, read_timeout=read_timeout)
-        return self._runtime_events(response, f"GET {path}")
-
-    def _runtime_events(self, response: requests.Response, where: str) -> Iterator[RuntimeEvent]:
-        try:
-            for message in iter_messages(iter_lines(response.iter_content(chunk_size=None))):
-                if message.event == "runtime":
-                    yield self._t.parse(where, lambda text: RuntimeEvent.from_json(json.loads(text)),
-                                        message.data)
-        except requests.RequestException as exc:
-            raise self._t.translate(exc, where) from exc
-        finally:
-            response.close()
+        return RuntimeEventStream(self._t, response, f"GET {path}")
 
     def get_state(self, activity_id: str) -> ActivityState:
         """The activity's state (A4): ``Ready`` to run commands, ``Terminated`` when gone."""
@@ -94,3 +91,44 @@ class ActivityApi:
         """End the activity (A7); its provider stops the exe-unit."""
         self._t.call(CallKind.CLEANUP, "DELETE", f"{PREFIX}/activity/{path_id(activity_id)}",
                      params={"timeout": check_timeout(timeout)}, server_timeout=timeout)
+
+
+class RuntimeEventStream:
+    """An open SSE stream of runtime events. One thread iterates it; :meth:`close`,
+    from any thread, ends that iteration at once, even one blocked waiting for the next
+    event (the socket is shut down: closing the response alone would not wake a read
+    in progress), and the connection is not reused."""
+
+    def __init__(self, transport: Transport, response: requests.Response, where: str) -> None:
+        self._t = transport
+        self._response = response
+        self._where = where
+        self._closed = False
+
+    def __iter__(self) -> Iterator[RuntimeEvent]:
+        where = self._where
+        try:
+            for message in iter_messages(iter_lines(self._response.iter_content(chunk_size=None))):
+                if self._closed:
+                    return
+                if message.event == "runtime":
+                    yield self._t.parse(where, lambda text: RuntimeEvent.from_json(json.loads(text)),
+                                        message.data)
+        except requests.RequestException as exc:
+            if not self._closed:
+                raise self._t.translate(exc, where) from exc
+        except (OSError, ValueError, AttributeError):
+            if not self._closed:  # only close() breaks the response from under urllib3 like this
+                raise
+        finally:
+            self._response.close()
+
+    def close(self) -> None:
+        """End the stream now. Idempotent; safe from any thread."""
+        self._closed = True
+        sock = getattr(getattr(self._response.raw, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        else:  # nothing to wake (not connected, or a test double): just release it
+            self._response.close()

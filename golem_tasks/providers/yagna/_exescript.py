@@ -39,6 +39,13 @@ CAPTURE_AT_END: Mapping[str, Any] = {
     "stderr": {"atEnd": {"format": "string"}},
 }
 
+#: Capture everything as text and also send it as runtime events (SSE) while the
+#: program runs; the result still holds the whole output (yagna-protocol.md §3.3).
+CAPTURE_STREAM: Mapping[str, Any] = {
+    "stdout": {"stream": {"format": "string"}},
+    "stderr": {"stream": {"format": "string"}},
+}
+
 #: The shell used to set environment variables and to find programs on ``PATH``
 #: (the VM runtime needs an absolute ``entry_point`` and ignores ``deploy.env``).
 SHELL = "/bin/sh"

@@ -19,6 +19,7 @@ one to one:
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import re
 import shlex
@@ -33,6 +34,7 @@ from ...errors import CommandExecutionError, ConfigurationError
 from ..base import decode_download
 from ._activity import ExeScriptCommandResult
 from ._exescript import (
+    CAPTURE_STREAM,
     INLINE_LIMIT,
     SHELL,
     command_json,
@@ -209,7 +211,7 @@ def _run_step(command: Run) -> Step:
         def finish(result: ExeScriptCommandResult, index: int) -> CommandResult:
             return CommandResult(command=command, index=index, stdout=result.stdout or "",
                                  stderr=result.stderr or "")
-        return Step(command, command_json(command), finish, describe)
+        return Step(command, _live(command, command_json(command)), finish, describe)
 
     def finish_unchecked(result: ExeScriptCommandResult, index: int) -> CommandResult:
         code, stderr = split_exit_code(result.stderr or "")
@@ -219,7 +221,14 @@ def _run_step(command: Run) -> Step:
                                         stderr=stderr)
         return CommandResult(command=command, index=index, exit_code=code, stdout=result.stdout or "",
                              stderr=stderr)
-    return Step(command, keep_going_run(command), finish_unchecked, describe)
+    return Step(command, _live(command, keep_going_run(command)), finish_unchecked, describe)
+
+
+def _live(command: Run, exe: Dict[str, Any]) -> Dict[str, Any]:
+    """A run whose output the worker watches live is captured as a stream (SSE events)."""
+    if command.on_output is not None:
+        exe["run"]["capture"] = copy.deepcopy(dict(CAPTURE_STREAM))
+    return exe
 
 
 def _send_step(command: Union[SendBytes, SendFile], storage: Optional[Storage], inline_limit: int) -> Step:

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, List, Optional, Sequence
 from ...commands import Command, CommandResult
 from ...errors import ApiError, BatchCancelled, BatchTimeoutError, ProviderError, ProviderLost
 from ..base import ProviderInfo, Session
-from ._batch import BatchDeadline, BatchStopped, collect, send_batch
+from ._batch import BatchDeadline, BatchStopped, Results, collect, send_batch
 from ._connect import Connection, cancellable
 from ._events import AgreementTerminated
+from ._live import LiveOutput
 from ._market_api import SUCCESS_REASON
 from ._script import Script, plan
 from .errors import Gone, NotFound
@@ -113,6 +114,9 @@ class GolemSession(Session):
             self._spoil(exc.message)
             raise
         # (a refused batch ran nothing: the session stays usable)
+        # Subscribed right after exec: the daemon does not replay what came before.
+        live = LiveOutput.watch(api, self.activity_id, batch_id, script.steps, provider=provider)
+        raw: Results = {}
         try:
             raw = collect(api, self.activity_id, batch_id, len(exe), deadline=deadline,
                           poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider)
@@ -131,6 +135,9 @@ class GolemSession(Session):
                 self._spoil(exc.message)  # the batch may still run there: never reuse the VM
                 raise
             raise BatchCancelled(f"batch cancelled on provider {provider}", provider=provider) from exc
+        finally:
+            if live is not None:  # before the results go back: no callback runs after the batch
+                live.finish(raw if not self._cancelled.is_set() else {})
         # Stopping the activity may end the poll in flight with an "Error" result (the
         # real daemon answers "Runtime error: batch cancelled"): that is not the command's fault.
         if self._cancelled.is_set():
