@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import inspect
 import os
 import threading
 import time
@@ -48,22 +49,33 @@ def _resolve_provider(provider: Union[Provider, str, None], image: Optional[str]
     if name not in PROVIDER_NAMES:
         raise ConfigurationError(f"unknown provider {name!r}: pass one of {', '.join(PROVIDER_NAMES)} "
                                  f"(or set GOLEM_TASKS_PROVIDER), or a Provider instance")
+    if name == "local":
+        from .providers.local import LocalProvider
+        _check_options(LocalProvider, name, options)
+        options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
+        if image:
+            logger.debug("the local provider runs on this machine; image %s is not used", image)
+        return LocalProvider(**options), True
+    if name == "golem":
+        from .providers.yagna import GolemProvider
+        _check_options(GolemProvider, name, options)
+        if image:
+            options["image_tag" if ":" in image else "image_hash"] = image
+        return GolemProvider.from_env(**options), True
+    from .testing import FakeProvider
+    _check_options(FakeProvider, name, options)
+    return FakeProvider(**options), True
+
+
+def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
+    """Refuse options the provider does not take. Checked against the signature, not by
+    catching TypeError from the constructor, which would hide the provider's own bugs."""
     try:
-        if name == "local":
-            from .providers.local import LocalProvider
-            options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
-            if image:
-                logger.debug("the local provider runs on this machine; image %s is not used", image)
-            return LocalProvider(**options), True
-        if name == "golem":
-            from .providers.yagna import GolemProvider
-            if image:
-                options["image_tag" if ":" in image else "image_hash"] = image
-            return GolemProvider.from_env(**options), True
-        from .testing import FakeProvider
-        return FakeProvider(**options), True
-    except TypeError as exc:  # an option the chosen provider does not take
-        raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}") from exc
+        inspect.signature(cls).bind_partial(**options)
+    except TypeError as exc:
+        accepted = ", ".join(p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs"))
+        raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
+                                 f"it takes {accepted}") from None
 
 
 class Golem:

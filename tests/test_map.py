@@ -162,7 +162,7 @@ def test_bad_input_is_refused_before_anything_is_engaged():
         make_golem(fake, max_retries=-1)
     with pytest.raises(ConfigurationError, match="unknown provider 'nowhere'.*local, golem, fake"):
         __import__("golem_tasks").Golem("nowhere")
-    with pytest.raises(ConfigurationError, match="do not fit the local provider"):
+    with pytest.raises(ConfigurationError, match="do not fit the local provider.*it takes root, sandbox"):
         __import__("golem_tasks").Golem("local", provider_options={"budget": 1})
     with pytest.raises(ConfigurationError, match="only apply to a provider given by name"):
         make_golem(fake, provider_options={"latency": 1})
@@ -185,3 +185,14 @@ def test_an_iterable_that_raises_surfaces_to_the_caller():
     with make_golem(echo_provider(), max_workers=1) as golem:
         with pytest.raises(OSError, match="input broke"):
             list(golem.map(echo, items()))
+
+
+def test_a_provider_bug_is_not_passed_off_as_a_bad_option(monkeypatch):
+    # A TypeError raised inside a provider's constructor is the provider's own problem.
+    from golem_tasks.providers import local
+
+    def broken(self, *args, **kwargs):
+        raise TypeError("a bug inside the provider")
+    monkeypatch.setattr(local.LocalProvider, "__init__", broken)
+    with pytest.raises(TypeError, match="a bug inside the provider"):
+        __import__("golem_tasks").Golem("local", provider_options={"keep": True})
