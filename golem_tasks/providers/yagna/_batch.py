@@ -11,6 +11,15 @@ so a one-command batch costs two HTTP round trips (exec, one poll) and no sleeps
 With ``commandIndex=k`` the daemon fills stdout/stderr only for index k and marks
 index k ``isBatchFinished`` even when more commands follow, so the batch is over
 only at the last index or at the first ``Error``.
+
+A dead provider is noticed within one poll: the daemon does not wake a pending poll
+when the exe-unit dies, so polls last at most ``poll`` seconds (``Timeouts.poll``).
+The next poll then gets a 500 ``GSB error`` and the activity state is read at once:
+``Terminated``, ``Unresponsive`` or a state that cannot be read either is a lost
+provider. A poll that ends with its command still running reads the state too, so a
+hung exe-unit (no usage reports: ``Unresponsive`` after 5 s) is noticed as well. GSB
+errors on a live activity are retried here, a few times with backoff (the session's
+client does not retry them: see ``gsb_errors_not_retried``).
 """
 
 from __future__ import annotations
@@ -23,10 +32,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ...errors import ApiError, ProviderError, ProviderLost
 from ._activity import ExeScriptCommandResult
 from ._activity_api import ActivityApi
+from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error
 
 logger = logging.getLogger(__name__)
 
 Results = Dict[int, ExeScriptCommandResult]
+
 
 
 class BatchDeadline(Exception):
@@ -68,8 +79,12 @@ def send_batch(api: ActivityApi, activity_id: str, exe: Sequence[Mapping[str, An
 
 
 def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, deadline: Optional[float],
-            poll: float, stop: threading.Event, provider: str) -> Results:
+            poll: float, stop: threading.Event, provider: str,
+            gsb_retry: RetryPolicy = DEFAULT_POLICIES[CallKind.POLL]) -> Results:
     """Every result of the batch, up to its last command or its first failure.
+
+    ``gsb_retry`` says how often, and after which waits, a poll failing with a GSB
+    error is repeated while the activity still looks alive.
 
     Raises:
         BatchDeadline: ``deadline`` (a ``time.monotonic()`` value) passed first.
@@ -79,6 +94,7 @@ def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, de
     """
     results: Results = {}
     index = 0
+    gsb_failures = 0
     while True:
         if stop.is_set():
             raise BatchStopped()
@@ -88,7 +104,18 @@ def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, de
             if remaining <= 0:
                 raise BatchDeadline(results)
             wait = min(wait, remaining)
-        answer = _poll(api, activity_id, batch_id, index, wait, stop, provider)
+        try:
+            answer = _poll(api, activity_id, batch_id, index, wait, stop, provider)
+        except _AliveGsbError as exc:
+            gsb_failures += 1
+            if gsb_failures >= gsb_retry.max_attempts:
+                raise exc.error from exc.__cause__
+            logger.warning("%s; trying again", exc.error.message)
+            _pause(gsb_retry.delay(gsb_failures), deadline, stop)
+            continue
+        gsb_failures = 0
+        if not answer:  # the command still runs: is anybody running it?
+            _check_alive(api, activity_id, stop, provider)
         for result in answer:
             # Output comes only with the awaited index; keep the copy that has it.
             if result.index == index or result.index not in results:
@@ -107,7 +134,34 @@ def _poll(api: ActivityApi, activity_id: str, batch_id: str, index: int, wait: f
     except ApiError as exc:
         if stop.is_set():
             raise BatchStopped() from exc
-        raise _translate(api, activity_id, exc, provider, "could not read the batch results") from exc
+        error = _translate(api, activity_id, exc, provider, "could not read the batch results")
+        if is_gsb_error(exc) and not isinstance(error, ProviderLost):
+            raise _AliveGsbError(error) from exc
+        raise error from exc
+
+
+class _AliveGsbError(Exception):
+    """A results poll failed with a GSB error, but the activity looks alive (internal)."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _pause(seconds: float, deadline: Optional[float], stop: threading.Event) -> None:
+    if deadline is not None:
+        seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+    stop.wait(seconds)
+
+
+def _check_alive(api: ActivityApi, activity_id: str, stop: threading.Event, provider: str) -> None:
+    """Raise ProviderLost when the activity is gone or hung, BatchStopped when a cancel
+    (which destroys the activity) got there first."""
+    reason = lost_reason(api, activity_id)
+    if stop.is_set():
+        raise BatchStopped()
+    if reason is not None:
+        raise ProviderLost(f"provider {provider} is gone: {reason}", provider=provider)
 
 
 def _translate(api: ActivityApi, activity_id: str, exc: ApiError, provider: str, what: str) -> ProviderError:

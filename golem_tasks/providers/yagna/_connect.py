@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from ...errors import ConfigurationError
 from ._client import DEFAULT_API_URL, Identity, YagnaClient
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_transient
+from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error, is_transient
 from ._transport import AppKey
 from .errors import NotFound, NotYagna
 
@@ -116,3 +116,20 @@ def cancellable(policies: Policies, cancelled: "Callable[[], bool]") -> Policies
     poll = policies[CallKind.POLL]
     retry_on = poll.retry_on
     return {**policies, CallKind.POLL: attrs.evolve(poll, retry_on=lambda exc: retry_on(exc) and not cancelled())}
+
+
+def gsb_errors_not_retried(policies: Policies) -> Policies:
+    """The policies with GSB errors of reads and long polls raised at once, not retried.
+
+    For a session's batch: a killed exe-unit answers every results poll with a GSB error,
+    and the policy's backoff would hide that for seconds. The batch code checks the
+    activity state on the first one instead (``_batch``), and retries itself while the
+    activity is alive; a state read failing with a GSB error means the provider is gone.
+    """
+    def without_gsb(retry_on: Callable[[BaseException], bool]) -> Callable[[BaseException], bool]:
+        return lambda exc: retry_on(exc) and not is_gsb_error(exc)
+
+    changed = dict(policies)
+    for kind in (CallKind.READ, CallKind.POLL):
+        changed[kind] = attrs.evolve(policies[kind], retry_on=without_gsb(policies[kind].retry_on))
+    return changed

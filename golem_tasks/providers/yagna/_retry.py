@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 _PARAMETERS = inspect.signature(wait_exponential_jitter).parameters
 _SCALE = "multiplier" if "multiplier" in _PARAMETERS else "initial"
 
-__all__ = ["CallKind", "DEFAULT_POLICIES", "RetryPolicy", "is_transient", "was_never_sent"]
+__all__ = ["CallKind", "DEFAULT_POLICIES", "RetryPolicy", "is_gsb_error", "is_transient", "was_never_sent"]
 
 
 class CallKind(enum.Enum):
@@ -73,7 +73,13 @@ def is_transient(exc: BaseException) -> bool:
     if exc.status in (502, 503, 504):
         return True
     # 500 is also what a broken request gets; only GSB routing errors are worth a retry.
-    return exc.status == 500 and "gsb" in exc.message.lower()
+    return is_gsb_error(exc)
+
+
+def is_gsb_error(exc: BaseException) -> bool:
+    """True for the daemon's 500 ``GSB error: ...``: the provider's service did not answer
+    (a dead exe-unit gives ``endpoint address not found``; a network hiccup heals)."""
+    return isinstance(exc, ApiError) and exc.status == 500 and "gsb" in exc.message.lower()
 
 
 def was_never_sent(exc: BaseException) -> bool:
@@ -107,6 +113,13 @@ class RetryPolicy:
         return wait_exponential_jitter(
             **{_SCALE: self.initial_wait}, max=self.max_wait, exp_base=2, jitter=self.jitter
         )
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1 for the first), for
+        callers that repeat a call themselves."""
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return max(0.0, float(self.wait()(state)))
 
     def retrying(self, *, sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
         """A fresh ``tenacity.Retrying``; pass ``sleep=waits.append`` in tests."""

@@ -24,10 +24,11 @@ from ...commands import Command, CommandResult
 from ...errors import ApiError, BatchCancelled, BatchTimeoutError, ProviderError, ProviderLost
 from ..base import ProviderInfo, Session
 from ._batch import BatchDeadline, BatchStopped, Results, collect, send_batch
-from ._connect import Connection, cancellable
+from ._connect import Connection, cancellable, gsb_errors_not_retried
 from ._events import AgreementTerminated
 from ._live import LiveOutput
 from ._market_api import SUCCESS_REASON
+from ._retry import CallKind
 from ._script import Script, plan
 from .errors import Gone, NotFound
 
@@ -56,7 +57,9 @@ class GolemSession(Session):
         self.activity_id = activity_id
         self._owner = owner
         self._cancelled = threading.Event()
-        policies = cancellable(connection.policies, self._cancelled.is_set)
+        # Batch polls check the activity state on a GSB error instead of retrying it (_batch).
+        self._gsb_retry = connection.policies[CallKind.POLL]
+        policies = gsb_errors_not_retried(cancellable(connection.policies, self._cancelled.is_set))
         # Retries sleep on the cancel event: a cancel ends their backoff at once.
         self._client = connection.client(policies=policies, sleep=self._sleep)
         self._lock = threading.Lock()
@@ -87,8 +90,8 @@ class GolemSession(Session):
             self._check_usable()
             deadline = None if timeout is None else time.monotonic() + timeout
             owner = self._owner
-            script = plan(commands, storage=owner.storage, inline_limit=owner.inline_limit,
-                          download_timeout=owner.timeouts.poll)
+            # (plan's default wait for a download's data, not the short results poll)
+            script = plan(commands, storage=owner.storage, inline_limit=owner.inline_limit)
             try:
                 return self._run(script, deadline, timeout)
             finally:
@@ -119,7 +122,8 @@ class GolemSession(Session):
         raw: Results = {}
         try:
             raw = collect(api, self.activity_id, batch_id, len(exe), deadline=deadline,
-                          poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider)
+                          poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider,
+                          gsb_retry=self._gsb_retry)
         except BatchDeadline as exc:
             self._spoil("a batch ran past its timeout and was stopped")
             raise BatchTimeoutError(

@@ -39,6 +39,9 @@ class Timeouts:
         activity: most time creating an activity takes (the daemon waits for the exe-unit).
         deploy: most time ``deploy`` and ``start`` take; the first deploy downloads the image.
         poll: longest single long poll for batch results (the daemon caps them at 60 s).
+            It bounds how long a dead exe-unit goes unnoticed: the daemon does not end a
+            pending poll when the exe-unit dies. A batch that runs longer costs one more
+            poll and one state read per ``poll`` seconds.
         market_poll: long poll for offers; ``close`` may wait this long for the reader (the
             daemon does not end a pending poll when the demand is withdrawn).
         payment_poll: long poll for payment events; ``close`` may wait this long too.
@@ -55,7 +58,7 @@ class Timeouts:
     approval: float = attrs.field(default=60.0, validator=_positive)
     activity: float = attrs.field(default=30.0, validator=_positive)
     deploy: float = attrs.field(default=300.0, validator=_positive)
-    poll: float = attrs.field(default=20.0, validator=_positive)
+    poll: float = attrs.field(default=3.0, validator=_positive)
     market_poll: float = attrs.field(default=3.0, validator=_positive)
     payment_poll: float = attrs.field(default=3.0, validator=_positive)
     invoices: float = attrs.field(default=60.0, validator=_positive)
