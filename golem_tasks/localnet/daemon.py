@@ -7,7 +7,9 @@ Usage::
         node_id = daemon.create_identity("provider-0")
 
 The daemon runs in its own process group and is always stopped by :meth:`stop` (also
-from ``__exit__``): SIGTERM to the group, then SIGKILL after a grace period.
+from ``__exit__``): SIGTERM to the group, then SIGKILL after a grace period. If this
+Python process dies without stopping it (SIGKILL), the kernel kills the daemon too
+(Linux, ``PR_SET_PDEATHSIG``: see :mod:`._parent_death`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import IO, Any, Optional
 import attrs
 import requests
 
+from ._parent_death import Spawner
 from ._ports import free_port
 from .errors import DaemonNotInstalled, LocalNetError
 from .settings import DaemonSettings
@@ -123,6 +126,7 @@ class YagnaDaemon:
         #: Seconds from spawning the process to the first authorised REST answer.
         self.startup_seconds: Optional[float] = None
         self._process: Optional[subprocess.Popen[bytes]] = None
+        self._spawner: Optional[Spawner] = None
         self._log: Optional[IO[bytes]] = None
         self._http = requests.Session()
         self._http.trust_env = False  # a user's HTTP(S)_PROXY must not catch loopback calls
@@ -168,7 +172,8 @@ class YagnaDaemon:
         os.makedirs(self.settings.data_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - the daemon writes it until stop()
         started = time.monotonic()
-        self._process = subprocess.Popen(
+        self._spawner = self._spawner or Spawner("yagna")
+        self._process = self._spawner.popen(
             [self.binary, "service", "run", "--disable-metrics-push"],
             cwd=self.workdir,
             env=self.settings.daemon_environ(),
@@ -225,6 +230,9 @@ class YagnaDaemon:
             if self._log is not None:
                 self._log.close()
                 self._log = None
+            if self._spawner is not None and (process is None or process.poll() is not None):
+                self._spawner.close()  # its thread dying would kill a daemon still running
+                self._spawner = None
 
     def _shut_down(self, process: "subprocess.Popen[bytes]", timeout: float) -> None:
         try:
