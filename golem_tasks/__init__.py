@@ -23,6 +23,7 @@ from .errors import (
     BatchError,
     BatchTimeoutError,
     BrokenPool,
+    BudgetExhausted,
     CommandExecutionError,
     ConfigurationError,
     FragmentFailed,
@@ -46,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool",
-    "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
+    "BudgetExhausted", "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
     "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",

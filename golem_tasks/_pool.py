@@ -24,7 +24,7 @@ from . import events as ev
 from ._job import Fragment, Job, ProviderTally
 from ._runner import Runner
 from .context import WorkContext
-from .errors import BatchCancelled, BrokenPool, GolemTasksError
+from .errors import BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError
 from .policy import RetryPolicy
 from .providers.base import Provider, Session
 
@@ -70,6 +70,7 @@ class Pool:
         self._broken: Optional[BrokenPool] = None
         self._abort = threading.Event()
         self._engage_failures = 0
+        self._budget_noted = False
         self._init_failures = 0
         self._running = 0
         self._changed = threading.Condition(self._lock)
@@ -311,7 +312,7 @@ class Pool:
             try:
                 session = self.provider.engage(exclude=exclude, abort=self._abort)
             except Exception as exc:
-                if self._engage_failed(exc):
+                if self._engage_failed(exc, slot):
                     return None
                 continue
             with self._lock:
@@ -327,19 +328,37 @@ class Pool:
             if self._initializer_failed(session, error):
                 return None
 
-    def _engage_failed(self, exc: Exception) -> bool:
+    def _engage_failed(self, exc: Exception, slot: Slot) -> bool:
         """Count a failed engage(); True when the pool is now broken."""
         with self._lock:
             self._engage_failures += 1
             failures = self._engage_failures
         if self._abort.is_set():
             return True
+        if isinstance(exc, BudgetExhausted):
+            return self._budget_reached(exc, slot)
         if failures >= ENGAGE_ATTEMPTS or not isinstance(exc, GolemTasksError):
             self.break_pool(BrokenPool(f"could not engage a provider ({failures} attempts): {exc}"), exc)
             return True
         logger.warning("engaging a provider failed (%s), trying again", exc)
         self._abort.wait(self.policy.delay(failures))
         return False
+
+    def _budget_reached(self, exc: BudgetExhausted, slot: Slot) -> bool:
+        """No more providers fit in the budget: the engaged ones carry on with the work
+        (this slot ends); with none engaged nothing can run, so the pool is broken.
+
+        A slot still engaging counts as engaged: if it fails on the budget too, the last
+        slot to leave spawns one more while work is queued, and that one breaks the pool."""
+        with self._lock:
+            self._engage_failures = 0  # not the provider's fault: retrying cannot help
+            others = any(s is not slot and (s.session is not None or s.engaging) for s in self._slots)
+            first, self._budget_noted = not self._budget_noted, True
+        if not others:
+            self.break_pool(BrokenPool(f"no provider can be engaged: {exc}"), exc)
+        elif first:
+            logger.warning("engaging no more providers, the engaged ones go on: %s", exc)
+        return True
 
     def _initializer_failed(self, session: Session, error: BaseException) -> bool:
         """Release and exclude a provider whose initializer failed (no fragment is

@@ -11,6 +11,7 @@ The tree::
     │   └── BatchCancelled                      the batch was stopped by shutdown, break or Ctrl-C
     ├── ProviderError                           the provider itself failed
     │   ├── ProviderLost                        the provider went away; its work is gone
+    │   ├── BudgetExhausted                     the budget allows no more providers or work
     │   └── ApiError                            a backend API answered with an error (``status``)
     ├── UnexpectedCommand                       a FakeProvider got a command nobody scripted
     ├── FragmentFailed                          a fragment failed for good (``attempts`` says why)
@@ -26,6 +27,7 @@ the worker's own Python code does not (see ``Golem(retry_on=...)``).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,6 +151,27 @@ class ProviderError(GolemTasksError):
 class ProviderLost(ProviderError):
     """The provider went away mid-work (process died, agreement terminated, network
     lost). Its session is released and it is not engaged again in this run."""
+
+
+class BudgetExhausted(ProviderError):
+    """The budget does not cover another provider, or running work went over it (#4).
+
+    Not safe to retry: spending only grows. The providers already engaged go on
+    working; give the provider a larger ``budget=`` to engage more.
+
+    Attributes:
+        budget: the whole budget.
+        spent: the amount accepted so far (debit notes and invoices).
+        expected: what the agreements made so far will cost at least (accepted
+            amounts, else their start prices).
+    """
+
+    def __init__(self, message: str, *, budget: Optional[Decimal] = None, spent: Optional[Decimal] = None,
+                 expected: Optional[Decimal] = None, provider: Optional[str] = None) -> None:
+        super().__init__(message, provider=provider)
+        self.budget = budget
+        self.spent = spent
+        self.expected = expected
 
 
 class ApiError(ProviderError):

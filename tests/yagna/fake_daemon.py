@@ -83,6 +83,7 @@ class FakeDaemon(PaymentRoutes):
         self.invoices: Dict[str, Dict[str, Any]] = {}
         self.payment_events: Dict[str, List[Dict[str, Any]]] = {"debitNote": [], "invoice": []}
         self.accepted: Dict[str, str] = {}
+        self.agreement_events: List[Dict[str, Any]] = []
         self.routes = self._routes()
         for method in ("GET", "POST", "DELETE"):
             rsps.add_callback(method, re.compile(re.escape(API_URL) + r"/.*"), callback=self._dispatch)
@@ -126,6 +127,7 @@ class FakeDaemon(PaymentRoutes):
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/confirm", self._confirm),
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/wait", self._wait),
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/(?P<how>terminate|cancel)", self._terminate),
+            ("GET", r"/market-api/v1/agreementEvents", self._agreement_events),
             ("POST", r"/activity-api/v1/activity", self._create_activity),
             ("DELETE", r"/activity-api/v1/activity/(?P<id>[^/]+)", self._destroy),
             ("POST", r"/activity-api/v1/activity/(?P<id>[^/]+)/exec", self._exec),
@@ -259,12 +261,18 @@ class FakeDaemon(PaymentRoutes):
         behaviour = self.nodes[agreement["node"]].approve
         if behaviour == "reject":
             agreement["state"] = "Rejected"
-            return _json(410, {"message": "Rejected: No capacity available"})
+            # Like yagna 0.17.6: the 410 says "Rejected"; the reason is in the event.
+            self.agreement_events.append({"eventType": "AgreementRejectedEvent", "eventDate": now_text(),
+                                          "agreementId": id, "reason": {"message": "No capacity available"}})
+            return _json(410, {"message": "Rejected"})
         if behaviour == "never" or agreement["state"] == "Cancelled":
             self._wait_until(lambda: False, query)
             return _json(408, {"message": "Timeout"})
         agreement["state"] = "Approved"
         return 204, {}, ""
+
+    def _agreement_events(self, **_: Any) -> Answer:
+        return _json(200, list(self.agreement_events))
 
     def _terminate(self, id: str, how: str, body: Dict[str, Any], **_: Any) -> Answer:
         agreement = self.agreements[id]

@@ -19,6 +19,8 @@ from golem_tasks.providers.yagna import (
     OfferRejected,
 )
 
+from golem_tasks.providers.yagna.provider import AGREEMENT_REJECTIONS
+
 from .golem_helpers import FAST, make_provider, node, of_type, ready
 from .yagna_samples import PLATFORM, offer_properties
 
@@ -135,7 +137,23 @@ def test_an_agreement_rejected_with_410_moves_on(daemon, events):
         session.release()
     [failed] = of_type(events, AgreementFailed)
     assert failed.provider_name == "provider-1" and "did not approve" in failed.reason
-    assert "Rejected: No capacity" in failed.reason
+    assert failed.reason.endswith(": No capacity available")  # the provider's reason, from its event
+
+
+def test_a_provider_that_keeps_rejecting_agreements_is_not_tried_forever(daemon, events):
+    daemon.nodes[node(1).id].approve = "reject"
+    daemon.nodes[node(1).id].properties = priced(0, 0, 0)
+    with make_provider(events=events.append, timeouts=attrs.evolve(FAST, negotiation=2)) as provider:
+        ready(provider)
+        session = provider.engage()
+        assert session.info.name == "provider-2"
+        # provider-2 is busy: only provider-1's offers, made anew at each resubscription, remain
+        with pytest.raises(ProviderError, match="no Golem provider could be engaged"):
+            provider.engage()
+        session.release()
+    tried = [a for a in daemon.agreements.values() if a["node"] == node(1).id]
+    assert len(tried) == AGREEMENT_REJECTIONS
+    assert all("No capacity available" in e.reason for e in of_type(events, AgreementFailed))
 
 
 def test_408_on_wait_means_not_yet(daemon):
@@ -241,7 +259,7 @@ def test_a_start_price_over_the_budget_is_refused(daemon, events):
     daemon.nodes[node(2).id].properties = priced(start=2, per_cpu_sec=0, per_env_sec=0)
     with make_provider(events=events.append, budget=Decimal("1")) as provider:
         provider.engage().release()
-    assert "more than the budget left" in of_type(events, OfferRejected)[0].reason
+    assert "more than the whole budget of 1 GLM" in of_type(events, OfferRejected)[0].reason
 
 
 def test_a_long_expiration_needs_an_accept_timeout_in_the_offer(daemon, events):

@@ -10,16 +10,17 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from golem_tasks.errors import ApiError, ProviderError
+from golem_tasks.errors import ApiError, BudgetExhausted, ProviderError
 from golem_tasks.providers.yagna import (
+    BudgetReached,
     CostsSettled,
     DebitNoteAccepted,
     InvoiceAccepted,
     PaymentRefused,
 )
 
-from .golem_helpers import FAST, make_provider, node, of_type
-from .yagna_samples import NODE, PLATFORM
+from .golem_helpers import FAST, make_provider, node, of_type, ready
+from .yagna_samples import NODE, PLATFORM, offer_properties
 
 ACCEPT = "POST /payment-api/v1/(?P<kind>debitNotes|invoices)/(?P<id>[^/]+)/accept"
 
@@ -120,10 +121,48 @@ def test_the_budget_is_never_exceeded(daemon, events):
         wait_for(lambda: not session.usable)  # its work was stopped
         assert daemon.activities[session.activity_id]["state"] == "Terminated"
         session.release()
-        with pytest.raises(ProviderError, match="budget of 0.05 GLM is spent"):
+        with pytest.raises(BudgetExhausted, match="budget of 0.05 GLM is spent") as caught:
             provider.engage()
+        assert caught.value.spent == Decimal("0.03") and "budget=" in str(caught.value)
+        [reached] = of_type(events, BudgetReached)
+        assert reached.spent == Decimal("0.03") and reached.budget == Decimal("0.05")
     assert provider.total_cost <= Decimal("0.05")
     assert sum(Decimal(amount) for amount in daemon.accepted.values()) <= Decimal("0.05")
+
+
+def starting_at(price):
+    properties = offer_properties()
+    properties["golem.com.pricing.model.linear.coeffs"] = [0, 0, price]
+    return properties
+
+
+def test_no_provider_is_engaged_whose_start_price_does_not_fit_what_is_left(daemon, events):
+    for number in (1, 2):
+        daemon.nodes[node(number).id].properties = starting_at(0.6)
+    with make_provider(events=events.append, budget="1") as provider:
+        first = ready(provider).engage()
+        with pytest.raises(BudgetExhausted) as caught:
+            provider.engage()
+        error = caught.value
+        assert (error.budget, error.spent, error.expected) == (Decimal(1), Decimal(0), Decimal("0.6"))
+        assert "budget of 1 GLM" in str(error) and "start price is 0.6 GLM" in str(error)
+        assert "budget=" in str(error)
+        with pytest.raises(BudgetExhausted):  # told again at once: the candidate was kept
+            provider.engage()
+        first.release()
+    assert len(daemon.agreements) == 1
+    assert of_type(events, BudgetReached)[0].expected == Decimal("0.6")
+
+
+def test_a_start_price_is_held_while_the_agreement_is_made(daemon):
+    with make_provider(budget="1") as provider:
+        provider.start()
+        provider._payments.reserve("a", "provider-1", starting_at(0.6))
+        with pytest.raises(BudgetExhausted):
+            provider._payments.reserve("b", "provider-2", starting_at(0.6))
+        provider._payments.unreserve("a")
+        provider._payments.reserve("b", "provider-2", starting_at(0.6))
+        assert provider._payments.remaining == Decimal("0.4")
 
 
 def test_an_invoice_over_the_budget_is_refused(daemon, events):

@@ -5,13 +5,14 @@ leaves nothing behind."""
 import hashlib
 import importlib.util
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from golem_tasks import Golem
 from golem_tasks import events as core_events
-from golem_tasks.providers.yagna import AgreementTerminated, InvoiceAccepted
+from golem_tasks.providers.yagna import AgreementTerminated, BudgetReached, InvoiceAccepted
 
 from .golem_helpers import make_provider, node, of_type, ready
 
@@ -125,3 +126,18 @@ def test_ctrl_c_leaves_nothing_behind(daemon):
     assert all_ended(daemon)
     reasons = [a["reason"]["golem.requestor.code"] for a in daemon.agreements.values()]
     assert reasons and set(reasons) == {"Cancelled"}  # a provider was mid-batch: work cancelled
+
+
+def test_a_budget_for_one_start_price_runs_the_job_on_one_provider(daemon, events):
+    for number in (1, 2):
+        daemon.nodes[node(number).id].properties["golem.com.pricing.model.linear.coeffs"] = [0, 0, 0.6]
+        daemon.nodes[node(number).id].invoice = "0.6"
+    with make_provider(events=events.append, budget="1") as provider:
+        ready(provider)
+        with Golem(provider, max_workers=2, progress=False) as golem:
+            assert list(golem.map(square, range(6))) == [n * n for n in range(6)]
+    assert len(daemon.agreements) == 1  # the second start price would not fit in what was left
+    assert "budget=" in of_type(events, BudgetReached)[0].reason
+    assert provider.total_cost == Decimal("0.6")
+    assert sum(Decimal(amount) for amount in daemon.accepted.values()) <= Decimal(1)
+    assert all_ended(daemon)

@@ -68,6 +68,7 @@ from ._events import (
     AgreementApproved,
     AgreementFailed,
     AgreementTerminated,
+    BudgetReached,
     CostsSettled,
     DebitNoteAccepted,
     InvoiceAccepted,
@@ -97,7 +98,7 @@ from ._gftp import GsbGftpStorage
 from ._gftp_ends import GftpDownload, GftpUpload, TransferFailed
 
 __all__ = (
-    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "CheapestFirst",
+    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "BudgetReached", "CheapestFirst",
     "CostsSettled", "GftpDownload", "GftpUpload", "GsbGftpStorage", "TransferFailed", "DEFAULT_REGISTRY_URL", "DebitNoteAccepted", "Download", "GolemProvider", "GolemSession",
     "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferFilter", "OfferRejected", "PaymentEvent",
     "PaymentRefused", "RentalEvent", "SendUrl", "Storage", "Timeouts", "Upload", "UploadUrl", "YagnaEvent",

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 AGREEMENT_VALIDITY = timedelta(hours=1)
 #: Longest single wait for approval; the loop checks the abort event in between.
 APPROVAL_SLICE = 10.0
+#: Agreement events are looked up from a little before the agreement was made: the
+#: daemon's clock and ours are the same machine's, but timestamps are rounded.
+EVENT_SLACK = timedelta(seconds=5)
 
 
 @attrs.frozen
@@ -40,11 +43,13 @@ class CandidateFailed(Exception):
 
     Attributes:
         agreement_id: the agreement made for it, if any.
+        rejected: the provider rejected the agreement.
     """
 
-    def __init__(self, message: str, agreement_id: str = "") -> None:
+    def __init__(self, message: str, agreement_id: str = "", *, rejected: bool = False) -> None:
         super().__init__(message)
         self.agreement_id = agreement_id
+        self.rejected = rejected
 
 
 def agree(market: MarketApi, candidate: Candidate, *, approval: float, app_session_id: str,
@@ -55,15 +60,23 @@ def agree(market: MarketApi, candidate: Candidate, *, approval: float, app_sessi
         CandidateFailed: not made, rejected, or not approved within ``approval`` s.
         ProviderError: ``abort`` was set (the agreement is cancelled).
     """
-    valid_to = datetime.now(timezone.utc) + AGREEMENT_VALIDITY
+    made = datetime.now(timezone.utc)
+    valid_to = made + AGREEMENT_VALIDITY
     try:
         agreement_id = market.create_agreement(candidate.proposal.proposal_id, valid_to)
     except ApiError as exc:
         raise CandidateFailed(f"the agreement could not be made: {exc.message}") from exc
+    confirmed = False
     try:
         market.confirm_agreement(agreement_id, app_session_id=app_session_id)
+        confirmed = True
         _wait_for_approval(market, agreement_id, approval, abort)
     except BaseException as exc:
+        if confirmed and isinstance(exc, Gone):  # rejected (or expired): final, nothing to cancel
+            # The 410 says only "Rejected"; the provider's reason travels in its event.
+            reason = _rejection_reason(market, agreement_id, made, app_session_id) or exc.message
+            raise CandidateFailed(f"the provider did not approve agreement {agreement_id}: {reason}",
+                                  agreement_id, rejected=True) from exc
         _cancel(market, agreement_id)
         if isinstance(exc, ApiError):
             raise CandidateFailed(f"agreement {agreement_id} failed: {exc.message}", agreement_id) from exc
@@ -82,13 +95,25 @@ def _wait_for_approval(market: MarketApi, agreement_id: str, approval: float,
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CandidateFailed(f"agreement {agreement_id} was not approved within {approval:g} s")
-        try:
-            # False is the daemon's 408: not decided yet, ask again.
-            if market.wait_for_approval(agreement_id, timeout=round(min(remaining, APPROVAL_SLICE), 3)):
-                return
-        except Gone as exc:
-            raise CandidateFailed(f"the provider did not approve agreement {agreement_id}: "
-                                  f"{exc.message}") from exc
+        # False is the daemon's 408: not decided yet, ask again.
+        if market.wait_for_approval(agreement_id, timeout=round(min(remaining, APPROVAL_SLICE), 3)):
+            return
+
+
+def _rejection_reason(market: MarketApi, agreement_id: str, since: datetime,
+                      app_session_id: str) -> Optional[str]:
+    """The provider's message from its ``AgreementRejectedEvent``, if it can be read."""
+    try:
+        events = market.collect_agreement_events(after_timestamp=since - EVENT_SLACK, timeout=0,
+                                                 max_events=100, app_session_id=app_session_id)
+    except ApiError as exc:
+        logger.debug("reading why agreement %s was rejected: %s", agreement_id, exc)
+        return None
+    for event in events:
+        if event.agreement_id == agreement_id and event.event_type == "AgreementRejectedEvent":
+            message = (event.reason or {}).get("message")
+            return str(message) if message else None
+    return None
 
 
 def _cancel(market: MarketApi, agreement_id: str) -> None:

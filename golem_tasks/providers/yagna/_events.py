@@ -19,6 +19,7 @@ never raised. The tree (only leaves are emitted)::
         │   ├── DebitNoteAccepted
         │   ├── InvoiceAccepted
         │   └── PaymentRefused          reason (over budget, over the agreed price, ...)
+        └── BudgetReached               reason, budget, spent, expected (no more engaged)
     (CostsSettled, emitted once when the provider closes, is in golem_tasks.events:
     any provider with a bill can report it.)
 """
@@ -36,7 +37,7 @@ from ...events import CostsSettled, Emitter, Event
 logger = logging.getLogger(__name__)
 
 __all__ = (
-    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "CostsSettled", "DebitNoteAccepted",
+    "AgreementApproved", "AgreementFailed", "AgreementTerminated", "BudgetReached", "CostsSettled", "DebitNoteAccepted",
     "EventSink", "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferRejected", "PaymentEvent",
     "PaymentRefused", "RentalEvent", "YagnaEvent",
 )
@@ -123,6 +124,18 @@ class PaymentRefused(PaymentEvent):
     """A debit note or invoice was not accepted, and why."""
 
     reason: str
+
+
+@attrs.frozen(kw_only=True)
+class BudgetReached(YagnaEvent):
+    """A provider was not engaged, or work was stopped, because of the budget: ``reason``
+    says which and how to fix it; ``spent`` is accepted so far, ``expected`` what the
+    agreements made will cost at least."""
+
+    reason: str
+    budget: Decimal
+    spent: Decimal
+    expected: Decimal
 
 
 Consumer = Callable[[Event], None]

@@ -52,14 +52,15 @@ class Market:
         offer_filter: which offers to take.
         score: ranks candidates; the highest is taken first.
         accept_timeout: the debit-note acceptance timeout we promise (None: none).
-        remaining_budget: what is left of the budget (offers starting above it are refused).
+        budget: the whole budget (offers starting above it are refused).
+        remaining_budget: what is left of it (candidates that fit are engaged first).
         timeouts: the poll and wait times.
         sink: where events go.
     """
 
     def __init__(self, client: YagnaClient, *, build_demand: Callable[[], Demand], platform: str,
                  offer_filter: OfferFilter, score: Score, accept_timeout: Optional[int],
-                 remaining_budget: Callable[[], Decimal], timeouts: Timeouts, sink: EventSink,
+                 budget: Decimal, remaining_budget: Callable[[], Decimal], timeouts: Timeouts, sink: EventSink,
                  app_session_id: str) -> None:
         self._client = client
         self._build_demand = build_demand
@@ -67,6 +68,7 @@ class Market:
         self._filter = offer_filter
         self._score = score
         self._accept_timeout = accept_timeout
+        self._budget = budget
         self._remaining_budget = remaining_budget
         self._t = timeouts
         self._sink = sink
@@ -144,6 +146,12 @@ class Market:
             finally:
                 self._waiting -= 1
 
+    def put_back(self, candidate: Candidate) -> None:
+        """``candidate`` was taken but not used (the budget did not allow it): keep it."""
+        with self._lock:
+            if candidate.subscription_id == self._subscription:
+                self._candidates.setdefault(candidate.proposal.provider_id, candidate)
+
     def release(self, provider_id: str) -> None:
         """The provider's agreement is over; it may be engaged again (after a new offer)."""
         with self._lock:
@@ -154,6 +162,11 @@ class Market:
                   if c.proposal.provider_id not in self._busy and c.proposal.provider_id not in self._excluded]
         if not usable:
             return None
+        left = self._remaining_budget()
+        affordable = [c for c in usable if _start_price(c) <= left]
+        # None fits: the best is still handed out, so engage reports the budget at once
+        # instead of waiting for offers that cannot help.
+        usable = affordable or usable
         best = max(c.score for c in usable)
         chosen = random.choice([c for c in usable if c.score == best])  # ties: spread the work
         del self._candidates[chosen.proposal.provider_id]
@@ -292,8 +305,10 @@ class Market:
         if reason is not None:
             return reason
         pricing = proposal.pricing
-        if pricing is not None and pricing.fixed > self._remaining_budget():
-            return f"its start price {pricing.fixed} GLM is more than the budget left"
+        if pricing is not None and pricing.fixed > self._budget:
+            # Only the whole budget here: what is left changes, and a candidate that does
+            # not fit now is refused at engage time with the numbers (BudgetExhausted).
+            return f"its start price {pricing.fixed} GLM is more than the whole budget of {self._budget} GLM"
         return None
 
     def _rejected(self, proposal: Optional[Proposal], proposal_id: str, reason: str,
@@ -351,3 +366,8 @@ class Market:
             self._client.market.reject_proposal(subscription, proposal_id, reason)
         except ApiError as exc:  # the offer is gone anyway
             logger.debug("rejecting proposal %s: %s", proposal_id, exc)
+
+
+def _start_price(candidate: Candidate) -> Decimal:
+    pricing = candidate.proposal.pricing
+    return pricing.fixed if pricing is not None else Decimal(0)

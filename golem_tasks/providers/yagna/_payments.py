@@ -7,7 +7,9 @@ seen, and documents are handled once by id). Only documents of agreements this
 provider made are accepted, with exactly the amount asked (Decimal; the daemon
 compares amounts exactly), and only when the total accepted stays within the budget.
 A debit note asking more than the agreed linear price of the usage it reports is
-refused too. Acceptance happens as soon as the event arrives, well within the
+refused too. Each agreement counts for at least its start price from the moment it
+is made (:meth:`Payments.reserve`), so no provider is engaged whose start price the
+budget could not pay (#4). Acceptance happens as soon as the event arrives, well within the
 debit-note acceptance timeout negotiated with the provider.
 """
 
@@ -22,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
-from ...errors import ApiError
+from ...errors import ApiError, BudgetExhausted
 from ._client import YagnaClient
 from ._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
 from ._market import LinearPricing
@@ -56,6 +58,17 @@ class Account:
         """The invoice once accepted (it covers the whole agreement), else the debit notes."""
         return self.invoice if self.invoice is not None else sum(self.activities.values(), Decimal(0))
 
+    @property
+    def expected(self) -> Decimal:
+        """The least this agreement will cost: the invoice, else at least its start price."""
+        return max(self.committed, self.floor)
+
+    @property
+    def floor(self) -> Decimal:
+        if self.invoice is not None or self.pricing is None:
+            return Decimal(0)
+        return max(self.pricing.fixed, Decimal(0))
+
 
 class Payments:
     """The allocation and the acceptance of debit notes and invoices.
@@ -84,6 +97,7 @@ class Payments:
         self._changed = threading.Condition(self._lock)
         self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
         self._accounts: Dict[str, Account] = {}
+        self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
         self._seen: set = set()
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
@@ -106,13 +120,43 @@ class Payments:
             self._threads.append(thread)
         return self._client.payment.get_demand_decorations([self.allocation.allocation_id])
 
-    def track(self, agreement_id: str, provider_id: str, offer_properties: Dict) -> None:
-        """Pay for this agreement from now on (call once it is approved)."""
+    def reserve(self, token: str, provider_name: str, offer_properties: Dict) -> None:
+        """Hold the offer's start price while its agreement is made (``token`` names it
+        for :meth:`track` or :meth:`unreserve`).
+
+        Raises:
+            BudgetExhausted: the start price does not fit in what is left.
+        """
+        pricing = LinearPricing.from_properties(offer_properties)
+        price = max(pricing.fixed, Decimal(0)) if pricing is not None else Decimal(0)
+        with self._lock:
+            spent, expected = self._spent_locked(), self._expected_locked()
+            if expected + price <= self.budget:
+                self._reserved[token] = price
+                return
+            made = len(self._accounts)
+        raise BudgetExhausted(
+            f"the budget of {self.budget} GLM does not cover another provider: {spent} GLM accepted so far, "
+            f"{expected} GLM expected for the {made} agreement(s) made (their start prices at least), and "
+            f"{provider_name}'s start price is {price} GLM; give a larger budget= to engage more",
+            budget=self.budget, spent=spent, expected=expected)
+
+    def unreserve(self, token: str) -> None:
+        """The agreement held by :meth:`reserve` was not made."""
+        with self._lock:
+            self._reserved.pop(token, None)
+
+    def track(self, agreement_id: str, provider_id: str, offer_properties: Dict,
+              reservation: Optional[str] = None) -> None:
+        """Pay for this agreement from now on (call once it is approved); it replaces
+        the ``reservation`` made for it."""
         usage = offer_properties.get("golem.com.usage.vector")
         names = tuple(usage) if isinstance(usage, list) else ()
         with self._lock:
             self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
                                                    names)
+            if reservation is not None:
+                self._reserved.pop(reservation, None)
 
     def terminated(self, agreement_id: str) -> None:
         """The agreement was terminated: its invoice is due."""
@@ -125,11 +169,18 @@ class Payments:
     @property
     def committed(self) -> Decimal:
         with self._lock:
-            return sum((a.committed for a in self._accounts.values()), Decimal(0))
+            return self._spent_locked()
+
+    @property
+    def expected(self) -> Decimal:
+        """What the agreements made (or being made) will cost at least."""
+        with self._lock:
+            return self._expected_locked()
 
     @property
     def remaining(self) -> Decimal:
-        return self.budget - self.committed
+        """The budget not yet accepted nor expected."""
+        return self.budget - self.expected
 
     def costs(self) -> Dict[str, Decimal]:
         """Accepted amounts per provider id (invoices, else debit notes so far)."""
@@ -258,7 +309,8 @@ class Payments:
             return (f"it asks {due} GLM, more than the agreed price of the usage it reports "
                     f"({price} GLM)"), False
         previous = account.activities.get(note.activity_id, Decimal(0))
-        after = self._total_locked() - account.committed + _with(account, note.activity_id, due)
+        after = self._expected_locked() - account.expected + max(_with(account, note.activity_id, due),
+                                                                  account.floor)
         if due > previous and after > self.budget:
             return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}", True
         return None, False
@@ -290,7 +342,7 @@ class Payments:
         reason = self._payer_problem(invoice.payment_platform, invoice.payer_addr)
         if reason is not None:
             return reason
-        after = self._total_locked() - account.committed + invoice.amount
+        after = self._expected_locked() - account.expected + invoice.amount
         if after > self.budget:
             return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}"
         return None
@@ -303,8 +355,12 @@ class Payments:
             return f"it is payable on {platform} by {payer}, not by our allocation"
         return None
 
-    def _total_locked(self) -> Decimal:
+    def _spent_locked(self) -> Decimal:
         return sum((a.committed for a in self._accounts.values()), Decimal(0))
+
+    def _expected_locked(self) -> Decimal:
+        return sum((a.expected for a in self._accounts.values()), Decimal(0)) + \
+            sum(self._reserved.values(), Decimal(0))
 
     def _accept(self, accept: Callable, document_id: str, amount: Decimal) -> None:
         allocation = self.allocation

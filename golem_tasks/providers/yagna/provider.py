@@ -26,14 +26,14 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
-from ...errors import ApiError, ConfigurationError, ProviderError
+from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError
 from ..base import Provider, ProviderInfo
 from ._agreement import Candidate, CandidateFailed, agree
 from ._batch import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
 from ._connect import Connection
 from ._demand import Demand, VmPayload, build_demand
-from ._events import AgreementApproved, AgreementFailed, Consumer, EventSink
+from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
 from ._exescript import deploy_command, start_command
 from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
 from ._image import registry_url as find_registry
@@ -59,6 +59,10 @@ from ._storage import Storage
 logger = logging.getLogger(__name__)
 
 __all__ = ("GolemProvider", "GolemSession")
+
+#: Agreements a provider may reject before it is not tried again in the run: one
+#: rejection can be a race for its capacity ("No capacity available"); two are a pattern.
+AGREEMENT_REJECTIONS = 2
 
 
 
@@ -170,13 +174,16 @@ class GolemProvider(Provider):
                                   sink=self.sink, on_over_budget=self._over_budget)
         self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
-                              remaining_budget=lambda: self._payments.remaining, timeouts=self.timeouts,
+                              budget=self.budget, remaining_budget=lambda: self._payments.remaining,
+                              timeouts=self.timeouts,
                               sink=self.sink, app_session_id=f"golem_tasks-{uuid.uuid4().hex[:12]}")
         self._lock = threading.Lock()
         self._sessions: Set[GolemSession] = set()
         self._decoration: Optional[MarketDecoration] = None
         self._started = self._closed = False
-        self._budget_spent: Optional[str] = None
+        self._budget_spent: Optional[BudgetExhausted] = None
+        self._rejections: Dict[str, int] = {}  # agreements each provider rejected
+        self._budget_warned = False
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
@@ -257,38 +264,70 @@ class GolemProvider(Provider):
         timeout passes.
 
         Raises:
-            ProviderError: no provider could be engaged in time, the budget is spent,
-                ``abort`` was set, or the provider is closed.
+            BudgetExhausted: the budget does not cover the next provider's start price
+                (on top of what the agreements made will cost), or it is spent.
+            ProviderError: no provider could be engaged in time, ``abort`` was set, or
+                the provider is closed.
         """
         self.start()
         self._market.exclude(set(exclude))
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
             if self._budget_spent is not None:
-                raise ProviderError(f"no more providers are engaged: {self._budget_spent}")
+                raise self._budget_spent
             candidate = self._market.take(deadline, abort)
+            token = f"reservation-{uuid.uuid4().hex}"
             try:
-                return self._open(candidate, abort)
+                self._reserve(token, candidate)
+                return self._open(candidate, abort, token)
             except CandidateFailed as exc:
-                proposal = candidate.proposal
-                logger.warning("provider %s (%s) could not be engaged: %s", proposal.provider_name,
-                               proposal.provider_id, exc)
-                self.sink.emit(AgreementFailed(agreement_id=exc.agreement_id,
-                                               provider_id=proposal.provider_id,
-                                               provider_name=proposal.provider_name, reason=str(exc)))
+                self._candidate_failed(candidate, exc)
             finally:
+                self._payments.unreserve(token)  # a no-op once its agreement is tracked
                 with self._lock:
                     engaged = any(s.info.id == candidate.proposal.provider_id for s in self._sessions)
                 if not engaged:
                     self._market.release(candidate.proposal.provider_id)
 
-    def _open(self, candidate: Candidate, abort: Optional[threading.Event]) -> GolemSession:
+    def _reserve(self, token: str, candidate: Candidate) -> None:
+        """Hold the candidate's start price, or say why the budget does not allow it."""
+        proposal = candidate.proposal
+        try:
+            self._payments.reserve(token, proposal.provider_name or proposal.provider_id, dict(proposal.properties))
+        except BudgetExhausted as exc:
+            self._market.put_back(candidate)  # the next engage reports the budget at once too
+            self._budget_reached(exc)
+            raise
+
+    def _budget_reached(self, exc: BudgetExhausted) -> None:
+        # Every slot of the scheduler may ask again: warn once, the events say each time.
+        with self._lock:
+            first, self._budget_warned = not self._budget_warned, True
+        logger.log(logging.WARNING if first else logging.DEBUG, "%s", exc)
+        self.sink.emit(BudgetReached(reason=str(exc), budget=self.budget, spent=exc.spent or Decimal(0),
+                                     expected=exc.expected or Decimal(0)))
+
+    def _candidate_failed(self, candidate: Candidate, exc: CandidateFailed) -> None:
+        proposal = candidate.proposal
+        logger.warning("provider %s (%s) could not be engaged: %s", proposal.provider_name,
+                       proposal.provider_id, exc)
+        self.sink.emit(AgreementFailed(agreement_id=exc.agreement_id, provider_id=proposal.provider_id,
+                                       provider_name=proposal.provider_name, reason=str(exc)))
+        if exc.rejected:
+            with self._lock:
+                count = self._rejections[proposal.provider_id] = self._rejections.get(proposal.provider_id, 0) + 1
+            if count >= AGREEMENT_REJECTIONS:  # its next offer would only be rejected again
+                logger.info("provider %s rejected %d agreements; not trying it again in this run",
+                            proposal.provider_name or proposal.provider_id, count)
+                self._market.exclude({proposal.provider_id})
+
+    def _open(self, candidate: Candidate, abort: Optional[threading.Event], reservation: str) -> GolemSession:
         proposal = candidate.proposal
         agreement_id = agree(self.client.market, candidate, approval=self.timeouts.approval,
                              app_session_id=self._market.app_session_id, abort=abort)
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
-        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties))
+        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation)
         activity_id = None
         try:
             activity_id = self.client.activity.create_activity(agreement_id, timeout=self.timeouts.activity)
@@ -351,11 +390,20 @@ class GolemProvider(Provider):
 
     def _over_budget(self, agreement_id: str) -> None:
         """A debit note would break the budget: stop that work, engage no more."""
-        self._budget_spent = f"the budget of {self.budget} GLM is spent"
         with self._lock:
             sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
+        who = ", ".join(sorted({s.info.name or s.info.id for s in sessions})) or "a provider"
+        spent, expected = self._payments.committed, self._payments.expected
+        error = BudgetExhausted(
+            f"the budget of {self.budget} GLM is spent: {spent} GLM accepted so far, and {who} asked for more "
+            f"than is left, so its work was stopped; give a larger budget= to go on",
+            budget=self.budget, spent=spent, expected=expected)
+        first = self._budget_spent is None
+        self._budget_spent = error
+        if first:
+            self._budget_reached(error)
         for session in sessions:
-            session.stop_work(self._budget_spent)
+            session.stop_work(str(error))
 
     def costs(self) -> Dict[str, Decimal]:
         """GLM accepted so far per provider id (invoices, else debit notes)."""
