@@ -1,0 +1,167 @@
+"""End to end on the real daemon (issue #4): a provider that rejects our agreements, and
+a budget too small for the prices. Amounts accepted are read back from the daemon."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Dict, Iterable, Iterator, List, Tuple
+
+import pytest
+import requests
+
+from golem_tasks import BrokenPool, Golem
+from golem_tasks.events import CostsSettled
+from golem_tasks.localnet import LocalNet
+from golem_tasks.localnet.negotiator import Negotiator
+from golem_tasks.localnet.offer import OfferSpec
+from golem_tasks.progress import format_costs
+
+pytestmark = pytest.mark.slow
+
+IMAGE = dict(image_hash="a" * 56, image_url="http://127.0.0.1:9/image.gvmi")
+REFUSES = "maintenance window, come back later"
+#: A start price, a price per second of activity, and a debit note every second, so a
+#: small budget is reached within seconds.
+PRICED = dict(price_start="0.3", price_duration_sec="0.01", price_cpu_sec="0", debit_note_interval=1)
+
+
+@pytest.fixture(scope="module")
+def net(exeunit_ready: str) -> Iterator[LocalNet]:
+    """provider-0 and provider-1 accept; provider-2 is the cheapest (so it is tried first)
+    and rejects every agreement."""
+    negotiators = [Negotiator(offer=OfferSpec(**PRICED)), Negotiator(offer=OfferSpec(**PRICED)),
+                   Negotiator(offer=OfferSpec(**{**PRICED, "price_start": "0.1"}), reject_agreements=REFUSES)]
+    with LocalNet(providers=3, negotiators=negotiators, binary=exeunit_ready) as network:
+        yield network
+
+
+def make_provider(net: LocalNet, **options):
+    from golem_tasks.providers.yagna import GolemProvider
+    return GolemProvider(app_key=net.requestor.app_key, api_url=net.api_url, storage=None, **IMAGE, **options)
+
+
+def ready(provider, drafts: int) -> None:
+    """Start ``provider`` and wait for ``drafts`` candidates, so the score decides who is
+    engaged first (not the order the drafts happen to arrive in)."""
+    provider.start()
+    deadline = time.monotonic() + 30
+    while len(provider._market._candidates) < drafts:
+        assert time.monotonic() < deadline, "the providers' drafts did not arrive"
+        time.sleep(0.05)
+
+
+def echo(ctx, i):
+    results = yield ctx.run("/bin/echo", str(i))
+    return results[0].stdout.strip()
+
+
+def accepted_by_daemon(net: LocalNet, agreement_ids: Iterable[str]) -> Dict[str, Decimal]:
+    """Per agreement, what the daemon says the requestor accepted: the invoice, else the
+    latest debit note of each activity."""
+    wanted = set(agreement_ids)
+    with requests.Session() as http:
+        http.trust_env = False
+        http.headers["Authorization"] = f"Bearer {net.requestor.app_key}"
+        notes = http.get(f"{net.api_url}/payment-api/v1/debitNotes", timeout=10).json()
+        invoices = http.get(f"{net.api_url}/payment-api/v1/invoices", timeout=10).json()
+    ok = ("ACCEPTED", "SETTLED")
+    invoiced = {i["agreementId"]: Decimal(i["amount"]) for i in invoices
+                if i["agreementId"] in wanted and i["status"] in ok}
+    latest: Dict[str, Tuple[str, Decimal]] = {}  # activity -> (agreement, highest accepted amount)
+    for note in notes:
+        if note["agreementId"] in wanted and note["status"] in ok:
+            _, before = latest.get(note["activityId"], ("", Decimal(0)))
+            latest[note["activityId"]] = (note["agreementId"], max(before, Decimal(note["totalAmountDue"])))
+    totals: Dict[str, Decimal] = {}
+    for agreement_id, amount in latest.values():
+        totals[agreement_id] = totals.get(agreement_id, Decimal(0)) + amount
+    totals.update(invoiced)  # an accepted invoice covers the whole agreement
+    return totals
+
+
+def test_a_provider_that_rejects_agreements_is_reported_and_the_job_completes_on_the_others(net):
+    from golem_tasks.providers.yagna import AgreementApproved, AgreementFailed
+    from golem_tasks.providers.yagna.provider import AGREEMENT_REJECTIONS
+    seen: List[object] = []
+    provider = make_provider(net, budget="5", events=seen.append)
+    try:
+        ready(provider, drafts=3)  # so the cheapest, provider-2, is the first choice
+        with Golem(provider, max_workers=2, progress=False) as g:
+            answers = list(g.map(echo, range(6)))
+    finally:
+        provider.close()
+    assert answers == [str(i) for i in range(6)]
+    failed = [e for e in seen if isinstance(e, AgreementFailed) and e.provider_name == "provider-2"]
+    assert failed, "provider-2, the cheapest, was never tried"
+    assert all(REFUSES in e.reason for e in failed), failed  # its own words, not just "Rejected"
+    rejected = [e for e in net.agents[2].events if e.kind == "agreement-rejected"]
+    assert 1 <= len(rejected) <= AGREEMENT_REJECTIONS
+    approved = {e.agreement_id: e.provider_name for e in seen if isinstance(e, AgreementApproved)}
+    assert set(approved.values()) <= {"provider-0", "provider-1"}
+    # the bill: cost per provider and the total, as the end-of-run summary prints it
+    [settled] = [e for e in seen if isinstance(e, CostsSettled)]
+    accepted = accepted_by_daemon(net, approved)
+    assert settled.total == sum(accepted.values()) == provider.total_cost > 0
+    assert dict(settled.costs) == provider.costs()
+    summary = format_costs(settled)
+    assert f"cost: {settled.total} in total" in summary
+    for provider_id, amount in settled.costs:
+        assert f"  {provider_id}: {amount}" in summary
+
+
+def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):
+    from golem_tasks.providers.yagna import AgreementApproved, BudgetReached
+    seen: List[object] = []
+    provider = make_provider(net, budget="0.5", deny_providers=["provider-2"], events=seen.append)
+    try:
+        with Golem(provider, max_workers=3, progress=False) as g:
+            answers = list(g.map(echo, range(4)))
+    finally:
+        provider.close()
+    assert answers == ["0", "1", "2", "3"]
+    approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
+    assert len(approved) == 1  # a second start price of 0.3 would not fit in 0.5
+    [first, *_] = [e for e in seen if isinstance(e, BudgetReached)]
+    assert "budget of 0.5 GLM" in first.reason and "start price is 0.3 GLM" in first.reason
+    assert "budget=" in first.reason and first.expected == Decimal("0.3")
+    accepted = accepted_by_daemon(net, approved)
+    assert sum(accepted.values()) <= Decimal("0.5")
+    assert sum(accepted.values()) == provider.total_cost
+    assert provider.unpaid_agreements() == ()
+
+
+def test_work_that_outgrows_the_budget_is_stopped_and_nothing_beyond_it_is_accepted(net):
+    from golem_tasks import BudgetExhausted
+    from golem_tasks.providers.yagna import AgreementApproved, BudgetReached, PaymentRefused
+    seen: List[object] = []
+    # 0.3 to start, then 0.01 a second: the debit notes pass 0.4 about 10 s into the activity
+    provider = make_provider(net, budget="0.4", deny_providers=["provider-2"], events=seen.append)
+
+    def long(ctx):
+        results = yield ctx.run("/bin/sh", "-c", "sleep 60; echo done")
+        return results[0].stdout
+
+    try:
+        with pytest.raises(BrokenPool) as caught:
+            with Golem(provider, max_workers=1, progress=False) as g:
+                g.run(long)
+    finally:
+        provider.close()
+    message = str(caught.value)
+    assert "budget of 0.4 GLM is spent" in message and "budget=" in message, message
+    assert isinstance(caught.value.__cause__, BudgetExhausted)
+    assert any(isinstance(e, BudgetReached) for e in seen)
+    assert any(isinstance(e, PaymentRefused) and "over the budget" in e.reason for e in seen)
+    approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
+    assert len(approved) == 1
+    accepted = accepted_by_daemon(net, approved)
+    assert Decimal("0.3") <= sum(accepted.values()) <= Decimal("0.4")
+    assert provider.total_cost == sum(accepted.values())
+    # everything engaged was released: the agreement ended and no activity is left
+    with requests.Session() as http:
+        http.trust_env = False
+        http.headers["Authorization"] = f"Bearer {net.requestor.app_key}"
+        state = http.get(f"{net.api_url}/market-api/v1/agreements/{approved[0]}", timeout=10).json()["state"]
+    assert state == "Terminated"
+    assert not any(agent.activities.live() for agent in net.agents)
