@@ -208,9 +208,15 @@ class Payments:
                 self._changed.wait(remaining)
         self.stop()
         unpaid = self.unpaid()
-        if unpaid:
+        with self._lock:
+            refused = {a_id for a_id in unpaid if self._accounts[a_id].refused}
+        late = [a_id for a_id in unpaid if a_id not in refused]
+        if late:
             logger.warning("no invoice arrived within %g s for agreements %s; they stay unpaid by this run",
-                           wait, ", ".join(unpaid))
+                           wait, ", ".join(late))
+        if refused:  # each refusal was logged with its reason when it happened
+            logger.warning("the invoices of agreements %s were refused; they stay unpaid by this run",
+                           ", ".join(sorted(refused)))
         self._release()
         costs = self.costs()
         self._sink.emit(CostsSettled(costs=costs, total=sum(costs.values(), Decimal(0)), unpaid=unpaid))
