@@ -225,8 +225,12 @@ class ProviderAgent:
             for event in events or ():
                 try:
                     self._on_offer_event(rest, offer_id, event)
-                except ApiError as exc:  # the requestor may have moved on meanwhile
-                    logger.warning("%s: handling %s: %s", self.name, event.get("eventType"), exc)
+                except ApiError as exc:
+                    # Expected, so not worth a warning: we are stopping, or the requestor
+                    # withdrew its demand while we answered (it left, or it is shutting down).
+                    quiet = self._stopping.is_set() or _subscription_gone(exc)
+                    logger.log(logging.DEBUG if quiet else logging.WARNING, "%s: handling %s: %s",
+                               self.name, event.get("eventType"), exc)
 
     def _resubscribe(self) -> None:
         try:
@@ -340,3 +344,9 @@ class ProviderAgent:
                 self.on_terminated(agreement)
             except Exception:  # one failed invoice must not stop the loop
                 logger.exception("%s: after termination of %s", self.name, agreement_id)
+
+
+def _subscription_gone(exc: ApiError) -> bool:
+    """The daemon's answer about a withdrawn subscription: 404/410, or the 500
+    "Subscription [...] wasn't found" yagna 0.17.6 gives a call that races the withdrawal."""
+    return exc.status in (404, 410) or "wasn't found" in str(exc).lower()

@@ -123,7 +123,8 @@ class Billing:
             note = self._rest.post(f"{PAYMENT}/debitNotes", json=body)
             self._rest.post(f"{PAYMENT}/debitNotes/{note['debitNoteId']}/send")
         except ApiError as exc:  # the activity may have ended meanwhile
-            logger.warning("%s: debit note for %s not sent: %s", self.name, unit.activity_id, exc)
+            level = logging.DEBUG if self._stopping.is_set() else logging.WARNING  # expected at shutdown
+            logger.log(level, "%s: debit note for %s not sent: %s", self.name, unit.activity_id, exc)
             return
         self._record(
             Document("debit-note", note["debitNoteId"], unit.agreement_id, amount, unit.activity_id)
