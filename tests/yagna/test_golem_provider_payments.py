@@ -3,9 +3,11 @@ with exact amounts, never beyond the budget, a bounded wait for invoices, and no
 left behind when the provider closes."""
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from urllib.parse import parse_qs, urlparse
 
 import attrs
 import pytest
@@ -204,6 +206,38 @@ def test_a_missing_invoice_is_waited_for_a_bounded_time(daemon, events):
     assert 0.25 < time.monotonic() - started < 2
     assert provider.unpaid_agreements() == tuple(daemon.agreements)
     assert daemon.released == list(daemon.allocations)
+
+
+def event_poll_timeouts(daemon_mock, kind):
+    """The ``timeout`` of every ``kind`` (invoiceEvents, debitNoteEvents) poll made."""
+    return [float(parse_qs(urlparse(c.request.url).query)["timeout"][0])
+            for c in daemon_mock.calls if urlparse(c.request.url).path.endswith(f"/{kind}")]
+
+
+def test_close_waits_for_a_late_invoice_in_one_poll_that_it_answers(daemon, daemon_mock, events):
+    daemon.nodes[node(1).id].invoice = None  # sent late, by hand
+    daemon.nodes.pop(node(2).id)
+    provider = make_provider(events=events.append, timeouts=attrs.evolve(FAST, invoices=30))
+    session = provider.engage()
+    session.release()
+    late = threading.Timer(0.3, daemon.invoice, args=(session.agreement_id, "0.01"))
+    late.start()
+    provider.close()
+    late.join()
+    assert provider.unpaid_agreements() == () and len(of_type(events, InvoiceAccepted)) == 1
+    # Not slices of payment_poll: one poll waiting all the time left, answered by the
+    # invoice; then no more polls (close returns as soon as the invoice is accepted).
+    closing = [t for t in event_poll_timeouts(daemon_mock, "invoiceEvents") if t > FAST.payment_poll]
+    assert len(closing) == 1 and closing[0] > 20
+    assert all(t <= FAST.payment_poll for t in event_poll_timeouts(daemon_mock, "debitNoteEvents"))
+
+
+def test_without_invoices_due_close_does_not_poll_for_payments(daemon, daemon_mock):
+    provider = make_provider(timeouts=attrs.evolve(FAST, invoices=30))
+    provider.engage().release()
+    wait_for(lambda: provider.unpaid_agreements() == ())  # both invoices accepted during the run
+    provider.close()
+    assert all(t <= FAST.payment_poll for t in event_poll_timeouts(daemon_mock, "invoiceEvents"))
 
 
 def test_an_invoice_for_another_payer_is_refused(daemon, events):

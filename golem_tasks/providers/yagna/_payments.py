@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: A provider's own rounding may put a debit note a hair over the exact price.
 PRICE_TOLERANCE = Decimal("1.000001")
+#: The longest payment-event poll: the daemon caps server timeouts at 60 s by default.
+MAX_EVENT_POLL = 60.0
 
 
 @attrs.define
@@ -100,6 +102,7 @@ class Payments:
         self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
         self._seen: set = set()
         self._stop = threading.Event()
+        self._closing_at: Optional[float] = None  # finish()'s deadline, once it runs
         self._threads: List[threading.Thread] = []
         self.allocation: Optional[Allocation] = None
         self._since = datetime.now(timezone.utc)
@@ -109,6 +112,7 @@ class Payments:
         """Create the allocation, start the event threads; return the demand decoration."""
         self._since = datetime.now(timezone.utc)
         self._stop, self._threads = threading.Event(), []
+        self._closing_at = None
         timeout = self._since + timedelta(seconds=self._ttl)
         self.allocation = self._client.payment.create_allocation(
             total_amount=self.budget, payment_platform=self.platform, timeout=timeout)
@@ -201,6 +205,9 @@ class Payments:
         threads, release the allocation. Returns the agreements left unpaid."""
         deadline = time.monotonic() + wait
         with self._lock:
+            # The event threads see it before their next poll: the debit-note one ends,
+            # the invoice one waits for what is due in one poll and ends once it came.
+            self._closing_at = deadline
             while any(a.awaited for a in self._accounts.values()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not any(t.is_alive() for t in self._threads):
@@ -248,18 +255,22 @@ class Payments:
     # ------------------------------------------------------------ event loops
     def _debit_note_loop(self) -> None:
         self._event_loop(self._client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
-                         lambda event: event.debit_note_id, self._on_debit_note)
+                         lambda event: event.debit_note_id, self._on_debit_note, until_paid=False)
 
     def _invoice_loop(self) -> None:
         self._event_loop(self._client.payment.collect_invoice_events, "InvoiceReceivedEvent",
-                         lambda event: event.invoice_id, self._on_invoice)
+                         lambda event: event.invoice_id, self._on_invoice, until_paid=True)
 
-    def _event_loop(self, collect: Callable, wanted: str, document_id: Callable, handle: Callable) -> None:
+    def _event_loop(self, collect: Callable, wanted: str, document_id: Callable, handle: Callable, *,
+                    until_paid: bool) -> None:
         after = self._since
         failures = 0
         while not self._stop.is_set():
+            timeout = self._poll_timeout(until_paid)
+            if timeout is None:
+                return
             try:
-                events = collect(after_timestamp=after, timeout=self._poll)
+                events = collect(after_timestamp=after, timeout=timeout)
             except ApiError as exc:
                 failures += 1
                 logger.warning("reading payment events failed (%s); trying again", exc)
@@ -270,6 +281,18 @@ class Payments:
                 after = max(after, event.event_date)
                 if event.event_type == wanted:
                     self._handle_once(f"{wanted}:{document_id(event)}", document_id(event), handle)
+
+    def _poll_timeout(self, until_paid: bool) -> Optional[float]:
+        """How long the next event poll waits: the usual slice while the run goes on;
+        once :meth:`finish` runs, all the wait left for an invoice loop while invoices
+        are due (one poll, answered the moment one comes), else None: stop polling."""
+        with self._lock:
+            if self._closing_at is None:
+                return self._poll
+            if not until_paid or not any(a.awaited for a in self._accounts.values()):
+                return None
+            remaining = self._closing_at - time.monotonic()
+        return round(min(remaining, MAX_EVENT_POLL), 3) if remaining > 0 else None
 
     def _handle_once(self, key: str, document_id: str, handle: Callable[[str], None]) -> None:
         if key in self._seen:  # events are persistent and may repeat: handle each document once
