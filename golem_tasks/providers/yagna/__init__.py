@@ -99,7 +99,8 @@ from ._gftp_ends import GftpDownload, GftpUpload, TransferFailed
 
 __all__ = (
     "AgreementApproved", "AgreementFailed", "AgreementTerminated", "BudgetReached", "CheapestFirst",
-    "CostsSettled", "GftpDownload", "GftpUpload", "GsbGftpStorage", "TransferFailed", "DEFAULT_REGISTRY_URL", "DebitNoteAccepted", "Download", "GolemProvider", "GolemSession",
+    "CostsSettled", "GftpDownload", "GftpUpload", "GsbGftpStorage", "TransferFailed", "DEFAULT_REGISTRY_URL",
+    "DebitNoteAccepted", "Download", "GolemProvider", "GolemSession",
     "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferFilter", "OfferRejected", "PaymentEvent",
     "PaymentRefused", "RentalEvent", "SendUrl", "Storage", "Timeouts", "Upload", "UploadUrl", "YagnaEvent",
     "resolve_image",
