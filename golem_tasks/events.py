@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
 import attrs
 
@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 @attrs.frozen(kw_only=True)
 class Event:
     """Base of every event. ``timestamp`` is ``time.time()`` when the event was made."""
+
+    #: Opt-in events reach only consumers that name their class (or a subclass), never
+    #: a consumer of every ``Event``: they cost the backend work (a live stream per batch).
+    opt_in: ClassVar[bool] = False
 
     timestamp: float = attrs.field(factory=time.time)
 
@@ -163,7 +167,9 @@ class CommandOutput(Event):
     """A chunk a ``run`` printed, while it runs (issue 3 §4): live output for logs and
     progress displays. Made only when a consumer takes this class, so it costs nothing
     otherwise; it is deliberately not a ``JobEvent``, so job-level consumers (the
-    progress bar) do not pay for it. A consumer of every ``Event`` gets it too.
+    progress bar) do not pay for it. It is opt-in: only a consumer that names this class
+    gets it (``add_event_consumer(f, kinds=(CommandOutput,))``), because watching output
+    costs the Golem backend a live stream per batch.
 
     Attributes:
         job_id: the job, None for the initializer.
@@ -174,6 +180,8 @@ class CommandOutput(Event):
         stream: ``"stdout"`` or ``"stderr"``.
         text: the chunk (decoded as UTF-8).
     """
+
+    opt_in: ClassVar[bool] = True
 
     job_id: Optional[int]
     index: Optional[int]
@@ -194,30 +202,39 @@ class Emitter:
     def __init__(self) -> None:
         self._consumers: Tuple[Tuple[Consumer, Tuple[type, ...]], ...] = ()
         self._wanted: Dict[type, bool] = {}
+        self._routes: Dict[type, Tuple[Consumer, ...]] = {}
 
     def add(self, consumer: Consumer, kinds: Tuple[type, ...] = (Event,)) -> None:
         if not callable(consumer):
             raise TypeError(f"an event consumer must be callable, got {consumer!r}")
         # Replace the tuple rather than mutate it so emit() never needs a lock.
         self._consumers = self._consumers + ((consumer, tuple(kinds)),)
-        self._wanted = {}
+        self._wanted, self._routes = {}, {}
 
     def remove(self, consumer: Consumer) -> None:
         self._consumers = tuple(c for c in self._consumers if c[0] is not consumer)
-        self._wanted = {}
+        self._wanted, self._routes = {}, {}
 
     def wants(self, kind: type) -> bool:
         """True when some consumer takes events of class ``kind``."""
         wanted = self._wanted.get(kind)
         if wanted is None:
-            wanted = self._wanted[kind] = any(issubclass(kind, k) for _, kinds in self._consumers for k in kinds)
+            wanted = self._wanted[kind] = any(_takes(kinds, kind) for _, kinds in self._consumers)
         return wanted
 
     def emit(self, event: Event) -> None:
-        for consumer, kinds in self._consumers:
-            if not isinstance(event, kinds):
-                continue
+        kind = type(event)
+        route = self._routes.get(kind)
+        if route is None:  # a plain dict: a lost race only computes the same tuple twice
+            route = self._routes[kind] = tuple(c for c, kinds in self._consumers if _takes(kinds, kind))
+        for consumer in route:
             try:
                 consumer(event)
             except Exception:  # a bad consumer must not break the run (Future._invoke_callbacks)
                 logger.exception("event consumer %r failed on %r", consumer, event)
+
+
+def _takes(kinds: Tuple[type, ...], kind: type) -> bool:
+    """Whether a consumer of ``kinds`` gets events of class ``kind``."""
+    opt_in = getattr(kind, "opt_in", False)
+    return any(issubclass(kind, k) and (not opt_in or getattr(k, "opt_in", False)) for k in kinds)

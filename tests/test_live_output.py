@@ -149,10 +149,16 @@ def test_the_event_and_the_workers_callback_both_get_the_output() -> None:
         results = yield ctx.run("count", "1", on_output=lambda s, t: mine.append((s, t)))
         return results[0].stdout
 
-    with make_golem(live_provider(), events=seen.append) as golem:
+    everything: List[ev.Event] = []
+    with make_golem(live_provider(), events=everything.append) as golem:
+        golem.add_event_consumer(seen.append, kinds=(ev.CommandOutput,))
         assert golem.run(worker) == "1\n2\n"
     assert mine == [("stdout", "1\n"), ("stdout", "2\n")]
     assert [e.text for e in seen if isinstance(e, ev.CommandOutput)] == ["1\n", "2\n"]
+    # Output is opt-in: a consumer of every event does not get it (on Golem, watching
+    # output costs a live stream per batch).
+    assert not any(isinstance(e, ev.CommandOutput) for e in everything)
+    assert any(isinstance(e, ev.FragmentFinished) for e in everything)
 
 
 def test_results_point_at_the_workers_own_commands_when_output_is_reported() -> None:
