@@ -22,10 +22,10 @@ import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable, Dict, List, Type
 
-from ._ports import LOOPBACK
+from ._loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _encode_call_details(
     return "0x" + _word(32) + head + _word(len(result)) + padded.hex()
 
 
-class ChainStub:
+class ChainStub(LoopbackServer):
     """A threaded JSON-RPC server on 127.0.0.1 that plays an Ethereum node.
 
     Args:
@@ -73,6 +73,8 @@ class ChainStub:
         transactions: raw transactions the driver tried to send.
     """
 
+    name = "chain stub"
+
     def __init__(
         self, *, port: int = 0, chain_id: int = HOLESKY_CHAIN_ID, balance: int = 10**24
     ) -> None:
@@ -80,10 +82,8 @@ class ChainStub:
         self.balance = balance
         self.calls: List[str] = []
         self.transactions: List[str] = []
+        super().__init__(port=port)
         self._lock = threading.Lock()
-        self._port = port
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
         self._methods: Dict[str, Callable[[List[Any]], Any]] = {
             "eth_chainId": lambda p: hex(self.chain_id),
             "net_version": lambda p: str(self.chain_id),
@@ -102,13 +102,7 @@ class ChainStub:
             "eth_getTransactionByHash": lambda p: None,
         }
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("chain stub not started")
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
-
-    def start(self) -> "ChainStub":
+    def _handler(self) -> Type[BaseHTTPRequestHandler]:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,29 +118,7 @@ class ChainStub:
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("chain stub: " + format, *args)
 
-        self._server = ThreadingHTTPServer((LOOPBACK, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="chain-stub", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> "ChainStub":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return Handler
 
     # -- JSON-RPC ------------------------------------------------------------------
 

@@ -19,11 +19,11 @@ import hashlib
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type
 from urllib.parse import parse_qs, urlsplit
 
-from ._ports import LOOPBACK
+from ._loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def image_hash(tag: str) -> str:
     return hashlib.sha3_224(tag.encode()).hexdigest()
 
 
-class ImageRegistry:
+class ImageRegistry(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 that answers image look-ups.
 
     Args:
@@ -50,19 +50,13 @@ class ImageRegistry:
         lookups: ``(query, status)`` of every ``/v1/image/info`` request, in order.
     """
 
+    name = "image registry"
+
     def __init__(self, images: Iterable[str] = DEFAULT_IMAGES, *, port: int = 0) -> None:
         self.tags: Dict[str, str] = {tag: image_hash(tag) for tag in images}
         self.lookups: List[Tuple[str, int]] = []
-        self._port = port
+        super().__init__(port=port)
         self._lock = threading.Lock()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("image registry not started")
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
 
     def add(self, tag: str) -> str:
         """Know one more image; its hash."""
@@ -88,9 +82,7 @@ class ImageRegistry:
         link = f"{self.url.split('://', 1)[1]}/v1/image/download?hash={sha3}"
         return 200, {"tag": tag, "sha3": sha3, "size": _SIZE, "http": f"http://{link}", "https": f"https://{link}"}
 
-    def start(self) -> "ImageRegistry":
-        if self._server is not None:
-            raise RuntimeError("image registry already started")
+    def _handler(self) -> Type[BaseHTTPRequestHandler]:
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,24 +104,4 @@ class ImageRegistry:
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("image registry: " + format, *args)
 
-        self._server = ThreadingHTTPServer((LOOPBACK, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="image-registry", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> "ImageRegistry":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return Handler
