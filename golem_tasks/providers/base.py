@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from types import MappingProxyType
-from typing import AbstractSet, Any, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -41,11 +41,16 @@ class ProviderInfo:
         id: unique among the sessions of one provider backend (a Golem node id, a sandbox id).
         name: a name for people.
         properties: backend facts (offer properties, sandbox directory, ...), read-only.
+        volumes: the directories a batch may send files into or download from (the
+            VM's ``/golem/input``, ``/golem/output``, ``/golem/work`` and declared
+            volumes); empty when the backend cannot know, and then nothing is checked.
+            A batch built by ``ctx.batch()`` refuses other paths where it is built.
     """
 
     id: str
     name: str
     properties: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=False)
+    volumes: Tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False)
 
 
 class Session(abc.ABC):
