@@ -40,7 +40,7 @@ from .golem import Golem
 from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
-from ._results import FragmentResult
+from ._scheduler.run import FragmentResult
 from .task import Task, TaskStatus
 
 __version__ = "0.1.0"

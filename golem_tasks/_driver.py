@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Any, Callable, Generator, List
 
 from .batch import Batch
 from .commands import CommandResult
-from .errors import BatchCancelled, GolemTasksError, WorkerError
+from .errors import BatchCancelled, FragmentTimeoutError, GolemTasksError, WorkerError
+
+logger = logging.getLogger(__name__)
 
 Execute = Callable[[Batch], List[CommandResult]]
+
+#: Generators that refused to close (they yield again after GeneratorExit). Kept alive
+#: on purpose: collecting one would close it again and raise an unraisable error later,
+#: far from the fragment it belongs to. Only a broken worker lands here.
+_abandoned: List[Generator[Any, Any, Any]] = []
 
 
 def worker_name(worker: Any) -> str:
@@ -50,8 +58,11 @@ def drive(gen: Generator[Any, Any, Any], execute: Execute) -> Any:
     """Run ``gen`` to completion and return its return value.
 
     ``execute(batch)`` runs a batch and returns its results or raises; its errors are
-    thrown into the generator, which may catch them and yield again. The generator is
-    always closed, whatever happens.
+    thrown into the generator, which may catch them and yield again. An expired
+    fragment timeout is not thrown in: the attempt is over, so the generator is closed
+    (its ``finally`` blocks run) and the timeout raised. The generator is always
+    closed, whatever happens; one that ignores ``GeneratorExit`` is reported and
+    abandoned.
     """
     try:
         try:
@@ -66,6 +77,8 @@ def drive(gen: Generator[Any, Any, Any], execute: Execute) -> Any:
                 )
             try:
                 results = execute(value)
+            except FragmentTimeoutError:
+                raise  # the finally below closes the generator
             except GolemTasksError as exc:  # thrown into the worker at its yield
                 try:
                     value = gen.throw(exc)
@@ -81,4 +94,16 @@ def drive(gen: Generator[Any, Any, Any], execute: Execute) -> Any:
             except StopIteration as stop:
                 return stop.value
     finally:
+        close(gen)
+
+
+def close(gen: Generator[Any, Any, Any]) -> None:
+    """Close ``gen``; a worker that yields again instead is abandoned, not retried forever."""
+    try:
         gen.close()
+    except RuntimeError as exc:
+        if "ignored GeneratorExit" not in str(exc):
+            raise
+        logger.warning("the worker %s ignored GeneratorExit (it yielded again when closed); it was abandoned "
+                       "and its batches will not run: let GeneratorExit propagate", worker_name(gen))
+        _abandoned.append(gen)

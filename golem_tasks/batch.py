@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
+import posixpath
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .commands import (
     DEFAULT_DOWNLOAD_LIMIT,
@@ -43,19 +44,29 @@ class Batch:
             results = yield batch
             return results[-1].data
 
+    The requestor's own mistakes are raised where the batch is built, never sent to a
+    provider: a local file to send that does not exist (``FileNotFoundError``), a
+    malformed argument or environment variable (``ValueError``), and, for a batch
+    from ``ctx.batch()``, a transfer to or from a path outside the provider's volumes
+    (``ConfigurationError``).
+
     Args:
         timeout: seconds the whole batch may take; the running command is killed after
             that and ``BatchTimeoutError`` is raised at the ``yield``. None means the
             ``Golem(batch_timeout=...)`` default.
+        volumes: the provider directories transfers may use (``ctx.batch()`` fills it
+            in from the provider); empty means unchecked.
     """
 
-    __slots__ = ("_commands", "timeout")
+    __slots__ = ("_commands", "timeout", "volumes")
 
-    def __init__(self, timeout: Optional[float] = None) -> None:
-        if timeout is not None and not timeout > 0:
+    def __init__(self, timeout: Optional[float] = None, *, volumes: Sequence[str] = ()) -> None:
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
             raise ConfigurationError(f"batch timeout must be a positive number of seconds, got {timeout!r}")
         self._commands: List[Command] = []
         self.timeout = timeout
+        self.volumes = tuple(volumes)
 
     @property
     def commands(self) -> Tuple[Command, ...]:
@@ -66,8 +77,16 @@ class Batch:
         """Append a ready-made :class:`Command`."""
         if not isinstance(command, Command):
             raise TypeError(f"Batch.add() takes a Command, got {type(command).__name__}")
+        if self.volumes:
+            _check_path(command, self.volumes)
         self._commands.append(command)
         return self
+
+    def check_paths(self, volumes: Sequence[str]) -> None:
+        """Raise ``ConfigurationError`` for a transfer outside ``volumes`` (none: no check)."""
+        if volumes and tuple(volumes) != self.volumes:
+            for command in self._commands:
+                _check_path(command, volumes)
 
     def run(self, program: PathLike, *args: PathLike, env: Optional[Mapping[str, str]] = None,
             check: bool = True, on_output: Optional[OutputCallback] = None) -> "Batch":
@@ -78,6 +97,10 @@ class Batch:
 
     def send_file(self, src: PathLike, dst: PathLike) -> "Batch":
         """Send the local file ``src`` to ``dst`` on the provider."""
+        if not os.path.isfile(src):
+            what = "is a directory, not a file" if os.path.isdir(src) else "does not exist"
+            raise FileNotFoundError(f"send_file(): the local file {os.fspath(src)!r} {what} "
+                                    f"(relative paths are taken from {os.getcwd()!r})")
         return self.add(SendFile(src, dst))
 
     def send_bytes(self, data: bytes, dst: PathLike) -> "Batch":
@@ -119,3 +142,22 @@ class Batch:
     def __repr__(self) -> str:
         inner = "; ".join(c.describe() for c in self._commands)
         return f"<Batch [{inner}] timeout={self.timeout}>"
+
+
+def _remote_paths(command: Command) -> Tuple[str, ...]:
+    if isinstance(command, (SendFile, SendBytes, SendUrl)):
+        return (command.dst,)
+    if isinstance(command, (DownloadFile, DownloadBytes, UploadUrl)):
+        return (command.src,)
+    return ()
+
+
+def _check_path(command: Command, volumes: Sequence[str]) -> None:
+    for path in _remote_paths(command):
+        if not any(path == v or path.startswith(v.rstrip("/") + "/") for v in volumes):
+            where = posixpath.dirname(path) or "/"
+            raise ConfigurationError(
+                f"{command.describe()}: {path} is not in a volume of the provider ({', '.join(volumes)}); "
+                f"use one of those directories, or declare {where} as a volume "
+                f"(LocalProvider(volumes=[{where!r}]) locally, a VOLUME in the image on Golem)"
+            )

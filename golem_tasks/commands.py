@@ -41,7 +41,13 @@ def _args(value: Any) -> Tuple[str, ...]:
     for item in items:
         if not isinstance(item, (str, os.PathLike)):
             raise TypeError(f"run() arguments must be strings, got {item!r} ({type(item).__name__})")
-    return tuple(os.fspath(item) for item in items)
+    args = tuple(os.fspath(item) for item in items)
+    for arg in args:
+        if "\0" in arg:
+            # No program can receive a NUL byte in argv; caught here, not on a provider.
+            raise ValueError(f"run() argument {arg!r} contains a NUL byte, which no program can receive: "
+                             f"send such data as a file (send_bytes) instead")
+    return args
 
 
 def _env(value: Optional[Mapping[str, str]]) -> Tuple[Tuple[str, str], ...]:
@@ -50,6 +56,12 @@ def _env(value: Optional[Mapping[str, str]]) -> Tuple[Tuple[str, str], ...]:
     for key, val in value.items():
         if not isinstance(key, str) or not isinstance(val, str):
             raise TypeError(f"run(env=...) needs str keys and values, got {key!r}: {val!r}")
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(f"run(env=...) variable name {key!r} is not allowed: a name must be non-empty "
+                             f"and contain no '=' or NUL byte")
+        if "\0" in val:
+            raise ValueError(f"run(env=...) variable {key} holds a NUL byte, which an environment cannot carry: "
+                             f"send such data as a file (send_bytes) instead")
     return tuple(sorted(value.items()))
 
 

@@ -37,8 +37,9 @@ class WorkContext:
         return self.provider.name
 
     def batch(self, timeout: Optional[float] = None) -> Batch:
-        """A new, empty :class:`Batch`; yield it to run it."""
-        return Batch(timeout=timeout)
+        """A new, empty :class:`Batch`; yield it to run it. Transfers outside the
+        provider's volumes are refused as they are added."""
+        return Batch(timeout=timeout, volumes=self.provider.volumes)
 
     #: yapapi's name for :meth:`batch`.
     new_script = batch
@@ -47,7 +48,7 @@ class WorkContext:
             check: bool = True, timeout: Optional[float] = None,
             on_output: Optional[OutputCallback] = None) -> Batch:
         """A batch holding one ``run`` command: ``results = yield ctx.run("date")``."""
-        return Batch(timeout=timeout).run(program, *args, env=env, check=check, on_output=on_output)
+        return self.batch(timeout).run(program, *args, env=env, check=check, on_output=on_output)
 
     def __repr__(self) -> str:
         return f"<WorkContext provider={self.provider.name!r} ({self.provider.id})>"

@@ -1,31 +1,31 @@
 """The entry object: ``Golem`` runs workers on providers, in both the golem-js style
-(``run``/``map``/``for_each``/``before_each``) and the yapapi style (``execute_tasks``)."""
+(``run``/``map``/``for_each``/``before_each``) and the yapapi style (``execute_tasks``).
+
+A thin facade: it checks arguments, builds a job and hands it to the scheduler
+(:mod:`golem_tasks._scheduler`); it holds no scheduling state of its own.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import inspect
-import os
 import threading
-import time
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 from . import _driver
 from . import events as ev
-from ._job import Job
-from ._pool import Pool
-from ._results import FragmentResult, JobRun
-from .errors import BatchCancelled, ConfigurationError
+from ._scheduler.job import Job
+from ._scheduler.pool import Pool
+from ._scheduler.run import FragmentResult, JobRun
+from .errors import BrokenPool, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
+from .providers import from_name
 from .providers.base import Provider
 from .task import Task
 
-logger = logging.getLogger(__name__)
+_UNSET: Any = object()
 
 
-def _positive(name: str, value: Optional[float]) -> Optional[float]:
+def _seconds(name: str, value: Optional[float]) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -33,49 +33,12 @@ def _positive(name: str, value: Optional[float]) -> Optional[float]:
     return float(value)
 
 
-PROVIDER_NAMES = ("local", "golem", "fake")
-
-
-def _resolve_provider(provider: Union[Provider, str, None], image: Optional[str],
-                      options: Dict[str, Any]) -> "tuple[Provider, bool]":
-    """The provider to use, and whether this Golem created it (and so must close it).
-    The environment is read here, when a Golem is built, never at import."""
-    if isinstance(provider, Provider):
-        if options:
-            raise ConfigurationError("provider_options only apply to a provider given by name; "
-                                     "configure the Provider instance itself")
-        return provider, False
-    name = provider if provider is not None else os.environ.get("GOLEM_TASKS_PROVIDER", "local")
-    if name not in PROVIDER_NAMES:
-        raise ConfigurationError(f"unknown provider {name!r}: pass one of {', '.join(PROVIDER_NAMES)} "
-                                 f"(or set GOLEM_TASKS_PROVIDER), or a Provider instance")
-    if name == "local":
-        from .providers.local import LocalProvider
-        _check_options(LocalProvider, name, options)
-        options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
-        if image:
-            logger.debug("the local provider runs on this machine; image %s is not used", image)
-        return LocalProvider(**options), True
-    if name == "golem":
-        from .providers.yagna import GolemProvider
-        _check_options(GolemProvider, name, options)
-        if image:
-            options["image_tag" if ":" in image else "image_hash"] = image
-        return GolemProvider.from_env(**options), True
-    from .testing import FakeProvider
-    _check_options(FakeProvider, name, options)
-    return FakeProvider(**options), True
-
-
-def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
-    """Refuse options the provider does not take. Checked against the signature, not by
-    catching TypeError from the constructor, which would hide the provider's own bugs."""
-    try:
-        inspect.signature(cls).bind_partial(**options)
-    except TypeError as exc:
-        accepted = ", ".join(p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs"))
-        raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
-                                 f"it takes {accepted}") from None
+def _count(name: str, value: Optional[int]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
 
 
 class Golem:
@@ -92,6 +55,11 @@ class Golem:
         with Golem(max_workers=4) as golem:
             print(list(golem.map(worker, range(10))))
 
+    Like ``concurrent.futures.Executor``, leaving the ``with`` block waits for submitted
+    work; leaving it on an exception (Ctrl-C included) cancels the work and kills the
+    running commands instead. Do not shut a Golem down from inside its own worker or
+    event consumer.
+
     Args:
         provider: a :class:`Provider`, or a name: ``"local"`` (the default; this
             machine), ``"golem"`` (the Golem Network through the yagna daemon, configured
@@ -100,7 +68,7 @@ class Golem:
             either way; ``GOLEM_TASKS_SANDBOX=host`` or ``bwrap`` forces the local sandbox.
             A provider passed in is not closed by the Golem; one it built is.
         image: the VM image for the Golem provider, a tag (``golem/alpine:latest``) or a
-            hash; the local provider ignores it (it runs on this machine).
+            hash.
         provider_options: keyword arguments for the provider built from a name (e.g.
             ``{"budget": "2", "mainnet": False}`` for Golem, ``{"network": True}`` for local).
         max_workers: most providers engaged at once; the provider's default otherwise
@@ -108,17 +76,21 @@ class Golem:
         max_retries: attempts after the first before a fragment is reported failed.
         retry_on: which exceptions are retried; the infrastructure's by default, so a bug
             in the worker's own code fails its fragment at once.
-        retry_wait: a tenacity wait strategy for the pause before each retry.
+        retry_wait: seconds, or a tenacity wait strategy, for the pause before each retry.
         provider_failure_limit: consecutive failures after which a provider is released
             and not engaged again in this run (0 = never).
         initializer: a generator function ``init(ctx)`` run exactly once on each engaged
             provider before its first fragment (golem-js ``before_each``). If it fails,
             that provider is released and replaced; no fragment is charged.
+        finalizer: a generator function ``fin(ctx)`` run once on each provider that is
+            still alive before it is released (golem-js ``teardown``); its failure is
+            logged, never retried.
         batch_timeout: default seconds one batch may take.
-        fragment_timeout: default seconds one fragment attempt may take.
+        fragment_timeout: default seconds one fragment attempt may take; past it the
+            worker generator is closed, its command killed, and the fragment retried.
         timeout: default seconds a whole ``map``/``execute_tasks``/... call may take;
             past it the call raises ``JobTimeoutError``.
-        window: most fragments in flight per call (input is read lazily); default
+        window: most unfinished fragments per call (input is read lazily); default
             ``4 * max_workers``, at least 16.
         progress: show a progress bar; None (default) shows one in a terminal or notebook.
         events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
@@ -126,28 +98,29 @@ class Golem:
 
     def __init__(self, provider: Union[Provider, str, None] = None, *, image: Optional[str] = None,
                  provider_options: Optional[Dict[str, Any]] = None, max_workers: Optional[int] = None,
-                 max_retries: int = 3, retry_on: RetryOn = INFRASTRUCTURE_ERRORS, retry_wait: Any = None,
+                 max_retries: int = 3, retry_on: RetryOn = INFRASTRUCTURE_ERRORS, retry_wait: Any = _UNSET,
                  provider_failure_limit: int = 3, initializer: Optional[Callable[..., Any]] = None,
+                 finalizer: Optional[Callable[..., Any]] = None,
                  batch_timeout: Optional[float] = None, fragment_timeout: Optional[float] = None,
                  timeout: Optional[float] = None, window: Optional[int] = None,
                  progress: Optional[bool] = None,
                  events: Union[ev.Consumer, Iterable[ev.Consumer], None] = None) -> None:
-        if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
-                                        or max_workers < 1):
-            raise ConfigurationError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
-        if window is not None and (not isinstance(window, int) or window < 1):
-            raise ConfigurationError(f"window must be a whole number >= 1, got {window!r}")
+        # Everything is checked before the provider is built: a mistake costs nothing.
+        _count("max_workers", max_workers)
+        _count("window", window)
         if initializer is not None:
             _driver.check_worker(initializer, "initializer")
+        if finalizer is not None:
+            _driver.check_worker(finalizer, "finalizer")
         policy_args: Dict[str, Any] = dict(max_retries=max_retries, retry_on=retry_on,
                                            provider_failure_limit=provider_failure_limit)
-        if retry_wait is not None:
+        if retry_wait is not _UNSET:
             policy_args["wait"] = retry_wait
         self.policy = RetryPolicy(**policy_args)
-        self.batch_timeout = _positive("batch_timeout", batch_timeout)
-        self.fragment_timeout = _positive("fragment_timeout", fragment_timeout)
-        self.timeout = _positive("timeout", timeout)
-        self.provider, self._owns_provider = _resolve_provider(provider, image, dict(provider_options or {}))
+        self.batch_timeout = _seconds("batch_timeout", batch_timeout)
+        self.fragment_timeout = _seconds("fragment_timeout", fragment_timeout)
+        self.timeout = _seconds("timeout", timeout)
+        self.provider, owned = from_name(provider, image, provider_options)
         self.max_workers = max_workers or max(1, int(self.provider.default_max_workers))
         self.window = window or max(16, 4 * self.max_workers)
         self._events = ev.Emitter()
@@ -158,7 +131,8 @@ class Golem:
         if callable(add_consumer):
             add_consumer(self._events.emit)
         self._pool = Pool(self.provider, max_workers=self.max_workers, policy=self.policy,
-                          initializer=initializer, batch_timeout=self.batch_timeout, emitter=self._events)
+                          initializer=initializer, finalizer=finalizer, batch_timeout=self.batch_timeout,
+                          emitter=self._events, close_provider=owned)
         self._submit_job: Optional[Job] = None
         self._lock = threading.Lock()
         self._shutdown = False
@@ -186,33 +160,36 @@ class Golem:
         Providers engaged before this call are not initialised retroactively, so call
         it before submitting work."""
         _driver.check_worker(initializer, "initializer")
-        if self._pool.engaged:
-            raise RuntimeError("before_each() must be called before any provider is engaged")
-        self._pool.runner.initializer = initializer
+        self._pool.set_initializer(initializer)
         return initializer
 
     # ------------------------------------------------------------------ work
-    def submit(self, worker: Callable[..., Any], *args: Any) -> "Future[Any]":
-        """Run ``worker(ctx, *args)`` on a provider; returns a ``concurrent.futures.Future``."""
+    def submit(self, worker: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
+        """Run ``worker(ctx, *args, **kwargs)`` on a provider; returns a
+        ``concurrent.futures.Future`` (``Executor.submit`` style)."""
         self._check_open()
         _driver.check_worker(worker)
-        if self._pool.broken is not None:
-            raise self._pool.broken  # like BrokenThreadPool from ThreadPoolExecutor.submit
+        broken = self._pool.broken
+        if broken is not None:
+            # A new instance each time, like BrokenThreadPool, so tracebacks do not pile up.
+            raise BrokenPool(str(broken)) from broken.__cause__
         with self._lock:
             if self._submit_job is None:
-                self._submit_job = self._new_job("submit", worker, None, None)
+                self._submit_job = Job("submit", _run_bound, limit=self.max_workers,
+                                       fragment_timeout=self.fragment_timeout)
             job = self._submit_job
-        fragment = job.new_fragment(args)
-        # One job serves every submit(); each fragment carries its own worker.
-        fragment.args = (_Bound(worker, args),)
+        fragment = job.new_fragment((_Bound(worker, args, kwargs),))
         self._pool.submit(fragment)
         return fragment.future
 
-    def run(self, worker: Callable[..., Any], *args: Any, timeout: Optional[float] = None) -> Any:
-        """Run one fragment, ``worker(ctx, *args)``, and return its result (golem-js ``run``)."""
+    def run(self, worker: Callable[..., Any], /, *args: Any, timeout: Optional[float] = None,
+            **kwargs: Any) -> Any:
+        """Run one fragment, ``worker(ctx, *args, **kwargs)``, and return its result
+        (golem-js ``run``). ``timeout`` is the job timeout, not passed to the worker."""
         _driver.check_worker(worker)
-        for value in self._iterate("run", _call_with_args(worker), [args], ordered=True,
-                                   return_exceptions=False, timeout=timeout, max_workers=1, checked=True):
+        run = self._job_run("run", worker, [(args, kwargs)], timeout=timeout, max_workers=1,
+                            fragment_timeout=None, args_of=_as_call)
+        for value in run.ordered(return_exceptions=False):
             return value
         raise AssertionError("run() produced no result")  # pragma: no cover
 
@@ -226,8 +203,10 @@ class Golem:
         ``return_exceptions=True`` the exception is yielded in its place instead.
         Leaving the loop early cancels the unfinished fragments and kills their commands.
         """
-        return self._iterate("map", worker, data, ordered=True, return_exceptions=return_exceptions,
-                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+        _driver.check_worker(worker)
+        run = self._job_run("map", worker, data, timeout=timeout, max_workers=max_workers,
+                            fragment_timeout=fragment_timeout)
+        return run.ordered(return_exceptions)
 
     def as_completed(self, worker: Callable[..., Any], data: Iterable[Any], *,
                      return_exceptions: bool = False, timeout: Optional[float] = None,
@@ -235,8 +214,10 @@ class Golem:
                      fragment_timeout: Optional[float] = None) -> Iterator[FragmentResult]:
         """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
         fragments finish."""
-        return self._iterate("as_completed", worker, data, ordered=False, return_exceptions=return_exceptions,
-                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+        _driver.check_worker(worker)
+        run = self._job_run("as_completed", worker, data, timeout=timeout, max_workers=max_workers,
+                            fragment_timeout=fragment_timeout)
+        return run.completed(return_exceptions)
 
     def for_each(self, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float] = None,
                  max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None) -> None:
@@ -257,81 +238,31 @@ class Golem:
 
         ``data`` holds :class:`Task` objects or plain items (wrapped in Tasks).
         """
-        return self._iterate("execute_tasks", worker, data, ordered=False, return_exceptions=return_exceptions,
-                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
-                             stream=True)
+        _driver.check_worker(worker)
+        run = self._job_run("execute_tasks", worker, data, timeout=timeout, max_workers=max_workers,
+                            fragment_timeout=fragment_timeout, stream=True)
+        return run.tasks(return_exceptions)
 
-    def _iterate(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, ordered: bool,
-                 return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
-                 fragment_timeout: Optional[float] = None, stream: bool = False,
-                 checked: bool = False) -> Iterator[Any]:
+    def _job_run(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float],
+                 max_workers: Optional[int], fragment_timeout: Optional[float], stream: bool = False,
+                 args_of: Any = None) -> JobRun:
         # Checked here, eagerly, so bad input fails at the call, before anything runs.
         self._check_open()
-        if not checked:
-            _driver.check_worker(worker)
         iter(data)  # raises TypeError now for a non-iterable
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise ConfigurationError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
-        timeout = _positive("timeout", timeout) if timeout is not None else self.timeout
-        fragment_timeout = _positive("fragment_timeout", fragment_timeout) or self.fragment_timeout
+        _count("max_workers", max_workers)
+        if max_workers is not None and max_workers > self.max_workers:
+            raise ConfigurationError(
+                f"{kind}(max_workers={max_workers}) is more than this Golem's max_workers={self.max_workers}: "
+                f"pass at most {self.max_workers} here, or create the Golem with max_workers={max_workers}")
+        timeout = _seconds("timeout", timeout) if timeout is not None else self.timeout
+        fragment_timeout = _seconds("fragment_timeout", fragment_timeout) or self.fragment_timeout
+        limit = max_workers or self.max_workers
+        job = Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout, stream=stream)
+        window = self.window if not stream else max(self.window, 2 * limit)
         total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
-        return self._results(kind, worker, data, ordered, return_exceptions, timeout,
-                             max_workers, fragment_timeout, stream, total)
-
-    def _results(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], ordered: bool,
-                 return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
-                 fragment_timeout: Optional[float], stream: bool, total: Optional[int]) -> Iterator[Any]:
-        job = self._new_job(kind, worker, max_workers, fragment_timeout, stream=stream)
-        if self._events.wants(ev.JobStarted):
-            self._events.emit(ev.JobStarted(job_id=job.id, kind=kind, total=total))
-        window = self.window if not stream else max(self.window, 2 * job.limit)
-        run = JobRun(self, job, data, timeout=timeout, window=window)
-        if ordered:
-            yield from run.ordered(return_exceptions)
-        elif stream:
-            for fragment in run.completed(return_exceptions):
-                task = fragment.task
-                error = fragment.future.exception()
-                if error is not None and task.exception is None:
-                    task._failed(error)  # failed without reaching the runner (pool broken, cancelled)
-                yield task
-        else:
-            for fragment in run.completed(return_exceptions):
-                value = fragment.future.exception() or fragment.future.result()
-                yield FragmentResult(fragment.index, fragment.item, value)
-
-    def _new_job(self, kind: str, worker: Callable[..., Any], max_workers: Optional[int],
-                 fragment_timeout: Optional[float], stream: bool = False) -> Job:
-        limit = min(max_workers or self.max_workers, self.max_workers)
-        if kind == "submit":
-            worker = _run_bound
-        return Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout or self.fragment_timeout,
-                   stream=stream)
-
-    @contextlib.contextmanager
-    def _job_scope(self, job: Job) -> Iterator[None]:
-        """Ends a job however its iteration ends: a result, an error, ``break``
-        (GeneratorExit), Ctrl-C. Unfinished work is cancelled and providers released."""
-        error: Optional[BaseException] = None
-        try:
-            yield
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            with self._pool._lock:
-                unfinished = job.queued > 0 or job.done + job.failed < job.submitted
-            if unfinished or job.cancelled:
-                reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
-                    else f"{type(error).__name__}"
-                self._pool.abort(job, BatchCancelled(f"the job was cancelled: {reason}"))
-            if self._events.wants(ev.JobFinished):
-                failure = None if error is None or isinstance(error, GeneratorExit) else \
-                    f"{type(error).__name__}: {error}".splitlines()[0]
-                self._events.emit(ev.JobFinished(
-                    job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
-                    elapsed=time.monotonic() - job.started, providers=job.summary(),
-                    error=failure))
+        extra = {} if args_of is None else {"args_of": args_of}
+        return JobRun(self._pool, job, data, timeout=timeout, window=window, emitter=self._events, total=total,
+                      **extra)
 
     # ---------------------------------------------------------------- lifecycle
     def _check_open(self) -> None:
@@ -342,16 +273,15 @@ class Golem:
         """Stop taking work and release every provider. Safe to call more than once.
 
         Args:
-            wait: wait for submitted work to finish (unless cancelled) and for every
-                provider to be released and every thread to end.
+            wait: block until submitted work has finished (unless cancelled), every
+                provider is released and every thread has ended. With ``wait=False``
+                the work goes on in the background and the providers are released
+                (and a provider the Golem built is closed) when it is done.
             cancel_futures: drop queued work and kill running commands first.
         """
         with self._lock:
-            first = not self._shutdown
             self._shutdown = True
         self._pool.close(cancel=cancel_futures, wait=wait)
-        if first and self._owns_provider:
-            self.provider.close()
 
     def __enter__(self) -> "Golem":
         return self
@@ -366,22 +296,27 @@ class Golem:
         """How many providers are engaged right now."""
         return self._pool.engaged
 
+    def __repr__(self) -> str:
+        state = "shut down" if self._shutdown else ("broken" if self._pool.broken is not None else "open")
+        return (f"<Golem provider={type(self.provider).__name__} max_workers={self.max_workers} "
+                f"engaged={self.engaged} {state}>")
+
 
 class _Bound:
     """A submit()ted worker with its arguments, carried as the fragment's one argument."""
 
-    __slots__ = ("worker", "args")
+    __slots__ = ("worker", "args", "kwargs")
 
-    def __init__(self, worker: Callable[..., Any], args: tuple) -> None:
-        self.worker, self.args = worker, args
+    def __init__(self, worker: Callable[..., Any], args: tuple, kwargs: Dict[str, Any]) -> None:
+        self.worker, self.args, self.kwargs = worker, args, kwargs
+
+    def __repr__(self) -> str:
+        return f"{_driver.worker_name(self.worker)}{self.args!r}"
 
 
 def _run_bound(ctx: Any, bound: _Bound) -> Any:
-    return bound.worker(ctx, *bound.args)
+    return bound.worker(ctx, *bound.args, **bound.kwargs)
 
 
-def _call_with_args(worker: Callable[..., Any]) -> Callable[..., Any]:
-    def call(ctx: Any, args: tuple) -> Any:
-        return worker(ctx, *args)
-    call.__qualname__ = _driver.worker_name(worker)
-    return call
+def _as_call(item: Tuple[tuple, Dict[str, Any]]) -> Tuple[tuple, Dict[str, Any]]:
+    return item

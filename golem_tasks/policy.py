@@ -42,6 +42,22 @@ def _non_negative_int(name: str) -> Callable[[Any, Any, Any], None]:
     return check
 
 
+def _wait_strategy(value: Any) -> Any:
+    """A number of seconds becomes a fixed wait; a tenacity wait is kept."""
+    if isinstance(value, tenacity.wait.wait_base):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return tenacity.wait_fixed(float(value))
+    raise ConfigurationError(
+        f"retry_wait must be a number of seconds >= 0 or a tenacity wait (e.g. tenacity.wait_exponential()), "
+        f"got {value!r}"
+    )
+
+
+def _default_wait() -> Any:
+    return tenacity.wait_exponential(multiplier=0.1, min=0.2, max=10) + tenacity.wait_random(0, 0.2)
+
+
 @attrs.frozen
 class RetryPolicy:
     """How the scheduler treats a failed attempt.
@@ -51,17 +67,16 @@ class RetryPolicy:
         retry_on: which exceptions are worth another attempt; by default the
             infrastructure's (:data:`INFRASTRUCTURE_ERRORS`). Pass ``Exception`` to
             retry the worker's own errors too, or a callable ``exc -> bool``.
-        wait: a tenacity wait strategy giving the pause before retry n; the default
+        wait: seconds, or a tenacity wait strategy, giving the pause before retry n; the default
             backs off exponentially from 0.2 s to 10 s with jitter, so a flapping
             provider is not hammered.
         provider_failure_limit: consecutive failed attempts after which a provider is
-            released and not engaged again in this run.
+            released and not engaged again in this run (0 = never).
     """
 
     max_retries: int = attrs.field(default=3, validator=_non_negative_int("max_retries"))
     retry_on: RetryOn = attrs.field(default=INFRASTRUCTURE_ERRORS, validator=_check_retry_on)
-    wait: Any = attrs.field(factory=lambda: tenacity.wait_exponential(multiplier=0.1, min=0.2, max=10)
-                            + tenacity.wait_random(0, 0.2))
+    wait: Any = attrs.field(factory=_default_wait, converter=_wait_strategy)
     provider_failure_limit: int = attrs.field(default=3, validator=_non_negative_int("provider_failure_limit"))
 
     def should_retry(self, exc: BaseException) -> bool:

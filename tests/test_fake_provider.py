@@ -205,12 +205,14 @@ def test_missing_download_names_the_path_and_the_worker_can_recover(fake):
     assert index == 1 and done == [SendBytes(b"x", "/golem/input/there")]
 
 
-def test_missing_local_file_to_send_is_a_command_error(fake, tmp_path):
+def test_missing_local_file_to_send_is_refused_where_the_batch_is_built(fake, tmp_path):
+    # issue 8: the requestor's own mistake is raised in the worker, never sent to a provider
     def worker(ctx):
         yield ctx.batch().send_file(tmp_path / "nope", "/golem/input/a")
 
-    with pytest.raises(CommandExecutionError, match="cannot read local file .*nope"):
+    with pytest.raises(FileNotFoundError, match="local file .*nope.* does not exist"):
         run_worker(worker, provider=fake)
+    assert fake.batches == []
 
 
 def test_download_over_its_limit_fails(fake):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from golem_tasks._scheduler.run import BUFFER_FACTOR
 from golem_tasks import FragmentFailed, FragmentTimeoutError, events
 from golem_tasks.testing import FakeProvider, RunOutput
 
@@ -34,8 +35,9 @@ def test_input_is_read_lazily_within_the_window(n, window, workers, stop):
         for value in golem.map(worker, items()):
             assert value == consumed
             consumed += 1
-            # never more than `window` items read beyond what the caller consumed
-            assert pulled[0] <= consumed + window
+            # never more than BUFFER_FACTOR windows read beyond what the caller consumed:
+            # finished results may wait behind a retried one (issue 8), but boundedly
+            assert pulled[0] <= consumed + BUFFER_FACTOR * window
             if consumed >= stop:
                 break
     assert consumed == min(n, max(stop, 1))

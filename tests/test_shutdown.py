@@ -142,9 +142,17 @@ def test_providers_of_a_finished_map_are_reused_by_the_next_call():
     # providers; a retry arriving while they left could then be stranded for good.
     fake = FakeProvider(assert_all_used=False)
     fake.on_run("echo fail", exit_code=5)
+    both = threading.Barrier(2, timeout=30)  # a timeout only to catch a hang
+
+    def meet(command, session):
+        both.wait()  # two fragments run at once: two providers are engaged, by an event, not by luck
+        return command.args[1]
+
+    fake.on_run("echo meet", handler=meet)
     fake.on_run(lambda line: True, handler=lambda c, s: c.args[1])
     for _ in range(30):
         with make_golem(fake, max_workers=2, max_retries=3) as golem:
+            assert [r[0] for r in golem.map(echo, ["meet", "meet"])] == ["meet", "meet"]
             assert [r[0] for r in golem.map(echo, range(6))] == list(range(6))
             engaged = {s.id for s in fake.sessions}
             with pytest.raises(FragmentFailed):

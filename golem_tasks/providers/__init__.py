@@ -1,0 +1,61 @@
+"""Providers: where commands run. ``from_name`` builds one from a name or the environment."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from typing import Any, Dict, Optional, Tuple, Union
+
+from ..errors import ConfigurationError
+from .base import Provider
+
+logger = logging.getLogger(__name__)
+
+#: The names ``Golem(provider=...)`` and ``GOLEM_TASKS_PROVIDER`` accept.
+PROVIDER_NAMES = ("local", "golem", "fake")
+
+
+def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
+              options: Optional[Dict[str, Any]] = None) -> Tuple[Provider, bool]:
+    """The provider to use, and whether the caller created it (and so must close it).
+
+    The environment (``GOLEM_TASKS_PROVIDER``, ``GOLEM_TASKS_SANDBOX``, ``YAGNA_*``) is
+    read here, when a provider is built, never at import."""
+    options = dict(options or {})
+    if isinstance(provider, Provider):
+        if options:
+            raise ConfigurationError("provider_options only apply to a provider given by name; "
+                                     "configure the Provider instance itself")
+        return provider, False
+    name = provider if provider is not None else os.environ.get("GOLEM_TASKS_PROVIDER", "local")
+    if name not in PROVIDER_NAMES:
+        raise ConfigurationError(f"unknown provider {name!r}: pass one of {', '.join(PROVIDER_NAMES)} "
+                                 f"(or set GOLEM_TASKS_PROVIDER), or a Provider instance")
+    if name == "local":
+        from .local import LocalProvider
+        _check_options(LocalProvider, name, options)
+        options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
+        if image:
+            logger.debug("the local provider runs on this machine; image %s is not used", image)
+        return LocalProvider(**options), True
+    if name == "golem":
+        from .yagna import GolemProvider
+        _check_options(GolemProvider, name, options)
+        if image:
+            options["image_tag" if ":" in image else "image_hash"] = image
+        return GolemProvider.from_env(**options), True
+    from ..testing import FakeProvider
+    _check_options(FakeProvider, name, options)
+    return FakeProvider(**options), True
+
+
+def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
+    """Refuse options the provider does not take. Checked against the signature, not by
+    catching TypeError from the constructor, which would hide the provider's own bugs."""
+    try:
+        inspect.signature(cls).bind_partial(**options)
+    except TypeError as exc:
+        accepted = ", ".join(p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs"))
+        raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
+                                 f"it takes {accepted}") from None

@@ -33,6 +33,10 @@ def _frozen_mapping(value: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
+def _tuple_of_paths(value: Any) -> Tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ProviderInfo:
     """Who a session runs on.
@@ -50,7 +54,7 @@ class ProviderInfo:
     id: str
     name: str
     properties: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=False)
-    volumes: Tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False)
+    volumes: Tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_paths, eq=False)
 
 
 class Session(abc.ABC):

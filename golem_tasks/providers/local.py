@@ -125,7 +125,7 @@ class LocalProvider(Provider):
                 raise ProviderError(f"cannot create a sandbox directory in {self.root}: {exc}") from exc
             info = ProviderInfo(id=session_id, name=f"{session_id} ({self.sandbox})", properties={
                 "sandbox": self.sandbox, "directory": directory, "writable_dirs": self.writable_dirs,
-                "network": self.network or self.sandbox == "host"})
+                "network": self.network or self.sandbox == "host"}, volumes=self.writable_dirs)
             session = LocalSession(self, info, directory)
             self._sessions[session_id] = session
         return session

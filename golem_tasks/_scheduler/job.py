@@ -1,0 +1,200 @@
+"""A job (one ``map``, ``execute_tasks``, ... call) and its fragments.
+
+A :class:`Job` owns its counters and per-provider tallies and changes them through its
+own methods, under its own lock, so any thread may read a consistent snapshot. A
+:class:`Fragment` owns its future and its history of attempts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from ..events import ProviderSummary
+
+_job_ids = itertools.count(1)
+
+
+class Fragment:
+    """One piece of work: an input item, its future, and its history of attempts."""
+
+    __slots__ = ("job", "index", "args", "kwargs", "future", "causes", "failed_on", "deadline", "task")
+
+    def __init__(self, job: "Job", index: int, args: Tuple[Any, ...],
+                 kwargs: Optional[Dict[str, Any]] = None) -> None:
+        self.job = job
+        self.index = index
+        self.args = args
+        self.kwargs = kwargs or {}
+        self.future: "Future[Any]" = Future()
+        self.causes: List[BaseException] = []
+        self.failed_on: Set[str] = set()
+        self.deadline: Optional[float] = None
+        self.task: Any = None  # the Task object of an execute_tasks job
+
+    @property
+    def attempt(self) -> int:
+        """Number of the attempt about to run (1-based)."""
+        return len(self.causes) + 1
+
+    @property
+    def item(self) -> Any:
+        return self.args[0] if self.args else None
+
+    @property
+    def started(self) -> bool:
+        """True once an attempt began (the future left PENDING)."""
+        return self.future.running() or self.future.done()
+
+    def begin(self) -> bool:
+        """Mark the first attempt as running; False when the future was cancelled."""
+        if self.causes or self.future.running():
+            return not self.future.done()
+        return self.future.set_running_or_notify_cancel()
+
+    def failed_attempt(self, cause: BaseException, provider_id: Optional[str]) -> None:
+        self.causes.append(cause)
+        if provider_id is not None:
+            self.failed_on.add(provider_id)
+
+    def resolve(self, value: Any) -> bool:
+        """Deliver ``value``; False when the fragment already had an outcome."""
+        try:
+            if not self.future.done():
+                self.future.set_result(value)
+                return True
+        except Exception:  # lost a race with a cancel; that outcome stands
+            pass
+        return False
+
+    def reject(self, error: BaseException) -> bool:
+        """Fail with ``error``; False when the fragment already had an outcome."""
+        if self.task is not None:
+            self.task._failed(error)
+        try:
+            if not self.future.done():
+                self.future.set_exception(error)
+                return True
+        except Exception:  # lost a race with another resolver
+            pass
+        return False
+
+
+    def abandon(self, error: BaseException) -> bool:
+        """The job was cancelled: cancel a fragment that never started, fail a started one."""
+        if self.task is not None:
+            self.task._failed(error)
+        if self.future.cancel():
+            return True
+        return self.reject(error)
+
+
+class ProviderTally:
+    __slots__ = ("name", "done", "failed", "busy")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.done = 0
+        self.failed = 0
+        self.busy = 0.0
+
+
+class Job:
+    """Fragments that share a worker and a fate.
+
+    Attributes:
+        worker: ``worker(ctx, *args)`` for function jobs, ``worker(ctx, tasks)`` for
+            task-stream jobs (``execute_tasks``).
+        stream: True for ``execute_tasks`` jobs, whose worker consumes many tasks.
+        limit: most fragments of this job running at once.
+    """
+
+    def __init__(self, kind: str, worker: Callable[..., Any], *, limit: int,
+                 fragment_timeout: Optional[float], stream: bool = False) -> None:
+        self.id = next(_job_ids)
+        self.kind = kind
+        self.worker = worker
+        self.stream = stream
+        self.limit = limit
+        self.fragment_timeout = fragment_timeout
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._submitted = 0
+        self._settled = 0
+        self._input_done = False
+        self._cancelled = False
+        self.done = 0
+        self.failed = 0
+        self.retried = 0
+        self._tallies: Dict[str, ProviderTally] = {}
+
+    # --------------------------------------------------------------- feeding
+    def new_fragment(self, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> Fragment:
+        with self._lock:
+            index = self._submitted
+            self._submitted += 1
+        return Fragment(self, index, args, kwargs)
+
+    def input_ended(self) -> None:
+        with self._lock:
+            self._input_done = True
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def input_done(self) -> bool:
+        return self._input_done
+
+    @property
+    def unfinished(self) -> bool:
+        """Some submitted fragment has no outcome yet, or more input may come."""
+        with self._lock:
+            return self._settled < self._submitted or not self._input_done
+
+    # -------------------------------------------------------------- outcomes
+    def delivered(self, provider_id: str, name: str, busy: float) -> None:
+        with self._lock:
+            self.done += 1
+            self._settled += 1
+            tally = self._tally(provider_id, name)
+            tally.done += 1
+            tally.busy += busy
+
+    def failed_for_good(self, provider_id: Optional[str], counted: bool = True) -> None:
+        with self._lock:
+            self._settled += 1
+            if counted:
+                self.failed += 1
+                if provider_id is not None and provider_id in self._tallies:
+                    self._tallies[provider_id].failed += 1
+
+    def retrying(self, provider_id: str, name: str, busy: float) -> None:
+        with self._lock:
+            self.retried += 1
+            self._tally(provider_id, name).busy += busy
+
+    def busy(self, provider_id: str, name: str, seconds: float) -> None:
+        with self._lock:
+            self._tally(provider_id, name).busy += seconds
+
+    def _tally(self, provider_id: str, name: str) -> ProviderTally:
+        tally = self._tallies.get(provider_id)
+        if tally is None:
+            tally = self._tallies[provider_id] = ProviderTally(name)
+        return tally
+
+    def summary(self) -> Tuple[ProviderSummary, ...]:
+        with self._lock:
+            return tuple(
+                ProviderSummary(provider_id=pid, provider_name=t.name, done=t.done, failed=t.failed, busy=t.busy)
+                for pid, t in sorted(self._tallies.items())
+            )

@@ -1,0 +1,656 @@
+"""The pool of engaged providers and the queue of fragments waiting for them.
+
+Each *slot* is a thread that owns at most one engaged session at a time: it engages,
+runs the initializer once, takes fragments from the shared queue, runs the finalizer
+and releases the provider. So at most ``max_workers`` providers are ever engaged,
+and the initializer and finalizer run exactly once per engaged provider.
+
+Engagement follows demand: a slot is started only for queued work that no engaged
+provider can take, and a slot still engaging is told to stop (its ``abort`` event)
+as soon as that work has gone elsewhere.
+
+The pool is the only owner of its lock: the queue, the slots and the per-job running
+counts change only here, under it. Jobs and fragments keep their own state; the pool
+calls their methods and nothing below calls the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+
+from .. import events as ev
+from ..errors import BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError, ProviderLost, TaskRejected
+from ..policy import RetryPolicy
+from ..providers.base import Provider, Session
+from . import attempt, decision
+from .attempt import Outcome, Settings
+from .job import Fragment, Job
+from .queue import WorkQueue
+from .slot import Slot
+
+logger = logging.getLogger(__name__)
+
+#: Consecutive engage() failures after which the pool is declared broken.
+ENGAGE_ATTEMPTS = 3
+#: Consecutive initializer failures (each on a fresh provider) tolerated before the
+#: pool is declared broken; max_retries raises it, but a transient setup failure must
+#: not break a run that allows no fragment retries.
+INITIALIZER_ATTEMPTS = 3
+#: Seconds a provider whose session was lost (or became unusable) is not engaged again:
+#: long enough for its exe-unit to come back, short enough not to starve a small market.
+COOLDOWN = 5.0
+#: Seconds a retried fragment waits for a provider that has not failed it before it
+#: may go back to one that has (a market of one must still finish the work).
+FALLBACK_AFTER = 10.0
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class Pool:
+    def __init__(self, provider: Provider, *, max_workers: int, policy: RetryPolicy,
+                 initializer: Optional[Callable[..., Any]] = None, finalizer: Optional[Callable[..., Any]] = None,
+                 batch_timeout: Optional[float] = None, emitter: ev.Emitter, close_provider: bool = False) -> None:
+        self.provider = provider
+        self.max_workers = max_workers
+        self.policy = policy
+        self.emitter = emitter
+        self._initializer = initializer
+        self._finalizer = finalizer
+        self._settings = Settings(batch_timeout=batch_timeout, emitter=emitter)
+        self._close_provider = close_provider
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue = WorkQueue()
+        self._slots: Set[Slot] = set()
+        self._idle: List[Slot] = []
+        self._running: Dict[Job, int] = {}
+        self._excluded: Set[str] = set()
+        self._cooldown: Dict[str, float] = {}
+        self._failures: Dict[str, int] = {}
+        self._closed = False
+        self._cancelled = False
+        self._provider_closed = False
+        self._broken: Optional[BrokenPool] = None
+        self._engage_failures = 0
+        self._init_failures = 0
+        self._budget_noted = False
+        self._threads: List[threading.Thread] = []
+
+    # ------------------------------------------------------------ caller side
+    def submit(self, fragment: Fragment) -> None:
+        """Queue ``fragment``; on a broken pool its future fails at once with the
+        pool's error, so callers report it in place like any other failure."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit work after the Golem was shut down")
+            broken = self._broken
+            if broken is None:
+                self._queue.enqueue(fragment)
+                self._dispatch(fragment)
+                return
+        self._settle_failure(fragment, broken, None)
+
+    @property
+    def broken(self) -> Optional[BrokenPool]:
+        return self._broken
+
+    @property
+    def engaged(self) -> int:
+        with self._lock:
+            return sum(1 for s in self._slots if s.session is not None)
+
+    def set_initializer(self, initializer: Callable[..., Any]) -> None:
+        with self._lock:
+            if any(s.session is not None for s in self._slots):
+                raise RuntimeError("before_each() must be called before any provider is engaged")
+            self._initializer = initializer
+
+    def input_ended(self, job: Job) -> None:
+        """No more fragments of ``job`` will be submitted: its streams may end."""
+        job.input_ended()
+        with self._lock:
+            self._wake_streams(job)
+
+    def cancel_job(self, job: Job, error: BaseException, wait: float = 5.0) -> None:
+        """Stop ``job`` now: drop its queued fragments, kill its running commands, and
+        release the providers it leaves idle. Waits up to ``wait`` s for its attempts to end."""
+        job.cancel()
+        with self._lock:
+            dropped = self._queue.drop(job)
+            running = [s for s in self._slots if s.job is job]
+            for slot in running:
+                slot.cancel_running()
+            self._wake_streams(job)
+            self._abort_surplus()
+        for fragment in dropped:
+            fragment.abandon(error)
+        for slot in running:
+            _cancel(slot.session)
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while self._running.get(job) and (remaining := deadline - time.monotonic()) > 0:
+                self._changed.wait(remaining)
+            if not self._queue and not self._running:
+                for slot in self._slots:
+                    slot.told_to_leave()
+                self._notify_idle()
+                # The caller gets control back with the providers released, not releasing.
+                while any(s.session is not None and s.leave for s in self._slots) and \
+                        (remaining := deadline - time.monotonic()) > 0:
+                    self._changed.wait(remaining)
+
+    def close(self, *, cancel: bool, wait: bool = True) -> None:
+        """Stop accepting work; with ``cancel`` drop and kill everything; then let the
+        slots finish the queue and release their providers. With ``wait`` block until
+        every slot thread ended; the provider (when the pool owns it) is closed once the
+        last slot is gone, whether or not anyone waits for that."""
+        with self._lock:
+            self._closed = True
+            dropped: List[Fragment] = []
+            sessions: List[Session] = []
+            if cancel:
+                self._cancelled = True
+                dropped = self._queue.drop()
+                for slot in self._slots:
+                    slot.told_to_leave()
+                    slot.abort.set()
+                    if slot.session is not None:
+                        slot.cancel_running()
+                        sessions.append(slot.session)
+            self._abort_surplus()
+            self._notify_idle()
+            threads = list(self._threads)
+            close_now = not self._slots
+        for fragment in dropped:
+            fragment.abandon(BatchCancelled("the Golem was shut down before this fragment ran"))
+        for session in sessions:
+            _cancel(session)
+        if close_now:
+            self._close_provider_once()
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+            self._close_provider_once()
+
+    # ----------------------------------------------------- dispatch (locked)
+    def _dispatch(self, fragment: Fragment) -> None:
+        """Wake an idle slot that can take ``fragment``, or start one (locked)."""
+        now = time.monotonic()
+        for slot in reversed(self._idle):
+            if self._may_take(slot, fragment, now, stream=slot.waiting_for, ignore_due=True):
+                self._idle.remove(slot)
+                slot.cond.notify()
+                return
+        self._spawn_for_demand()
+
+    def _spawn_for_demand(self) -> None:
+        if self._closed or self._broken is not None:
+            return
+        while len(self._slots) < self.max_workers:
+            engaging = sum(1 for s in self._slots if s.engaging and not s.abort.is_set())
+            if engaging >= self._unserved():
+                return
+            self._spawn()
+
+    def _unserved(self) -> int:
+        """Queued fragments that may run now or after their backoff and that no idle
+        engaged slot can take (locked)."""
+        budget: Dict[Job, int] = {}
+        idle = list(self._idle)
+        count = 0
+        now = time.monotonic()
+        for fragment in self._queue.fragments():
+            job = fragment.job
+            left = budget.get(job)
+            if left is None:
+                left = job.limit - self._running.get(job, 0)
+            if left <= 0:
+                continue
+            budget[job] = left - 1
+            taker = next((s for s in idle
+                          if self._may_take(s, fragment, now, stream=s.waiting_for, ignore_due=True)), None)
+            if taker is not None:
+                idle.remove(taker)
+            else:
+                count += 1
+        return count
+
+    def _abort_surplus(self) -> None:
+        """Tell slots still engaging that their provider is not needed (locked)."""
+        engaging = [s for s in self._slots if s.engaging and not s.abort.is_set()]
+        if not engaging:
+            return
+        wanted = 0 if self._cancelled else self._unserved()
+        for slot in engaging[wanted:]:
+            slot.abort.set()
+
+    def _spawn(self) -> None:
+        slot = Slot(self._lock)
+        thread = threading.Thread(target=self._slot_main, args=(slot,), name="golem_tasks-slot", daemon=True)
+        slot.thread = thread
+        self._slots.add(slot)
+        self._threads.append(thread)
+        thread.start()
+
+    def _notify_idle(self) -> None:
+        for slot in self._idle:
+            slot.cond.notify()
+        self._idle.clear()
+
+    def _wake_streams(self, job: Job) -> None:
+        for slot in [s for s in self._idle if s.waiting_for is job]:
+            self._idle.remove(slot)
+            slot.cond.notify()
+
+    def _nobody_else(self, fragment: Fragment) -> bool:
+        """Every provider that could run ``fragment`` has already failed it (locked)."""
+        if not self._closed and len(self._slots) < self.max_workers:
+            return False
+        return all(s.provider_id is not None and s.provider_id in fragment.failed_on for s in self._slots)
+
+    def _may_take(self, slot: Slot, fragment: Fragment, now: float, stream: Optional[Job] = None,
+                  ignore_due: bool = False, due: float = 0.0) -> bool:
+        job = fragment.job
+        if stream is not None:
+            if job is not stream:
+                return False
+        elif self._running.get(job, 0) >= job.limit:
+            return False
+        if slot.provider_id in fragment.failed_on and not self._nobody_else(fragment):
+            # A retry goes to another provider while one may come, but not forever.
+            return not ignore_due and bool(due) and now >= due + FALLBACK_AFTER
+        return True
+
+    # ------------------------------------------------------- slot side (takes)
+    def _take(self, slot: Slot) -> Optional[Fragment]:
+        """Block until ``slot`` may run a fragment; None means: release the provider."""
+        with self._lock:
+            while True:
+                if slot.dirty or self._cancelled:
+                    return None
+                now = time.monotonic()
+                fragment = self._queue.take(lambda f, due: self._may_take(slot, f, now, due=due), now)
+                if fragment is not None:
+                    self._running[fragment.job] = self._running.get(fragment.job, 0) + 1
+                    slot.running(fragment.job)
+                    self._abort_surplus()
+                    return fragment
+                if slot.leave or (self._closed and not self._queue and not self._running):
+                    return None
+                self._wait_idle(slot, None, now)
+
+    def _take_for_stream(self, slot: Slot, job: Job) -> Optional[Fragment]:
+        """The next fragment of stream ``job`` for ``slot``; None ends the stream."""
+        with self._lock:
+            while True:
+                if slot.dirty or job.cancelled or self._cancelled:
+                    return None
+                now = time.monotonic()
+                fragment = self._queue.take(
+                    lambda f, due: f.job is job and self._may_take(slot, f, now, stream=job, due=due), now)
+                if fragment is not None:
+                    self._abort_surplus()
+                    return fragment
+                if job.input_done and not self._queue.queued(job):
+                    return None
+                self._wait_idle(slot, job, now)
+
+    def _wait_idle(self, slot: Slot, stream: Optional[Job], now: float) -> None:
+        due = self._queue.next_due(now, stream)
+        if due is None and self._queue:
+            # Work this slot may not take yet (a retry that failed here): look again
+            # once it may fall back to this provider.
+            due = now + FALLBACK_AFTER
+        slot.waiting_for = stream
+        self._idle.append(slot)
+        slot.cond.wait(None if due is None else max(0.0, due - now))
+        if slot in self._idle:
+            self._idle.remove(slot)
+        slot.waiting_for = None
+
+    def _finished_running(self, slot: Slot, job: Job) -> None:
+        with self._lock:
+            count = self._running[job] - 1
+            if count:
+                self._running[job] = count
+            else:
+                del self._running[job]
+            slot.running(None)
+            self._changed.notify_all()
+            if self._closed and not self._running and not self._queue:
+                self._notify_idle()
+            elif self._queue.queued(job) and count == job.limit - 1:
+                # The job was at its limit, so its queued fragments woke nobody.
+                for fragment in self._queue.fragments():
+                    if fragment.job is job:
+                        self._dispatch(fragment)
+                        break
+
+    # ------------------------------------------------------------ slot thread
+    def _slot_main(self, slot: Slot) -> None:
+        in_hand: List[Fragment] = []
+        try:
+            while True:
+                session = self._engage(slot)
+                if session is None:
+                    return
+                reason, excluded = self._serve(slot, session, in_hand)
+                if reason != "provider lost" and session.usable and not slot.dirty and not self._cancelled:
+                    self._finalize(session)
+                self._release(slot, session, reason, excluded)
+                # Work that still needs a provider gets a fresh slot from the finally below.
+                return
+        except BaseException as exc:  # a bug here must break the pool, never hang it
+            logger.exception("golem_tasks slot crashed")
+            error = BrokenPool(f"a scheduler thread crashed: {exc!r}; the pending work was failed")
+            for fragment in in_hand:
+                self._settle_failure(fragment, error, slot.provider_id)
+            self._break(error, exc)
+            if slot.session is not None:
+                self._release(slot, slot.session, "scheduler thread crashed", False)
+        finally:
+            with self._lock:
+                self._slots.discard(slot)
+                if slot in self._idle:
+                    self._idle.remove(slot)
+                self._changed.notify_all()
+                self._spawn_for_demand()  # work queued while this slot was leaving needs someone
+                last = not self._slots and self._closed
+            if last:
+                self._close_provider_once()
+
+    def _engage(self, slot: Slot) -> Optional[Session]:
+        while True:
+            with self._lock:
+                slot.start_engaging()
+                if slot.abort.is_set() or self._broken is not None or self._cancelled or \
+                        (self._closed and not self._queue):
+                    return None
+                now = time.monotonic()
+                exclude = frozenset(self._excluded | {p for p, until in self._cooldown.items() if until > now})
+            try:
+                session = self.provider.engage(exclude=exclude, abort=slot.abort)
+            except Exception as exc:
+                if slot.abort.is_set():
+                    return None  # not wanted any more: not a failure
+                if self._engage_failed(exc, slot):
+                    return None
+                continue
+            with self._lock:
+                self._engage_failures = 0
+                slot.engaged(session)
+                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved()
+                if slot.abort.is_set() and not unwanted:
+                    slot.abort = threading.Event()  # work came back meanwhile: it is wanted after all
+            self.emitter.emit(ev.ProviderEngaged(provider_id=session.info.id, provider_name=session.info.name))
+            if unwanted:
+                self._release(slot, session, "no work left for it", False)
+                return None
+            error = self._initialize(session)
+            if error is None:
+                with self._lock:
+                    self._init_failures = 0
+                    slot.ready()
+                return session
+            if self._initializer_failed(slot, session, error):
+                return None
+
+    def _initialize(self, session: Session) -> Optional[BaseException]:
+        if self._initializer is None:
+            return None
+        try:
+            attempt.initialize(session, self._initializer, self._settings)
+        except Exception as exc:  # any failure, even the initializer's own bug, is reported
+            if self.emitter.wants(ev.InitializerFailed):
+                self.emitter.emit(ev.InitializerFailed(provider_id=session.info.id, provider_name=session.info.name,
+                                                       reason=_reason(exc)))
+            logger.warning("initializer failed on provider %s: %s", session.info.name, exc)
+            return exc
+        return None
+
+    def _finalize(self, session: Session) -> None:
+        if self._finalizer is None:
+            return
+        try:
+            attempt.initialize(session, self._finalizer, self._settings)
+        except Exception as exc:  # the work is done; a failed clean-up is reported, not retried
+            logger.warning("finalizer failed on provider %s: %s", session.info.name, exc)
+
+    def _serve(self, slot: Slot, session: Session, in_hand: List[Fragment]) -> "tuple[str, bool]":
+        """Run fragments on ``session`` until told to stop. Returns why it stopped and
+        whether the provider must not be engaged again in this run."""
+        while True:
+            fragment = self._take(slot)
+            if fragment is None:
+                return ("work cancelled mid-batch" if slot.dirty else "no more work"), False
+            job = fragment.job
+            in_hand.append(fragment)
+            try:
+                if job.stream:
+                    outcomes = self._run_stream(slot, session, fragment, in_hand)
+                else:
+                    outcomes = [attempt.run_fragment(session, fragment, self._settings)]
+                verdict = None
+                for outcome in outcomes:
+                    verdict = self._settle(outcome) or verdict
+                in_hand.clear()  # settled; on a crash the caller fails what is left in hand
+            finally:
+                self._finished_running(slot, job)
+            if verdict is not None:
+                return verdict
+            if not session.usable:  # stopped by the backend (timeout, budget): no attempt wasted
+                self._cool_down(session.info.id)
+                return "session no longer usable", False
+            if slot.dirty:
+                return "work cancelled mid-batch", False
+
+    def _run_stream(self, slot: Slot, session: Session, first: Fragment, in_hand: List[Fragment]) -> List[Outcome]:
+        job = first.job
+        stream = attempt.Stream(session, job, self._settings)
+
+        def fragments() -> Iterator[Fragment]:
+            fragment: Optional[Fragment] = first
+            while fragment is not None:
+                yield fragment
+                for outcome in stream.drain():  # the worker asks for its next task: settle the last
+                    self._settle(outcome)
+                fragment = self._take_for_stream(slot, job)
+                if fragment is not None:
+                    in_hand.append(fragment)
+        return stream.run(fragments())
+
+    # -------------------------------------------------------------- outcomes
+    def _settle(self, outcome: Outcome) -> Optional["tuple[str, bool]"]:
+        """Apply the decision for ``outcome``. Returns (reason, excluded) when the
+        provider must be released."""
+        fragment, info = outcome.fragment, outcome.provider
+        job = fragment.job
+        if outcome.skipped:
+            return None
+        if outcome.error is None and outcome.rejection is None:
+            self._provider_succeeded(info.id)
+            job.delivered(info.id, info.name, outcome.elapsed)
+            fragment.resolve(outcome.value)
+            if self.emitter.wants(ev.FragmentFinished):
+                self.emitter.emit(ev.FragmentFinished(job_id=job.id, index=fragment.index, provider_id=info.id,
+                                                      attempt=fragment.attempt, duration=outcome.elapsed))
+            return None
+        if outcome.rejection is not None:
+            reason, retry = outcome.rejection
+            rejection = TaskRejected(f"task rejected: {reason}", item=fragment.item, index=fragment.index)
+            fragment.failed_attempt(rejection, info.id if retry else None)
+            choice = decision.after_rejection(rejection, retry, causes=fragment.causes, policy=self.policy,
+                                              index=fragment.index, item=fragment.item)
+            cause: BaseException = rejection
+        else:
+            assert outcome.error is not None
+            cause = outcome.error
+            cancelled = job.cancelled or isinstance(cause, BatchCancelled)
+            if not cancelled:
+                fragment.failed_attempt(cause, info.id)
+            choice = decision.after_error(cause, causes=fragment.causes, policy=self.policy, cancelled=cancelled,
+                                          index=fragment.index, item=fragment.item)
+        self._apply(fragment, choice, info.id, info.name, outcome.elapsed)
+        if isinstance(cause, ProviderLost):
+            self._cool_down(info.id)
+            self._provider_failed(info.id)
+            return "provider lost", self._over_limit(info.id)
+        if decision.provider_at_fault(cause, self.policy):
+            self._provider_failed(info.id)
+            if self._over_limit(info.id):
+                return f"failed {self._failures.get(info.id, 0)} attempts in a row", True
+        return None
+
+    def _apply(self, fragment: Fragment, choice: decision.Decision, provider_id: str, name: str,
+               elapsed: float) -> None:
+        job = fragment.job
+        if isinstance(choice, decision.Retry):
+            job.retrying(provider_id, name, elapsed)
+            if self.emitter.wants(ev.FragmentRetried):
+                self.emitter.emit(ev.FragmentRetried(job_id=job.id, index=fragment.index, provider_id=provider_id,
+                                                     attempt=len(fragment.causes), reason=_reason(choice.cause),
+                                                     delay=choice.delay))
+            logger.info("fragment %s of job %s failed on %s (%s); retrying in %.2f s",
+                        fragment.index, job.id, name, _reason(choice.cause), choice.delay)
+            with self._lock:
+                if job.cancelled or self._cancelled:
+                    requeued = False
+                else:
+                    due = time.monotonic() + choice.delay if choice.delay > 0 else 0.0
+                    self._queue.requeue(fragment, due)
+                    self._dispatch(fragment)
+                    requeued = True
+            if not requeued:
+                fragment.abandon(BatchCancelled("the job was cancelled before this fragment could be retried"))
+                job.failed_for_good(None, counted=False)
+            return
+        if isinstance(choice, decision.Fail):
+            job.busy(provider_id, name, elapsed)
+            self._settle_failure(fragment, choice.error, provider_id, counted=choice.counted)
+
+    def _settle_failure(self, fragment: Fragment, error: BaseException, provider_id: Optional[str],
+                        counted: bool = True) -> None:
+        job = fragment.job
+        if not fragment.reject(error):
+            return
+        job.failed_for_good(provider_id, counted)
+        if counted and self.emitter.wants(ev.FragmentFailed):
+            self.emitter.emit(ev.FragmentFailed(job_id=job.id, index=fragment.index, provider_id=provider_id,
+                                                attempts=max(1, len(fragment.causes)), reason=_reason(error)))
+
+    # ----------------------------------------------------- provider records
+    def _provider_succeeded(self, provider_id: str) -> None:
+        with self._lock:
+            self._failures.pop(provider_id, None)
+
+    def _provider_failed(self, provider_id: str) -> None:
+        with self._lock:
+            self._failures[provider_id] = self._failures.get(provider_id, 0) + 1
+
+    def _over_limit(self, provider_id: str) -> bool:
+        limit = self.policy.provider_failure_limit
+        with self._lock:
+            return bool(limit) and self._failures.get(provider_id, 0) >= limit
+
+    def _cool_down(self, provider_id: str) -> None:
+        with self._lock:
+            self._cooldown[provider_id] = time.monotonic() + COOLDOWN
+
+    def _engage_failed(self, exc: Exception, slot: Slot) -> bool:
+        """Count a failed engage(); True when the slot must stop."""
+        with self._lock:
+            self._engage_failures += 1
+            failures = self._engage_failures
+        if isinstance(exc, BudgetExhausted):
+            return self._budget_reached(exc, slot)
+        if failures >= ENGAGE_ATTEMPTS or not isinstance(exc, GolemTasksError):
+            self._break(BrokenPool(f"could not engage a provider ({failures} attempts): {exc}"), exc)
+            return True
+        logger.warning("engaging a provider failed (%s), trying again", exc)
+        slot.abort.wait(self.policy.delay(failures))
+        return False
+
+    def _budget_reached(self, exc: BudgetExhausted, slot: Slot) -> bool:
+        """No more providers fit in the budget: the engaged ones carry on with the work
+        (this slot ends); with none engaged nothing can run, so the pool is broken."""
+        with self._lock:
+            self._engage_failures = 0  # not the provider's fault: retrying cannot help
+            others = any(s is not slot and (s.session is not None or s.engaging) for s in self._slots)
+            first, self._budget_noted = not self._budget_noted, True
+        if not others:
+            self._break(BrokenPool(f"no provider can be engaged: {exc}"), exc)
+        elif first:
+            logger.warning("engaging no more providers, the engaged ones go on: %s", exc)
+        return True
+
+    def _initializer_failed(self, slot: Slot, session: Session, error: BaseException) -> bool:
+        """Release and exclude a provider whose initializer failed (no fragment is
+        charged); True when the pool is now broken."""
+        self._release(slot, session, f"initializer failed: {error}", True)
+        with self._lock:
+            self._init_failures += 1
+            failures = self._init_failures
+        retryable = self.policy.should_retry(error)
+        if not retryable or failures >= max(INITIALIZER_ATTEMPTS, self.policy.max_retries + 1):
+            detail = "" if retryable else " with an error from its own code"
+            self._break(BrokenPool(
+                f"the initializer failed on {failures} provider(s){detail}; last error: {error!r}"), error)
+            return True
+        return False
+
+    def _release(self, slot: Slot, session: Session, reason: str, excluded: bool) -> None:
+        if excluded:
+            with self._lock:
+                self._excluded.add(session.info.id)
+        try:
+            session.release()
+        except Exception:  # releasing must go on for the others
+            logger.exception("releasing provider %s failed", session.info.name)
+        with self._lock:
+            slot.released()
+            self._changed.notify_all()
+        self.emitter.emit(ev.ProviderReleased(provider_id=session.info.id, provider_name=session.info.name,
+                                              reason=reason, excluded=excluded))
+
+    def _break(self, error: BrokenPool, cause: Optional[BaseException]) -> None:
+        """No provider can run the queued work: fail all of it with ``error``."""
+        error.__cause__ = cause
+        with self._lock:
+            first = self._broken is None
+            if first:
+                self._broken = error
+            dropped = self._queue.drop()
+            for slot in self._slots:
+                if slot.engaging:
+                    slot.abort.set()
+            self._notify_idle()
+        if first:
+            logger.error("%s", error)
+        for fragment in dropped:
+            self._settle_failure(fragment, error, None)
+
+    def _close_provider_once(self) -> None:
+        with self._lock:
+            if not self._close_provider or self._provider_closed:
+                return
+            self._provider_closed = True
+        try:
+            self.provider.close()
+        except Exception:  # the work is over; a failed close is reported, not raised in a thread
+            logger.exception("closing the provider failed")
+
+
+def _cancel(session: Optional[Session]) -> None:
+    if session is None:
+        return
+    try:
+        session.cancel()
+    except Exception:  # cancelling the others must go on
+        logger.exception("cancelling provider %s failed", session.info.name)

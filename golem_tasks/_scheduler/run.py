@@ -1,0 +1,220 @@
+"""The caller's side of one job: feed the input lazily, hand results back.
+
+Input is pulled from the user's iterable on the caller's thread, never more than
+``window`` unfinished fragments ahead, so memory does not grow with the input's
+length and an exception raised by the iterable surfaces where the user can see it.
+Finished results wait (in order, for ``map``) in a buffer bounded by
+``BUFFER_FACTOR * window`` (4 windows), so one slow or retried fragment does not stall the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import time
+from concurrent.futures import CancelledError, Future
+from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
+
+from .. import events as ev
+from ..errors import BatchCancelled, JobTimeoutError
+from ..task import Task
+from .job import Fragment, Job
+from .pool import Pool
+
+#: Longest a wait blocks before the deadline and interrupts are looked at again. A
+#: result that arrives ends the wait at once, so this adds no latency.
+_SLICE = 0.25
+#: Finished results a ``map`` may hold behind an unfinished one, in windows.
+BUFFER_FACTOR = 4
+
+ArgsOf = Callable[[Any], Tuple[Tuple[Any, ...], Dict[str, Any]]]
+
+
+class FragmentResult(NamedTuple):
+    """One finished fragment from ``as_completed``.
+
+    Attributes:
+        index: the item's position in the input.
+        item: the input item.
+        value: the worker's return value, or the exception when
+            ``return_exceptions=True`` and the fragment failed.
+    """
+
+    index: int  # type: ignore[assignment]  # shadows tuple.index, like a named field should
+    item: Any
+    value: Any
+
+    @property
+    def failed(self) -> bool:
+        return isinstance(self.value, BaseException)
+
+
+def one_item(item: Any) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    return (item,), {}
+
+
+class JobRun:
+    """Drives one job from the caller's thread.
+
+    Usage: build it, then iterate exactly one of :meth:`ordered`, :meth:`completed`
+    or :meth:`tasks`. However the iteration ends (a result, an error, ``break``,
+    Ctrl-C, the job timeout) unfinished work is cancelled and ``JobFinished`` emitted.
+    """
+
+    def __init__(self, pool: Pool, job: Job, items: Iterable[Any], *, timeout: Optional[float], window: int,
+                 emitter: ev.Emitter, total: Optional[int] = None, args_of: ArgsOf = one_item) -> None:
+        self.pool = pool
+        self.job = job
+        self.items = iter(items)
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.window = window
+        self.emitter = emitter
+        self.total = total
+        self.args_of = args_of
+        self.exhausted = False
+        self.unfinished = 0
+        self.done: "queue.SimpleQueue[Fragment]" = queue.SimpleQueue()
+
+    # ------------------------------------------------------------ iteration
+    def ordered(self, return_exceptions: bool) -> Iterator[Any]:
+        """Values in input order (``map``)."""
+        buffered: Dict[int, Fragment] = {}
+        next_index = 0
+        with self._scope():
+            while True:
+                self._feed(lambda: len(buffered) + self.unfinished < BUFFER_FACTOR * self.window)
+                while next_index in buffered:
+                    fragment = buffered.pop(next_index)
+                    next_index += 1
+                    yield _outcome(fragment, return_exceptions)
+                    self._feed(lambda: len(buffered) + self.unfinished < BUFFER_FACTOR * self.window)
+                if self.unfinished == 0 and self.exhausted and not buffered:
+                    return
+                fragment = self._next_done()
+                buffered[fragment.index] = fragment
+
+    def completed(self, return_exceptions: bool) -> Iterator[FragmentResult]:
+        """:class:`FragmentResult` values as fragments finish (``as_completed``)."""
+        with self._scope():
+            while True:
+                self._feed()
+                if self.unfinished == 0 and self.exhausted:
+                    return
+                fragment = self._next_done()
+                value = _outcome(fragment, return_exceptions)  # raises a failure unless asked not to
+                yield FragmentResult(fragment.index, fragment.item, value)
+
+    def tasks(self, return_exceptions: bool) -> Iterator[Task]:
+        """Settled :class:`Task` objects as they finish (``execute_tasks``)."""
+        with self._scope():
+            while True:
+                self._feed()
+                if self.unfinished == 0 and self.exhausted:
+                    return
+                fragment = self._next_done()
+                task = fragment.task
+                error = _error(fragment.future)
+                if error is not None and task.exception is None:
+                    task._failed(error)  # failed without reaching a slot (pool broken, cancelled)
+                if error is not None and not return_exceptions:
+                    raise error
+                yield task
+
+    # ---------------------------------------------------------------- parts
+    def _feed(self, room: Callable[[], bool] = lambda: True) -> None:
+        """Submit items until ``window`` are unfinished, the input ends, or ``room`` says stop."""
+        while not self.exhausted and self.unfinished < self.window and room():
+            try:
+                item = next(self.items)
+            except StopIteration:
+                self.exhausted = True
+                self.pool.input_ended(self.job)
+                return
+            args, kwargs = self.args_of(item)
+            fragment = self.job.new_fragment(args, kwargs)
+            if self.job.stream:
+                fragment.task = item if isinstance(item, Task) else Task(item)
+                fragment.args = (fragment.task.data,)
+            fragment.future.add_done_callback(functools.partial(_put, self.done, fragment))
+            self.unfinished += 1
+            self.pool.submit(fragment)
+
+    def _next_done(self) -> Fragment:
+        while True:
+            timeout = self._remaining()  # raises JobTimeoutError: keep it out of the try
+            try:
+                fragment = self.done.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            self.unfinished -= 1
+            return fragment
+
+    def _remaining(self) -> float:
+        if self.deadline is None:
+            return _SLICE
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            job = self.job
+            raise JobTimeoutError(
+                f"the job did not finish within its {self.timeout:g} s timeout: {job.done} fragment(s) done, "
+                f"{job.failed} failed; the unfinished ones were cancelled and their commands killed"
+            )
+        return min(left, _SLICE)
+
+    def _scope(self) -> "_Scope":
+        return _Scope(self)
+
+
+class _Scope:
+    """Ends a job however its iteration ends."""
+
+    def __init__(self, run: JobRun) -> None:
+        self.run = run
+
+    def __enter__(self) -> None:
+        run = self.run
+        if self.run.emitter.wants(ev.JobStarted):
+            run.emitter.emit(ev.JobStarted(job_id=run.job.id, kind=run.job.kind, total=run.total))
+
+    def __exit__(self, exc_type: Any, error: Optional[BaseException], tb: Any) -> None:
+        run, job = self.run, self.run.job
+        if not run.exhausted:
+            run.exhausted = True
+            job.input_ended()
+        if job.unfinished or job.cancelled:
+            reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
+                else type(error).__name__
+            run.pool.cancel_job(job, BatchCancelled(f"the job was cancelled: {reason}"))
+        if run.emitter.wants(ev.JobFinished):
+            failure = None if error is None or isinstance(error, GeneratorExit) else \
+                f"{type(error).__name__}: {error}".splitlines()[0]
+            run.emitter.emit(ev.JobFinished(
+                job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
+                elapsed=time.monotonic() - job.started, providers=job.summary(), error=failure))
+
+
+def _put(done: "queue.SimpleQueue[Fragment]", fragment: Fragment, _: "Future[Any]") -> None:
+    done.put(fragment)
+
+
+def _error(future: "Future[Any]") -> Optional[BaseException]:
+    try:
+        return future.exception(timeout=0)
+    except CancelledError:
+        return BatchCancelled("the fragment was cancelled")
+
+
+def _outcome(fragment: Fragment, return_exceptions: bool) -> Any:
+    future = fragment.future
+    try:
+        return future.result(timeout=0)
+    except CancelledError:
+        error: BaseException = BatchCancelled(f"fragment {fragment.index} was cancelled")
+        if return_exceptions:
+            return error
+        raise error from None
+    except BaseException as exc:
+        if return_exceptions:
+            return exc
+        raise

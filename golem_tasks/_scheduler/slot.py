@@ -1,0 +1,57 @@
+"""One slot of the pool: the thread's view of the provider it has engaged.
+
+The pool changes a slot only through these methods, under the pool's lock; the
+slot's condition shares that lock, so a new fragment wakes exactly one slot.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from ..providers.base import Session
+from .job import Job
+
+
+class Slot:
+    __slots__ = ("cond", "abort", "session", "provider_id", "engaging", "leave", "dirty", "waiting_for", "job",
+                 "thread")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        #: Set when this slot's engagement is no longer wanted (the work drained, or
+        #: shutdown); handed to ``Provider.engage`` so negotiation stops at once.
+        self.abort = threading.Event()
+        self.session: Optional[Session] = None
+        self.provider_id: Optional[str] = None
+        self.engaging = True
+        self.leave = False  # release the provider once idle
+        self.dirty = False  # its session was cancelled mid-batch: never reuse it
+        self.waiting_for: Optional[Job] = None  # the stream job it waits for, if any
+        self.job: Optional[Job] = None  # the job whose fragment (or stream) it runs
+        self.thread: Optional[threading.Thread] = None
+
+    def start_engaging(self) -> None:
+        self.engaging = True
+        self.session = self.provider_id = None
+        self.dirty = False
+
+    def engaged(self, session: Session) -> None:
+        self.session, self.provider_id = session, session.info.id
+
+    def ready(self) -> None:
+        self.engaging = False
+
+    def released(self) -> None:
+        self.session = self.provider_id = None
+        self.job = None
+
+    def running(self, job: Optional[Job]) -> None:
+        self.job = job
+        self.leave = False  # work arrived while it was being let go: keep the provider
+
+    def cancel_running(self) -> None:
+        self.dirty = True
+
+    def told_to_leave(self) -> None:
+        self.leave = True
