@@ -176,7 +176,7 @@ class Golem:
         with self._lock:
             if self._submit_job is None:
                 self._submit_job = Job("submit", _run_bound, limit=self.max_workers,
-                                       fragment_timeout=self.fragment_timeout)
+                                       fragment_timeout=self.fragment_timeout, collect=False)
             job = self._submit_job
         fragment = job.new_fragment((_Bound(worker, args, kwargs),))
         self._pool.submit(fragment)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from concurrent.futures import Future
+import queue
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ..events import ProviderSummary
@@ -21,7 +22,7 @@ _job_ids = itertools.count(1)
 class Fragment:
     """One piece of work: an input item, its future, and its history of attempts."""
 
-    __slots__ = ("job", "index", "args", "kwargs", "future", "causes", "failed_on", "deadline", "task")
+    __slots__ = ("job", "index", "args", "kwargs", "future", "causes", "failed_on", "deadline", "task", "_begun")
 
     def __init__(self, job: "Job", index: int, args: Tuple[Any, ...],
                  kwargs: Optional[Dict[str, Any]] = None) -> None:
@@ -34,6 +35,7 @@ class Fragment:
         self.failed_on: Set[str] = set()
         self.deadline: Optional[float] = None
         self.task: Any = None  # the Task object of an execute_tasks job
+        self._begun = False
 
     @property
     def attempt(self) -> int:
@@ -44,15 +46,11 @@ class Fragment:
     def item(self) -> Any:
         return self.args[0] if self.args else None
 
-    @property
-    def started(self) -> bool:
-        """True once an attempt began (the future left PENDING)."""
-        return self.future.running() or self.future.done()
-
     def begin(self) -> bool:
         """Mark the first attempt as running; False when the future was cancelled."""
-        if self.causes or self.future.running():
+        if self._begun:
             return not self.future.done()
+        self._begun = True
         return self.future.set_running_or_notify_cancel()
 
     def failed_attempt(self, cause: BaseException, provider_id: Optional[str]) -> None:
@@ -63,31 +61,29 @@ class Fragment:
     def resolve(self, value: Any) -> bool:
         """Deliver ``value``; False when the fragment already had an outcome."""
         try:
-            if not self.future.done():
-                self.future.set_result(value)
-                return True
-        except Exception:  # lost a race with a cancel; that outcome stands
-            pass
-        return False
+            self.future.set_result(value)
+        except InvalidStateError:  # lost a race with a cancel; that outcome stands
+            return False
+        self.job.finished(self)
+        return True
 
     def reject(self, error: BaseException) -> bool:
         """Fail with ``error``; False when the fragment already had an outcome."""
         if self.task is not None:
             self.task._failed(error)
         try:
-            if not self.future.done():
-                self.future.set_exception(error)
-                return True
-        except Exception:  # lost a race with another resolver
-            pass
-        return False
-
+            self.future.set_exception(error)
+        except InvalidStateError:  # lost a race with another resolver
+            return False
+        self.job.finished(self)
+        return True
 
     def abandon(self, error: BaseException) -> bool:
         """The job was cancelled: cancel a fragment that never started, fail a started one."""
         if self.task is not None:
             self.task._failed(error)
         if self.future.cancel():
+            self.job.finished(self)
             return True
         return self.reject(error)
 
@@ -113,7 +109,7 @@ class Job:
     """
 
     def __init__(self, kind: str, worker: Callable[..., Any], *, limit: int,
-                 fragment_timeout: Optional[float], stream: bool = False) -> None:
+                 fragment_timeout: Optional[float], stream: bool = False, collect: bool = True) -> None:
         self.id = next(_job_ids)
         self.kind = kind
         self.worker = worker
@@ -130,6 +126,9 @@ class Job:
         self.failed = 0
         self.retried = 0
         self._tallies: Dict[str, ProviderTally] = {}
+        #: Fragments with an outcome, in the order they got it, for the caller to take
+        #: (None for jobs nobody collects, such as submit()'s, whose futures are enough).
+        self.outcomes: "Optional[queue.SimpleQueue[Fragment]]" = queue.SimpleQueue() if collect else None
 
     # --------------------------------------------------------------- feeding
     def new_fragment(self, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> Fragment:
@@ -161,6 +160,10 @@ class Job:
             return self._settled < self._submitted or not self._input_done
 
     # -------------------------------------------------------------- outcomes
+    def finished(self, fragment: Fragment) -> None:
+        if self.outcomes is not None:
+            self.outcomes.put(fragment)
+
     def delivered(self, provider_id: str, name: str, busy: float) -> None:
         with self._lock:
             self.done += 1

@@ -81,6 +81,14 @@ class Pool:
         self._init_failures = 0
         self._budget_noted = False
         self._threads: List[threading.Thread] = []
+        #: Jobs still reading their input (see input_started).
+        self._feeding: Set[Job] = set()
+        #: Callers waiting on ``_changed`` for running work to end; the hot path
+        #: notifies only when there are some.
+        self._watchers = 0
+        #: True while no slot is engaging (kept by _update_ready), so the hot path can
+        #: skip looking for engagements to abort.
+        self._all_ready = True
 
     # ------------------------------------------------------------ caller side
     def submit(self, fragment: Fragment) -> None:
@@ -111,17 +119,26 @@ class Pool:
                 raise RuntimeError("before_each() must be called before any provider is engaged")
             self._initializer = initializer
 
+    def input_started(self, job: Job) -> None:
+        """``job`` reads its input lazily: until :meth:`input_ended`, a drained queue
+        does not mean its work is done, so engagements are not aborted for it."""
+        with self._lock:
+            self._feeding.add(job)
+
     def input_ended(self, job: Job) -> None:
         """No more fragments of ``job`` will be submitted: its streams may end."""
         job.input_ended()
         with self._lock:
+            self._feeding.discard(job)
             self._wake_streams(job)
+            self._abort_surplus()
 
     def cancel_job(self, job: Job, error: BaseException, wait: float = 5.0) -> None:
         """Stop ``job`` now: drop its queued fragments, kill its running commands, and
         release the providers it leaves idle. Waits up to ``wait`` s for its attempts to end."""
         job.cancel()
         with self._lock:
+            self._feeding.discard(job)
             dropped = self._queue.drop(job)
             running = [s for s in self._slots if s.job is job]
             for slot in running:
@@ -134,8 +151,12 @@ class Pool:
             _cancel(slot.session)
         deadline = time.monotonic() + wait
         with self._lock:
-            while self._running.get(job) and (remaining := deadline - time.monotonic()) > 0:
-                self._changed.wait(remaining)
+            self._watchers += 1
+            try:
+                while self._running.get(job) and (remaining := deadline - time.monotonic()) > 0:
+                    self._changed.wait(remaining)
+            finally:
+                self._watchers -= 1
             if not self._queue and not self._running:
                 for slot in self._slots:
                     slot.told_to_leave()
@@ -224,18 +245,24 @@ class Pool:
 
     def _abort_surplus(self) -> None:
         """Tell slots still engaging that their provider is not needed (locked)."""
+        if self._all_ready:
+            return  # the common case, checked without walking the slots
         engaging = [s for s in self._slots if s.engaging and not s.abort.is_set()]
-        if not engaging:
-            return
+        if not engaging or self._feeding and not self._cancelled:
+            return  # a job still reading its input will queue more: a brief empty queue is no reason
         wanted = 0 if self._cancelled else self._unserved()
         for slot in engaging[wanted:]:
             slot.abort.set()
+
+    def _update_ready(self) -> None:
+        self._all_ready = not any(s.engaging for s in self._slots)
 
     def _spawn(self) -> None:
         slot = Slot(self._lock)
         thread = threading.Thread(target=self._slot_main, args=(slot,), name="golem_tasks-slot", daemon=True)
         slot.thread = thread
         self._slots.add(slot)
+        self._all_ready = False
         self._threads.append(thread)
         thread.start()
 
@@ -323,7 +350,8 @@ class Pool:
             else:
                 del self._running[job]
             slot.running(None)
-            self._changed.notify_all()
+            if self._watchers:
+                self._changed.notify_all()
             if self._closed and not self._running and not self._queue:
                 self._notify_idle()
             elif self._queue.queued(job) and count == job.limit - 1:
@@ -358,6 +386,7 @@ class Pool:
         finally:
             with self._lock:
                 self._slots.discard(slot)
+                self._update_ready()
                 if slot in self._idle:
                     self._idle.remove(slot)
                 self._changed.notify_all()
@@ -370,6 +399,7 @@ class Pool:
         while True:
             with self._lock:
                 slot.start_engaging()
+                self._all_ready = False
                 if slot.abort.is_set() or self._broken is not None or self._cancelled or \
                         (self._closed and not self._queue):
                     return None
@@ -386,7 +416,7 @@ class Pool:
             with self._lock:
                 self._engage_failures = 0
                 slot.engaged(session)
-                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved()
+                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved() and not self._feeding
                 if slot.abort.is_set() and not unwanted:
                     slot.abort = threading.Event()  # work came back meanwhile: it is wanted after all
             self.emitter.emit(ev.ProviderEngaged(provider_id=session.info.id, provider_name=session.info.name))
@@ -398,6 +428,7 @@ class Pool:
                 with self._lock:
                     self._init_failures = 0
                     slot.ready()
+                    self._update_ready()
                 return session
             if self._initializer_failed(slot, session, error):
                 return None
@@ -547,8 +578,9 @@ class Pool:
 
     # ----------------------------------------------------- provider records
     def _provider_succeeded(self, provider_id: str) -> None:
-        with self._lock:
-            self._failures.pop(provider_id, None)
+        if provider_id in self._failures:  # read without the lock: only this slot's provider matters
+            with self._lock:
+                self._failures.pop(provider_id, None)
 
     def _provider_failed(self, provider_id: str) -> None:
         with self._lock:

@@ -48,6 +48,19 @@ class WorkQueue:
         """Remove and return the first fragment that is due and that
         ``may_run(fragment, ready_at)`` allows; ``ready_at`` is when a retried fragment
         became due (0 for a first attempt)."""
+        items = self._items
+        if not items:
+            return None
+        if not self._ready_at:  # no retries waiting: the common case, decided on the first item
+            first = items[0]
+            if not may_run(first, 0.0):
+                return self._search(may_run, now)
+            items.popleft()
+            self._count(first.job, -1)
+            return first
+        return self._search(may_run, now)
+
+    def _search(self, may_run: Callable[[Fragment, float], bool], now: float) -> Optional[Fragment]:
         for fragment in self._items:
             due = self._not_before.get(id(fragment), 0.0)
             if due > now or not may_run(fragment, self._ready_at.get(id(fragment), 0.0)):

@@ -9,11 +9,10 @@ Finished results wait (in order, for ``map``) in a buffer bounded by
 
 from __future__ import annotations
 
-import functools
 import queue
 import time
 from concurrent.futures import CancelledError, Future
-from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Sized, Tuple
 
 from .. import events as ev
 from ..errors import BatchCancelled, JobTimeoutError
@@ -74,7 +73,8 @@ class JobRun:
         self.args_of = args_of
         self.exhausted = False
         self.unfinished = 0
-        self.done: "queue.SimpleQueue[Fragment]" = queue.SimpleQueue()
+        assert job.outcomes is not None, "a JobRun collects its job's outcomes"
+        self.done: "queue.SimpleQueue[Fragment]" = job.outcomes
 
     # ------------------------------------------------------------ iteration
     def ordered(self, return_exceptions: bool) -> Iterator[Any]:
@@ -83,12 +83,12 @@ class JobRun:
         next_index = 0
         with self._scope():
             while True:
-                self._feed(lambda: len(buffered) + self.unfinished < BUFFER_FACTOR * self.window)
+                self._feed(buffered)
                 while next_index in buffered:
                     fragment = buffered.pop(next_index)
                     next_index += 1
                     yield _outcome(fragment, return_exceptions)
-                    self._feed(lambda: len(buffered) + self.unfinished < BUFFER_FACTOR * self.window)
+                    self._feed(buffered)
                 if self.unfinished == 0 and self.exhausted and not buffered:
                     return
                 fragment = self._next_done()
@@ -122,9 +122,12 @@ class JobRun:
                 yield task
 
     # ---------------------------------------------------------------- parts
-    def _feed(self, room: Callable[[], bool] = lambda: True) -> None:
-        """Submit items until ``window`` are unfinished, the input ends, or ``room`` says stop."""
-        while not self.exhausted and self.unfinished < self.window and room():
+    def _feed(self, buffered: Sized = ()) -> None:
+        """Submit items until ``window`` are unfinished, ``BUFFER_FACTOR`` windows are
+        not yet handed to the caller (``buffered`` holds the finished ones), or the
+        input ends."""
+        bound = BUFFER_FACTOR * self.window
+        while not self.exhausted and self.unfinished < self.window and len(buffered) + self.unfinished < bound:
             try:
                 item = next(self.items)
             except StopIteration:
@@ -136,7 +139,6 @@ class JobRun:
             if self.job.stream:
                 fragment.task = item if isinstance(item, Task) else Task(item)
                 fragment.args = (fragment.task.data,)
-            fragment.future.add_done_callback(functools.partial(_put, self.done, fragment))
             self.unfinished += 1
             self.pool.submit(fragment)
 
@@ -174,6 +176,7 @@ class _Scope:
 
     def __enter__(self) -> None:
         run = self.run
+        run.pool.input_started(run.job)
         if self.run.emitter.wants(ev.JobStarted):
             run.emitter.emit(ev.JobStarted(job_id=run.job.id, kind=run.job.kind, total=run.total))
 
@@ -181,7 +184,7 @@ class _Scope:
         run, job = self.run, self.run.job
         if not run.exhausted:
             run.exhausted = True
-            job.input_ended()
+            run.pool.input_ended(job)
         if job.unfinished or job.cancelled:
             reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
                 else type(error).__name__
@@ -192,10 +195,6 @@ class _Scope:
             run.emitter.emit(ev.JobFinished(
                 job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
                 elapsed=time.monotonic() - job.started, providers=job.summary(), error=failure))
-
-
-def _put(done: "queue.SimpleQueue[Fragment]", fragment: Fragment, _: "Future[Any]") -> None:
-    done.put(fragment)
 
 
 def _error(future: "Future[Any]") -> Optional[BaseException]:
