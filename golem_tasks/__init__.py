@@ -41,6 +41,7 @@ from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
 from ._scheduler.run import FragmentResult
+from ._scheduler.speculation import Speculation
 from .task import Task, TaskStatus
 
 __version__ = "0.1.0"
@@ -51,7 +52,7 @@ __all__ = (
     "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
-    "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
+    "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
     "WorkerError",
 )
 

@@ -216,6 +216,8 @@ class FakeState:
         self.command_faults: Dict[Tuple[Optional[str], int], ErrorSpec] = {}
         #: session id -> how many commands it runs before it is lost
         self.losses: Dict[str, int] = {}
+        #: session id -> factor on ``latency`` for that session's commands
+        self.slowdowns: Dict[str, float] = {}
         self.commands_started = 0
         self.batches_started = 0
         self.calls: List[Call] = []

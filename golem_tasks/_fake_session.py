@@ -102,7 +102,7 @@ class FakeSession(SequentialSession):
             gone = self._gone(command)
             if gone is not None:
                 raise gone
-            self._pause(self._state.latency, command, deadline)
+            self._pause(self._state.latency * self._state.slowdowns.get(self.id, 1.0), command, deadline)
             if fault is not None:
                 raise make_error(fault, f"injected failure of {command}", self.id)
             result = self._perform(command, index, deadline)

@@ -8,10 +8,11 @@ Events carry ids and values only, never live objects. Only leaf classes are emit
     Event
     ├── JobEvent                     job_id
     │   ├── JobStarted               total (None when the input has no len())
-    │   ├── JobFinished              done, failed, retried, elapsed, providers, error
+    │   ├── JobFinished              done, failed, retried, elapsed, providers, error, backups, backups_won
     │   └── FragmentEvent            index, provider_id
     │       ├── FragmentStarted      attempt
-    │       ├── FragmentFinished     attempt, duration
+    │       ├── BackupStarted        running_for (a backup copy of a straggler, speculate=True)
+    │       ├── FragmentFinished     attempt, duration, backup
     │       ├── FragmentRetried      attempt, reason, delay
     │       └── FragmentFailed       attempts, reason
     ├── ProviderEvent                provider_id, provider_name
@@ -82,6 +83,9 @@ class JobFinished(JobEvent):
     elapsed: float
     providers: Tuple[ProviderSummary, ...] = ()
     error: Optional[str] = None
+    #: Backup copies of stragglers started, and how many of them finished first.
+    backups: int = 0
+    backups_won: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -96,9 +100,18 @@ class FragmentStarted(FragmentEvent):
 
 
 @attrs.frozen(kw_only=True)
+class BackupStarted(FragmentEvent):
+    """A backup copy of a straggling fragment started on ``provider_id`` (``speculate=True``)."""
+
+    running_for: float
+
+
+@attrs.frozen(kw_only=True)
 class FragmentFinished(FragmentEvent):
     attempt: int
     duration: float
+    #: True when a backup copy delivered the result (the original was cancelled).
+    backup: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -16,6 +16,7 @@ from . import events as ev
 from ._scheduler.job import Job
 from ._scheduler.pool import Pool
 from ._scheduler.run import FragmentResult, JobRun
+from ._scheduler.speculation import Speculation, speculation_of
 from .errors import BrokenPool, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
 from .providers import from_name
@@ -92,6 +93,10 @@ class Golem:
             past it the call raises ``JobTimeoutError``.
         window: most unfinished fragments per call (input is read lazily); default
             ``4 * max_workers``, at least 16.
+        speculate: start a backup copy of a straggling fragment on an idle provider;
+            the first copy to finish wins and the other is cancelled. ``True`` uses
+            Spark's defaults, a :class:`Speculation` sets them. Speculated workers
+            must be idempotent: they may run twice. Not for ``execute_tasks``.
         progress: show a progress bar; None (default) shows one in a terminal or notebook.
         events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
     """
@@ -103,7 +108,7 @@ class Golem:
                  finalizer: Optional[Callable[..., Any]] = None,
                  batch_timeout: Optional[float] = None, fragment_timeout: Optional[float] = None,
                  timeout: Optional[float] = None, window: Optional[int] = None,
-                 progress: Optional[bool] = None,
+                 speculate: Union[bool, Speculation] = False, progress: Optional[bool] = None,
                  events: Union[ev.Consumer, Iterable[ev.Consumer], None] = None) -> None:
         # Everything is checked before the provider is built: a mistake costs nothing.
         _count("max_workers", max_workers)
@@ -120,6 +125,7 @@ class Golem:
         self.batch_timeout = _seconds("batch_timeout", batch_timeout)
         self.fragment_timeout = _seconds("fragment_timeout", fragment_timeout)
         self.timeout = _seconds("timeout", timeout)
+        self.speculation = speculation_of(speculate)
         self.provider, owned = from_name(provider, image, provider_options)
         self.max_workers = max_workers or max(1, int(self.provider.default_max_workers))
         self.window = window or max(16, 4 * self.max_workers)
@@ -176,7 +182,8 @@ class Golem:
         with self._lock:
             if self._submit_job is None:
                 self._submit_job = Job("submit", _run_bound, limit=self.max_workers,
-                                       fragment_timeout=self.fragment_timeout, collect=False)
+                                       fragment_timeout=self.fragment_timeout, collect=False,
+                                       speculation=self.speculation)
             job = self._submit_job
         fragment = job.new_fragment((_Bound(worker, args, kwargs),))
         self._pool.submit(fragment)
@@ -195,36 +202,39 @@ class Golem:
 
     def map(self, worker: Callable[..., Any], data: Iterable[Any], *, return_exceptions: bool = False,
             timeout: Optional[float] = None, max_workers: Optional[int] = None,
-            fragment_timeout: Optional[float] = None) -> Iterator[Any]:
+            fragment_timeout: Optional[float] = None, speculate: Union[bool, Speculation, None] = None
+            ) -> Iterator[Any]:
         """Run ``worker(ctx, item)`` for every item; yield results lazily in input order.
 
         A failed fragment raises at its position (``FragmentFailed`` after retries, or
         the worker's own exception), and the rest of the job is cancelled; with
         ``return_exceptions=True`` the exception is yielded in its place instead.
         Leaving the loop early cancels the unfinished fragments and kills their commands.
+        ``speculate`` overrides the Golem's setting for this call.
         """
         _driver.check_worker(worker)
         run = self._job_run("map", worker, data, timeout=timeout, max_workers=max_workers,
-                            fragment_timeout=fragment_timeout)
+                            fragment_timeout=fragment_timeout, speculate=speculate)
         return run.ordered(return_exceptions)
 
     def as_completed(self, worker: Callable[..., Any], data: Iterable[Any], *,
                      return_exceptions: bool = False, timeout: Optional[float] = None,
-                     max_workers: Optional[int] = None,
-                     fragment_timeout: Optional[float] = None) -> Iterator[FragmentResult]:
+                     max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None,
+                     speculate: Union[bool, Speculation, None] = None) -> Iterator[FragmentResult]:
         """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
         fragments finish."""
         _driver.check_worker(worker)
         run = self._job_run("as_completed", worker, data, timeout=timeout, max_workers=max_workers,
-                            fragment_timeout=fragment_timeout)
+                            fragment_timeout=fragment_timeout, speculate=speculate)
         return run.completed(return_exceptions)
 
     def for_each(self, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float] = None,
-                 max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None) -> None:
+                 max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None,
+                 speculate: Union[bool, Speculation, None] = None) -> None:
         """Run ``worker(ctx, item)`` for every item, for its side effects. Raises the first
         failure (and cancels the rest)."""
         for _ in self.as_completed(worker, data, timeout=timeout, max_workers=max_workers,
-                                   fragment_timeout=fragment_timeout):
+                                   fragment_timeout=fragment_timeout, speculate=speculate):
             pass
 
     def execute_tasks(self, worker: Callable[..., Any], data: Iterable[Any], max_workers: Optional[int] = None,
@@ -245,7 +255,7 @@ class Golem:
 
     def _job_run(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float],
                  max_workers: Optional[int], fragment_timeout: Optional[float], stream: bool = False,
-                 args_of: Any = None) -> JobRun:
+                 args_of: Any = None, speculate: Union[bool, Speculation, None] = None) -> JobRun:
         # Checked here, eagerly, so bad input fails at the call, before anything runs.
         self._check_open()
         iter(data)  # raises TypeError now for a non-iterable
@@ -257,7 +267,9 @@ class Golem:
         timeout = _seconds("timeout", timeout) if timeout is not None else self.timeout
         fragment_timeout = _seconds("fragment_timeout", fragment_timeout) or self.fragment_timeout
         limit = max_workers or self.max_workers
-        job = Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout, stream=stream)
+        speculation = self.speculation if speculate is None else speculation_of(speculate)
+        job = Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout, stream=stream,
+                  speculation=speculation)
         window = self.window if not stream else max(self.window, 2 * limit)
         total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
         extra = {} if args_of is None else {"args_of": args_of}

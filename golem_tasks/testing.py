@@ -209,6 +209,14 @@ class FakeProvider(Provider):
                 if session.id == session_id:
                     self._state.maybe_lose(session)
 
+    def slow_down(self, which: SessionRef, factor: float) -> None:
+        """Make one session's commands take ``factor`` times the provider's ``latency``
+        (a straggler, for speculation tests); it may be one not engaged yet."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise ConfigurationError(f"slow_down() factor must be a positive number, got {factor!r}")
+        with self._state.lock:
+            self._state.slowdowns[_session_id(which)] = float(factor)
+
     def fail_engage(self, n: Optional[int] = None, *, error: ErrorSpec = ProviderError) -> None:
         """Make the ``n``-th call of :meth:`engage` (counting from 1, failed calls
         included) raise ``error``; with ``n=None`` every later call does."""

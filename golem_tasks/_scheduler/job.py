@@ -7,14 +7,16 @@ own methods, under its own lock, so any thread may read a consistent snapshot. A
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 import time
 import queue
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from ..events import ProviderSummary
+from .speculation import Speculation
 
 _job_ids = itertools.count(1)
 
@@ -109,7 +111,8 @@ class Job:
     """
 
     def __init__(self, kind: str, worker: Callable[..., Any], *, limit: int,
-                 fragment_timeout: Optional[float], stream: bool = False, collect: bool = True) -> None:
+                 fragment_timeout: Optional[float], stream: bool = False, collect: bool = True,
+                 speculation: Optional[Speculation] = None) -> None:
         self.id = next(_job_ids)
         self.kind = kind
         self.worker = worker
@@ -126,6 +129,12 @@ class Job:
         self.failed = 0
         self.retried = 0
         self._tallies: Dict[str, ProviderTally] = {}
+        #: Backup copies of stragglers (never for task streams, whose worker holds many tasks).
+        self.speculation = None if stream else speculation
+        #: Durations of the latest delivered fragments, for the straggler threshold.
+        self._durations: Deque[float] = collections.deque(maxlen=1024)
+        self.backups_started = 0
+        self.backups_won = 0
         #: Fragments with an outcome, in the order they got it, for the caller to take
         #: (None for jobs nobody collects, such as submit()'s, whose futures are enough).
         self.outcomes: "Optional[queue.SimpleQueue[Fragment]]" = queue.SimpleQueue() if collect else None
@@ -164,8 +173,23 @@ class Job:
         if self.outcomes is not None:
             self.outcomes.put(fragment)
 
-    def delivered(self, provider_id: str, name: str, busy: float) -> None:
+    def straggler_after(self) -> Optional[float]:
+        """Seconds after which a running fragment of this job deserves a backup copy."""
+        if self.speculation is None:
+            return None
         with self._lock:
+            durations = list(self._durations)
+        return self.speculation.threshold(durations)
+
+    def backup_started(self) -> None:
+        with self._lock:
+            self.backups_started += 1
+
+    def delivered(self, provider_id: str, name: str, busy: float, backup: bool = False) -> None:
+        with self._lock:
+            if self.speculation is not None:
+                self._durations.append(busy)
+            self.backups_won += backup
             self.done += 1
             self._settled += 1
             tally = self._tally(provider_id, name)

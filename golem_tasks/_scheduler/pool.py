@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import events as ev
 from ..errors import BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError, ProviderLost, TaskRejected
@@ -81,6 +81,8 @@ class Pool:
         self._init_failures = 0
         self._budget_noted = False
         self._threads: List[threading.Thread] = []
+        #: Running attempts of speculative jobs' fragments: (slot, started) per copy.
+        self._attempts: Dict[Fragment, List[Tuple[Slot, float]]] = {}
         #: Jobs still reading their input (see input_started).
         self._feeding: Set[Job] = set()
         #: Callers waiting on ``_changed`` for running work to end; the hot path
@@ -248,8 +250,10 @@ class Pool:
         if self._all_ready:
             return  # the common case, checked without walking the slots
         engaging = [s for s in self._slots if s.engaging and not s.abort.is_set()]
-        if not engaging or self._feeding and not self._cancelled:
-            return  # a job still reading its input will queue more: a brief empty queue is no reason
+        if not engaging or (self._feeding or self._attempts) and not self._cancelled:
+            # A job still reading its input will queue more (a brief empty queue is no
+            # reason), and a speculative job may want a provider for a backup copy.
+            return
         wanted = 0 if self._cancelled else self._unserved()
         for slot in engaging[wanted:]:
             slot.abort.set()
@@ -304,9 +308,13 @@ class Pool:
                     return None
                 now = time.monotonic()
                 fragment = self._queue.take(lambda f, due: self._may_take(slot, f, now, due=due), now)
+                if fragment is None and not slot.leave:
+                    fragment = self._straggler(slot, now)
                 if fragment is not None:
                     self._running[fragment.job] = self._running.get(fragment.job, 0) + 1
                     slot.running(fragment.job)
+                    if fragment.job.speculation is not None:
+                        self._attempts.setdefault(fragment, []).append((slot, now))
                     self._abort_surplus()
                     return fragment
                 if slot.leave or (self._closed and not self._queue and not self._running):
@@ -329,12 +337,63 @@ class Pool:
                     return None
                 self._wait_idle(slot, job, now)
 
+    def _straggler(self, slot: Slot, now: float) -> Optional[Fragment]:
+        """A running fragment that deserves a backup copy on ``slot`` (locked)."""
+        if not self._attempts or self._closed:
+            return None
+        for fragment, copies in self._attempts.items():
+            job = fragment.job
+            if len(copies) != 1 or job.cancelled or fragment.future.done():
+                continue  # (a delivered fragment's losing copy may still be winding down)
+            original, started = copies[0]
+            if original.provider_id == slot.provider_id or slot.provider_id in fragment.failed_on:
+                continue
+            after = job.straggler_after()
+            if after is not None and now - started >= after:
+                job.backup_started()
+                if self.emitter.wants(ev.BackupStarted):
+                    self.emitter.emit(ev.BackupStarted(job_id=job.id, index=fragment.index,
+                                                       provider_id=slot.provider_id, running_for=now - started))
+                logger.info("fragment %s of job %s has run %.2f s (threshold %.2f s): a backup copy starts",
+                            fragment.index, job.id, now - started, after)
+                return fragment
+        return None
+
+    def poll_stragglers(self) -> None:
+        """Engage one more provider (within ``max_workers``) for a backup copy when a
+        speculative fragment straggles and no provider is idle or engaging to take it.
+        Called by a caller waiting for results; idle slots find stragglers themselves."""
+        with self._lock:
+            if not self._attempts or self._closed or self._broken is not None or \
+                    len(self._slots) >= self.max_workers or any(s.engaging for s in self._slots) or \
+                    any(s.waiting_for is None for s in self._idle):
+                return
+            now = time.monotonic()
+            for fragment, copies in self._attempts.items():
+                after = fragment.job.straggler_after() if len(copies) == 1 else None
+                if after is not None and not fragment.future.done() and now - copies[0][1] >= after:
+                    self._spawn()
+                    return
+
+    def _next_straggler_check(self, now: float) -> Optional[float]:
+        """When a running speculative fragment crosses its threshold (locked)."""
+        times = []
+        for fragment, copies in self._attempts.items():
+            after = fragment.job.straggler_after() if len(copies) == 1 and not fragment.future.done() else None
+            if after is not None:
+                times.append(copies[0][1] + after)
+        return max(now, min(times)) if times else None
+
     def _wait_idle(self, slot: Slot, stream: Optional[Job], now: float) -> None:
         due = self._queue.next_due(now, stream)
         if due is None and self._queue:
             # Work this slot may not take yet (a retry that failed here): look again
             # once it may fall back to this provider.
             due = now + FALLBACK_AFTER
+        if stream is None and self._attempts:
+            check = self._next_straggler_check(now)
+            if check is not None:
+                due = check if due is None else min(due, check)
         slot.waiting_for = stream
         self._idle.append(slot)
         slot.cond.wait(None if due is None else max(0.0, due - now))
@@ -342,8 +401,13 @@ class Pool:
             self._idle.remove(slot)
         slot.waiting_for = None
 
-    def _finished_running(self, slot: Slot, job: Job) -> None:
+    def _finished_running(self, slot: Slot, job: Job, fragment: Fragment) -> None:
         with self._lock:
+            copies = self._attempts.get(fragment)
+            if copies is not None:
+                copies[:] = [c for c in copies if c[0] is not slot]
+                if not copies:
+                    del self._attempts[fragment]
             count = self._running[job] - 1
             if count:
                 self._running[job] = count
@@ -416,7 +480,8 @@ class Pool:
             with self._lock:
                 self._engage_failures = 0
                 slot.engaged(session)
-                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved() and not self._feeding
+                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved() and not self._feeding \
+                    and not self._attempts
                 if slot.abort.is_set() and not unwanted:
                     slot.abort = threading.Event()  # work came back meanwhile: it is wanted after all
             self.emitter.emit(ev.ProviderEngaged(provider_id=session.info.id, provider_name=session.info.name))
@@ -470,10 +535,10 @@ class Pool:
                     outcomes = [attempt.run_fragment(session, fragment, self._settings)]
                 verdict = None
                 for outcome in outcomes:
-                    verdict = self._settle(outcome) or verdict
+                    verdict = self._settle(outcome, slot) or verdict
                 in_hand.clear()  # settled; on a crash the caller fails what is left in hand
             finally:
-                self._finished_running(slot, job)
+                self._finished_running(slot, job, fragment)
             if verdict is not None:
                 return verdict
             if not session.usable:  # stopped by the backend (timeout, budget): no attempt wasted
@@ -491,27 +556,45 @@ class Pool:
             while fragment is not None:
                 yield fragment
                 for outcome in stream.drain():  # the worker asks for its next task: settle the last
-                    self._settle(outcome)
+                    self._settle(outcome, slot)
                 fragment = self._take_for_stream(slot, job)
                 if fragment is not None:
                     in_hand.append(fragment)
         return stream.run(fragments())
 
     # -------------------------------------------------------------- outcomes
-    def _settle(self, outcome: Outcome) -> Optional["tuple[str, bool]"]:
+    def _settle(self, outcome: Outcome, slot: Slot) -> Optional["tuple[str, bool]"]:
         """Apply the decision for ``outcome``. Returns (reason, excluded) when the
         provider must be released."""
         fragment, info = outcome.fragment, outcome.provider
         job = fragment.job
         if outcome.skipped:
             return None
+        others: List[Slot] = []
+        backup = False
+        if job.speculation is not None:
+            with self._lock:
+                copies = self._attempts.get(fragment, [])
+                others = [c[0] for c in copies if c[0] is not slot]
+                backup = bool(copies) and copies[0][0] is not slot
         if outcome.error is None and outcome.rejection is None:
             self._provider_succeeded(info.id)
-            job.delivered(info.id, info.name, outcome.elapsed)
-            fragment.resolve(outcome.value)
+            if not fragment.resolve(outcome.value):
+                return None  # the other copy of a speculated fragment won
+            job.delivered(info.id, info.name, outcome.elapsed, backup=backup)
+            self._cancel_copies(others)
+            if job.speculation is not None:
+                self._recheck_stragglers()
             if self.emitter.wants(ev.FragmentFinished):
                 self.emitter.emit(ev.FragmentFinished(job_id=job.id, index=fragment.index, provider_id=info.id,
-                                                      attempt=fragment.attempt, duration=outcome.elapsed))
+                                                      attempt=fragment.attempt, duration=outcome.elapsed,
+                                                      backup=backup))
+            return None
+        if fragment.future.done():
+            return None  # a copy that lost the race (and was cancelled): nothing to decide
+        if others and outcome.error is not None:
+            # The other copy still runs and may succeed: only remember why this one failed.
+            fragment.failed_attempt(outcome.error, info.id)
             return None
         if outcome.rejection is not None:
             reason, retry = outcome.rejection
@@ -538,6 +621,25 @@ class Pool:
             if self._over_limit(info.id):
                 return f"failed {self._failures.get(info.id, 0)} attempts in a row", True
         return None
+
+    def _recheck_stragglers(self) -> None:
+        """A new duration moved the straggler threshold: idle slots look again."""
+        with self._lock:
+            if self._attempts:
+                for slot in [s for s in self._idle if s.waiting_for is None]:
+                    self._idle.remove(slot)
+                    slot.cond.notify()
+
+    def _cancel_copies(self, slots: List[Slot]) -> None:
+        """Stop the other copies of a fragment that was just delivered."""
+        sessions = []
+        with self._lock:
+            for slot in slots:
+                if slot.session is not None:
+                    slot.cancel_running()
+                    sessions.append(slot.session)
+        for session in sessions:
+            _cancel(session)
 
     def _apply(self, fragment: Fragment, choice: decision.Decision, provider_id: str, name: str,
                elapsed: float) -> None:

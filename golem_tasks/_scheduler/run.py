@@ -148,6 +148,8 @@ class JobRun:
             try:
                 fragment = self.done.get(timeout=timeout)
             except queue.Empty:
+                if self.job.speculation is not None:
+                    self.pool.poll_stragglers()
                 continue
             self.unfinished -= 1
             return fragment
@@ -194,7 +196,8 @@ class _Scope:
                 f"{type(error).__name__}: {error}".splitlines()[0]
             run.emitter.emit(ev.JobFinished(
                 job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
-                elapsed=time.monotonic() - job.started, providers=job.summary(), error=failure))
+                elapsed=time.monotonic() - job.started, providers=job.summary(), error=failure,
+                backups=job.backups_started, backups_won=job.backups_won))
 
 
 def _error(future: "Future[Any]") -> Optional[BaseException]:
