@@ -52,8 +52,8 @@ __all__ = (
     "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
-    "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
-    "WorkerError",
+    "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl",
+    "WorkContext", "WorkerError",
 )
 
 # The library never configures logging; applications do (requests does the same).
