@@ -36,7 +36,22 @@ from .errors import (
     UnexpectedCommand,
     WorkerError,
 )
+from .events import (
+    CommandOutput,
+    CostsSettled,
+    Event,
+    FragmentFinished,
+    FragmentRetried,
+    FragmentStarted,
+    InitializerFailed,
+    JobFinished,
+    JobStarted,
+    ProviderEngaged,
+    ProviderReleased,
+    ProviderSummary,
+)
 from .golem import Golem
+from .logs import log_to_stderr
 from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
@@ -53,6 +68,11 @@ __all__ = (
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
     "WorkerError",
+    # events (the event a fragment failed for good is golem_tasks.events.FragmentFailed:
+    # the name FragmentFailed here is the exception)
+    "CommandOutput", "CostsSettled", "Event", "FragmentFinished", "FragmentRetried", "FragmentStarted",
+    "InitializerFailed", "JobFinished", "JobStarted", "ProviderEngaged", "ProviderReleased", "ProviderSummary",
+    "log_to_stderr",
 )
 
 # The library never configures logging; applications do (requests does the same).
