@@ -7,16 +7,22 @@ import logging
 from typing import List, Optional
 
 
-def parser(description: str, image: str) -> argparse.ArgumentParser:
+def parser(doc: str, image: str) -> argparse.ArgumentParser:
+    """The shared options; the description is the first paragraph of the example's
+    docstring, whole (its first line alone stops mid-sentence)."""
+    description = " ".join(doc.split("\n\n")[0].split())
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--provider", default=None, choices=("local", "golem"),
-                   help="'local' (default: this machine) or 'golem' (the Golem Network through "
-                        "yagna: set YAGNA_APPKEY, YAGNA_API_URL); or set GOLEM_TASKS_PROVIDER")
+                   help="where fragments run: 'local' (this machine, the default) or 'golem' (the Golem "
+                        "Network through the yagna daemon named by YAGNA_API_URL and YAGNA_APPKEY); "
+                        "GOLEM_TASKS_PROVIDER sets the default")
     p.add_argument("--image", default=image,
-                   help=f"VM image for the golem provider, a tag or a hash (default {image})")
-    p.add_argument("--max-workers", type=int, default=None, help="providers engaged at once")
+                   help=f"the VM image the golem provider boots, a tag or a hash (default: {image}); "
+                        "the local provider ignores it")
+    p.add_argument("--max-workers", type=int, default=None,
+                   help="how many providers are engaged at once (default: the CPU count locally, 5 on Golem)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what the scheduler does")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the scheduler does (INFO level)")
     return p
 
 

@@ -68,10 +68,11 @@ def crack(ctx, chunk):
 
 
 def main(argv: Optional[List[str]] = None) -> Optional[str]:
-    p = parser(__doc__.splitlines()[0], IMAGE)
-    p.add_argument("--password", default="golem", help="the word whose hash we crack (lowercase)")
-    p.add_argument("--hash", default=None, help="a SHA-256 hex digest to crack instead")
-    p.add_argument("--chunk-size", type=int, default=50_000)
+    p = parser(__doc__, IMAGE)
+    p.add_argument("--password", default="golem", help="the lowercase word whose hash is cracked (default: golem)")
+    p.add_argument("--hash", default=None, help="a SHA-256 hex digest to crack instead of the password's")
+    p.add_argument("--chunk-size", type=int, default=50_000,
+                   help="words per fragment (default: 50000)")
     args = parse(p, argv)
     target = args.hash or hashlib.sha256(args.password.encode()).hexdigest()
     length = len(args.password)

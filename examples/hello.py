@@ -25,7 +25,7 @@ def hello(ctx):
 
 
 def main(argv: Optional[List[str]] = None) -> str:
-    args = parse(parser(__doc__.splitlines()[0], IMAGE), argv)
+    args = parse(parser(__doc__, IMAGE), argv)
     with Golem(**golem_options(args)) as golem:
         answer = golem.run(hello)
     print(answer)

@@ -36,9 +36,9 @@ def throw_darts(ctx, job):
 
 
 def main(argv: Optional[List[str]] = None) -> float:
-    p = parser(__doc__.splitlines()[0], IMAGE)
-    p.add_argument("--fragments", type=int, default=16)
-    p.add_argument("--samples", type=int, default=200_000, help="darts per fragment")
+    p = parser(__doc__, IMAGE)
+    p.add_argument("--fragments", type=int, default=16, help="how many fragments (seeds) to run (default: 16)")
+    p.add_argument("--samples", type=int, default=200_000, help="darts each fragment throws (default: 200000)")
     args = parse(p, argv)
     jobs = ((seed, args.samples) for seed in range(args.fragments))
     with Golem(**golem_options(args)) as golem:

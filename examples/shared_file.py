@@ -47,9 +47,11 @@ def count(ctx, word):
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, int]:
-    p = parser(__doc__.splitlines()[0], IMAGE)
-    p.add_argument("words", nargs="*", default=["golem", "provider", "sandbox", "banana"])
-    p.add_argument("--repeat", type=int, default=1000, help="copies of the corpus text")
+    p = parser(__doc__, IMAGE)
+    p.add_argument("words", nargs="*", default=["golem", "provider", "sandbox", "banana"],
+                   help="the words to count, one fragment each (default: golem provider sandbox banana)")
+    p.add_argument("--repeat", type=int, default=1000,
+                   help="how many copies of the corpus text the shared file holds (default: 1000)")
     args = parse(p, argv)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = make_corpus(Path(tmp), args.repeat)

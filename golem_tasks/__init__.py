@@ -36,7 +36,23 @@ from .errors import (
     UnexpectedCommand,
     WorkerError,
 )
+from .events import (
+    BackupStarted,
+    CommandOutput,
+    CostsSettled,
+    Event,
+    FragmentFinished,
+    FragmentRetried,
+    FragmentStarted,
+    InitializerFailed,
+    JobFinished,
+    JobStarted,
+    ProviderEngaged,
+    ProviderReleased,
+    ProviderSummary,
+)
 from .golem import Golem
+from .logs import log_to_stderr
 from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
@@ -54,6 +70,12 @@ __all__ = (
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl",
     "WorkContext", "WorkerError",
+    # events (the event a fragment failed for good is golem_tasks.events.FragmentFailed:
+    # the name FragmentFailed here is the exception)
+    "BackupStarted", "CommandOutput", "CostsSettled", "Event", "FragmentFinished", "FragmentRetried",
+    "FragmentStarted", "InitializerFailed", "JobFinished", "JobStarted", "ProviderEngaged", "ProviderReleased",
+    "ProviderSummary",
+    "log_to_stderr",
 )
 
 # The library never configures logging; applications do (requests does the same).

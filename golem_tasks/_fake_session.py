@@ -202,11 +202,11 @@ class FakeSession(SequentialSession):
             return CommandResult(command=command, index=index)
         if isinstance(command, SendUrl):
             with self._state.lock:
-                data = self._state.urls.get(command.url)
-            if data is None:
+                fetched = self._state.urls.get(command.url)
+            if fetched is None:
                 raise CommandExecutionError(f"GET {command.url} answered HTTP 404 (the FakeProvider serves "
                                             f"only the URLs given as FakeProvider(urls={{...}}))")
-            self.files[command.dst] = data
+            self.files[command.dst] = fetched
             return CommandResult(command=command, index=index)
         if isinstance(command, UploadUrl):
             data = self._remote_file(command.src)

@@ -1,18 +1,26 @@
-"""The ``golem-tasks`` command: ``golem-tasks localnet up|env|down``."""
+"""The ``golem-tasks`` command: ``golem-tasks localnet up|env|down`` and ``--version``."""
 
 from __future__ import annotations
 
 import sys
 from typing import List, Optional
 
-USAGE = """usage: golem-tasks COMMAND ...
+USAGE = """usage: golem-tasks [--version] COMMAND ...
 
 commands:
-  localnet up [--providers N]   run a whole Golem network on this machine (127.0.0.1 only)
-  localnet env                  print its YAGNA_API_URL, YAGNA_APPKEY, GOLEM_TASKS_REGISTRY_URL
-  localnet down                 stop it
+  localnet up [--providers N] [--detach]
+                 run a whole Golem network on this machine (127.0.0.1 only): the yagna
+                 daemon, N providers, a payment chain stub and an image registry
+  localnet env   print the export lines of the running one (YAGNA_API_URL, YAGNA_APPKEY,
+                 GOLEM_TASKS_REGISTRY_URL): eval "$(golem-tasks localnet env)"
+  localnet down  stop it
 
-localnet needs the extra: pip install 'golem_tasks[localnet]'"""
+options:
+  -h, --help     show this help and exit
+  -V, --version  print the golem_tasks version and exit
+
+'golem-tasks localnet --help' explains every localnet option. localnet needs the
+extra: pip install 'golem_tasks[localnet]' (from a checkout: pip install '.[localnet]')."""
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -20,6 +28,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+        print(f"golem-tasks {__version__}")
+        return 0
     if args[0] == "localnet":
         from .localnet.cli import main as localnet_main
         return int(localnet_main(args[1:]) or 0)

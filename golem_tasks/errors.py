@@ -233,8 +233,22 @@ class FragmentFailed(GolemTasksError):
             if cause is self:
                 continue
             first_line = str(cause).splitlines()[0] if str(cause) else ""
-            lines.append(f"  attempt {number}: {type(cause).__name__}: {first_line}")
+            line = f"  attempt {number}: {type(cause).__name__}: {first_line}"
+            # What the program said is usually the answer (a missing file, a traceback's
+            # last line is too far down); its first line saves reading the chained cause.
+            said = _first_line(getattr(cause, "stderr", None))
+            if said:
+                line += f"; stderr: {said}"
+            lines.append(line)
         return "\n".join(lines)
+
+
+def _first_line(text: Any, limit: int = 200) -> str:
+    """The first non-blank line of a command's stderr, cut to ``limit`` characters."""
+    if not isinstance(text, str):
+        return ""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 class TaskRejected(FragmentFailed):

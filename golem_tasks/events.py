@@ -160,6 +160,11 @@ def _decimal_items(value: Any) -> Tuple[Tuple[str, Decimal], ...]:
     return tuple(sorted((str(k), Decimal(v)) for k, v in items))
 
 
+def _str_items(value: Any) -> Tuple[Tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
 @attrs.frozen(kw_only=True)
 class CostsSettled(Event):
     """The final bill of a provider that charges (Golem), when it closes.
@@ -168,11 +173,15 @@ class CostsSettled(Event):
         costs: ``(provider_id, accepted amount)`` pairs, sorted by id (Decimal, never float).
         total: their sum.
         unpaid: agreements whose invoice did not arrive within the wait.
+        names: ``(provider_id, name)`` pairs, for the providers that have a name.
+        token: what the amounts are in: ``"tGLM"`` on a testnet, ``"GLM"`` on mainnet.
     """
 
     costs: Tuple[Tuple[str, Decimal], ...] = attrs.field(converter=_decimal_items)
     total: Decimal
     unpaid: Tuple[str, ...] = ()
+    names: Tuple[Tuple[str, str], ...] = attrs.field(default=(), converter=_str_items)
+    token: str = "GLM"
 
 
 @attrs.frozen(kw_only=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, Dict, Optional
+import weakref
+from collections import Counter
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from . import events as ev
 
@@ -31,6 +34,41 @@ def progress_wanted(progress: Optional[bool]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) or in_notebook()
 
 
+def short_id(provider_id: str) -> str:
+    """A provider id short enough to read: ``0x1234abcd`` for a node id, else the id."""
+    if provider_id.startswith("0x") and len(provider_id) > 10:
+        return provider_id[:10]
+    return provider_id
+
+
+def provider_labels(providers: Iterable[Tuple[str, str]]) -> Dict[str, str]:
+    """How the summary names each ``(id, name)``: by name, with the short id added only
+    where two providers share a name, and the short id alone for a nameless one. A name
+    that already holds the id (the local provider's ``local-1 (bwrap)``) is left as it is."""
+    pairs = list(providers)
+    counts = Counter(name for _, name in pairs if name)
+    labels = {}
+    for provider_id, name in pairs:
+        if not name:
+            labels[provider_id] = short_id(provider_id)
+        elif counts[name] > 1 and provider_id not in name:
+            labels[provider_id] = f"{name} ({short_id(provider_id)})"
+        else:
+            labels[provider_id] = name
+    return labels
+
+
+def format_amount(amount: Decimal, token: str = "GLM") -> str:
+    """``amount`` rounded to 6 significant digits, in plain notation, with its token."""
+    if amount.is_zero() or not amount.is_finite():
+        return f"{0 if amount.is_zero() else amount} {token}"
+    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - 5), rounding=ROUND_HALF_EVEN)
+    text = f"{rounded:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {token}"
+
+
 def format_summary(event: ev.JobFinished) -> str:
     """The end-of-job summary, one line per provider."""
     head = (f"job {event.job_id}: {event.done} done, {event.failed} failed, {event.retried} retried "
@@ -38,19 +76,27 @@ def format_summary(event: ev.JobFinished) -> str:
     if event.error:
         head += f" ({event.error})"
     lines = [head]
+    labels = provider_labels((p.provider_id, p.provider_name) for p in event.providers)
     for p in event.providers:
-        lines.append(f"  {p.provider_name} ({p.provider_id}): {p.done} done, {p.failed} failed, "
-                     f"busy {p.busy:.2f} s")
+        lines.append(f"  {labels[p.provider_id]}: {p.done} done, {p.failed} failed, busy {p.busy:.2f} s")
     return "\n".join(lines)
 
 
 def format_costs(event: ev.CostsSettled) -> str:
-    """The bill: cost per provider and the total."""
-    lines = [f"cost: {event.total} in total"]
-    lines += [f"  {provider}: {amount}" for provider, amount in event.costs]
+    """The bill: cost per provider and the total, rounded, with the token."""
+    names = dict(event.names)
+    labels = provider_labels((provider_id, names.get(provider_id, "")) for provider_id, _ in event.costs)
+    lines = [f"cost: {format_amount(event.total, event.token)} in total"]
+    lines += [f"  {labels[provider]}: {format_amount(amount, event.token)}" for provider, amount in event.costs]
     if event.unpaid:
         lines.append(f"  no invoice in time for {len(event.unpaid)} agreement(s): {', '.join(event.unpaid)}")
     return "\n".join(lines)
+
+
+#: Jobs whose summary a progress bar prints, and whether a bar shows the bill: the log
+#: record of those is marked so :func:`golem_tasks.log_to_stderr` does not print it twice.
+_on_screen_jobs: Set[int] = set()
+_bars: "weakref.WeakSet[ProgressBar]" = weakref.WeakSet()
 
 
 class SummaryLogger:
@@ -58,9 +104,11 @@ class SummaryLogger:
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobFinished):
-            summary_logger.info("%s", format_summary(event))
+            shown = event.job_id in _on_screen_jobs
+            summary_logger.info("%s", format_summary(event), extra={"golem_tasks_on_screen": shown})
         elif isinstance(event, ev.CostsSettled):
-            summary_logger.info("%s", format_costs(event))
+            shown = len(_bars) > 0
+            summary_logger.info("%s", format_costs(event), extra={"golem_tasks_on_screen": shown})
 
 
 class ProgressBar:
@@ -72,6 +120,7 @@ class ProgressBar:
         self._counts: Dict[int, Dict[str, int]] = {}
         self._lock = threading.Lock()
         self._file = file
+        _bars.add(self)
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobStarted):
@@ -89,10 +138,8 @@ class ProgressBar:
             counts = self._counts[event.job_id]
             if isinstance(event, ev.FragmentFinished):
                 counts["done"] += 1
-                bar.update(1)
             elif isinstance(event, ev.FragmentFailed):
                 counts["failed"] += 1
-                bar.update(1)
             elif isinstance(event, ev.FragmentRetried):
                 counts["retried"] += 1
             elif isinstance(event, ev.JobFinished):
@@ -100,7 +147,10 @@ class ProgressBar:
                 return
             else:
                 return
+            # The postfix first, then the step that redraws: the counts and the bar move together.
             bar.set_postfix(counts, refresh=False)
+            if not isinstance(event, ev.FragmentRetried):
+                bar.update(1)
 
     def _start(self, event: ev.JobStarted) -> None:
         tqdm = _tqdm_class()
@@ -112,13 +162,15 @@ class ProgressBar:
 
         with self._lock:
             self._bars[event.job_id] = Bar(total=event.total, desc=f"{event.kind} #{event.job_id}",
-                                            unit="frag", file=self._file or sys.stderr, leave=True)
+                                            unit="fragments", file=self._file or sys.stderr, leave=True)
             self._counts[event.job_id] = {"done": 0, "failed": 0, "retried": 0}
+            _on_screen_jobs.add(event.job_id)
 
     def _finish(self, event: ev.JobFinished, bar: Any) -> None:
         bar.close()
         del self._bars[event.job_id]
         del self._counts[event.job_id]
+        _on_screen_jobs.discard(event.job_id)
         bar.write(format_summary(event), file=self._file or sys.stderr)
 
 

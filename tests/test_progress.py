@@ -102,5 +102,73 @@ def test_a_backend_events_reach_the_golem_consumers_and_the_bill_is_logged(caplo
     fake.close()
     (bill,) = [e for e in seen if isinstance(e, events.CostsSettled)]
     assert bill.costs == (("fake-1", Decimal("0.25")), ("fake-2", Decimal("0.5")))
-    assert "cost: 0.75 in total" in caplog.text and "fake-2: 0.5" in caplog.text
+    assert "cost: 0.75 GLM in total" in caplog.text and "fake-2: 0.5 GLM" in caplog.text
     assert "no invoice in time for 1 agreement(s): agreement-9" in caplog.text
+
+
+def test_the_bar_counts_in_fragments_with_its_postfix_in_step():
+    out = io.StringIO()
+    with make_golem(echo_provider(), max_workers=1, events=ProgressBar(file=out)) as golem:
+        list(golem.map(echo, range(3)))
+    frames = out.getvalue().replace("\r", "\n").splitlines()
+    assert any("3/3" in frame and "fragments" in frame for frame in frames)
+    for frame in frames:  # every drawn frame: the done= count is the bar's own count
+        if "/3 [" in frame and "done=" in frame:
+            assert frame.split("/3 [")[0].split()[-1] == frame.split("done=")[1].split(",")[0], frame
+
+
+def test_the_summary_names_providers_once_and_the_bill_is_rounded_with_its_token():
+    from decimal import Decimal
+
+    from golem_tasks.progress import format_costs
+
+    finished = events.JobFinished(job_id=1, done=2, failed=0, retried=0, elapsed=1.0, providers=(
+        events.ProviderSummary(provider_id="local-1", provider_name="local-1 (bwrap)", done=1),
+        events.ProviderSummary(provider_id="0xaaaa1111bbbb2222", provider_name="alice", done=1),
+        events.ProviderSummary(provider_id="0xcccc3333dddd4444", provider_name="alice"),
+        events.ProviderSummary(provider_id="0xeeee5555ffff6666", provider_name=""),
+    ))
+    lines = format_summary(finished).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "local-1 (bwrap)", "alice (0xaaaa1111)", "alice (0xcccc3333)", "0xeeee5555"]
+    bill = events.CostsSettled(costs={"0xaaaa1111bbbb2222": Decimal("0.000123456789012345678"),
+                                      "0xeeee5555ffff6666": Decimal("2")},
+                               total=Decimal("2.000123456789012345678"), names={"0xaaaa1111bbbb2222": "alice"},
+                               token="tGLM")
+    assert format_costs(bill).splitlines() == [
+        "cost: 2.00012 tGLM in total", "  alice: 0.000123457 tGLM", "  0xeeee5555: 2 tGLM"]
+
+
+def test_log_to_stderr_shows_the_summary_once_with_or_without_the_bar(capsys):
+    import golem_tasks
+
+    handler = golem_tasks.log_to_stderr(level="INFO")
+    try:
+        assert golem_tasks.log_to_stderr("info") is not handler  # a second call replaces the first
+        with make_golem(echo_provider(), max_workers=1, progress=False) as golem:
+            golem.run(echo, "x")
+        assert capsys.readouterr().err.count("0 retried in") == 1
+        with make_golem(echo_provider(), max_workers=1, progress=True) as golem:
+            golem.run(echo, "x")
+        assert capsys.readouterr().err.count("0 retried in") == 1  # the bar's, not the log's too
+    finally:
+        logger = logging.getLogger("golem_tasks")
+        for h in list(logger.handlers):
+            if not isinstance(h, logging.NullHandler):
+                logger.removeHandler(h)
+        logger.setLevel(logging.NOTSET)
+
+
+def test_a_failed_fragment_shows_the_first_stderr_line_of_each_attempt():
+    from golem_tasks import FragmentFailed
+
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run(lambda line: True, exit_code=1, stderr="\ncat: data.csv: No such file or directory\nmore\n")
+    with make_golem(fake, max_workers=1, max_retries=1) as golem:
+        try:
+            golem.run(echo, "x")
+        except FragmentFailed as exc:
+            message = str(exc)
+    attempts = message.splitlines()[1:]
+    assert len(attempts) == 2
+    assert all(line.endswith("; stderr: cat: data.csv: No such file or directory") for line in attempts)

@@ -33,3 +33,13 @@ def test_readme_opens_with_the_two_commands():
     assert "pytest" in commands[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert commands[1].strip() in ci, ".ci/run must run the README's test command"
+
+
+def test_every_python_block_in_the_readme_compiles():
+    """The blocks that need a daemon or a worker defined elsewhere are not run, but
+    each is Python that parses, fenced as python."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    for block in blocks:
+        compile(block, str(README), "exec")
+    assert any('Golem(provider="golem"' in block for block in blocks)
+    assert "```text" not in README.read_text()

@@ -20,8 +20,8 @@ import os
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Dict, Optional
 
 #: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``.
 PR_SET_PDEATHSIG = 1
@@ -63,11 +63,17 @@ class Spawner:
     def __init__(self, name: str) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"golem_tasks-localnet-{name}")
 
-    def popen(self, args: Any, **kwargs: Any) -> "subprocess.Popen[bytes]":
+    def popen(self, args: Any, **kwargs: Any) -> "subprocess.Popen[Any]":
         """``subprocess.Popen(args, **kwargs)``, killed if this process dies."""
         kwargs.setdefault("preexec_fn", die_with_parent())
-        return self._pool.submit(subprocess.Popen, args, **kwargs).result()
+        future: "Future[subprocess.Popen[Any]]" = self._pool.submit(_popen, args, kwargs)
+        return future.result()
 
     def close(self) -> None:
         """End the spawning thread: call it once the processes it started have ended."""
         self._pool.shutdown(wait=True)
+
+
+def _popen(args: Any, kwargs: Dict[str, Any]) -> "subprocess.Popen[Any]":
+    # A plain function gives mypy one Popen type; Popen itself is generic in its mode.
+    return subprocess.Popen(args, **kwargs)

@@ -1,15 +1,7 @@
 """``golem-tasks localnet`` / ``python -m golem_tasks.localnet``: run a local network.
 
-Commands::
-
-    up [--providers N]   start everything, print the client environment, run until
-                         Ctrl-C / SIGTERM / ``down``, then stop everything
-    env                  print ``export YAGNA_API_URL=... YAGNA_APPKEY=...
-                         GOLEM_TASKS_REGISTRY_URL=...`` of the running one
-    down                 stop the running one (SIGTERM to ``up``, wait for it)
-
-``up`` records its pid and client settings in a state file (``--state-file``; default
-in ``$XDG_RUNTIME_DIR`` or the temp directory) that ``env`` and ``down`` read.
+The help text the command prints is :data:`DESCRIPTION` (plain text); ``up`` records
+its pid and client settings in a state file that ``env`` and ``down`` read.
 """
 
 from __future__ import annotations
@@ -19,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +20,23 @@ from typing import Any, Dict, List, Optional
 
 from .errors import LocalNetError
 from .network import LocalNet
+
+
+DESCRIPTION = """\
+Run a whole Golem network on this machine, on 127.0.0.1 only: the real yagna daemon
+(from the golem-node package), a loopback payment chain, a loopback image registry and
+N providers that run commands in the local sandbox.
+
+commands:
+  up     start it and print the client environment as export lines; it then runs in
+         this terminal until Ctrl-C or 'down' (use a second shell), or, with --detach,
+         in the background while the command returns
+  env    print the export lines of the running network again: each 'up' makes new
+         ports and a new app key, so re-export after every 'up':
+           eval "$(golem-tasks localnet env)"
+  down   stop the running network (the one recorded in the state file)
+
+'golem-tasks localnet up --help' explains the options of 'up'."""
 
 
 def default_state_file() -> str:
@@ -40,6 +50,14 @@ def _read_state(path: str) -> Dict[str, Any]:
             return dict(json.load(f))
     except FileNotFoundError:
         raise SystemExit(f"no local network is running (no {path})") from None
+
+
+def _write_state(path: str, state: Dict[str, Any]) -> None:
+    # Written aside and renamed: a reader (env, a detached up) never sees half of it.
+    partial = f"{path}.{os.getpid()}.part"
+    with open(partial, "w") as f:
+        json.dump(state, f)
+    os.replace(partial, path)
 
 
 def _alive(pid: int) -> bool:
@@ -61,13 +79,19 @@ def _exports(env: Dict[str, str]) -> str:
     return "\n".join(f"export {key}={value}" for key, value in sorted(env.items()))
 
 
+def _running(state_file: str) -> bool:
+    return os.path.exists(state_file) and _alive(int(_read_state(state_file).get("pid", 0)))
+
+
 def up(args: argparse.Namespace) -> int:
-    if os.path.exists(args.state_file) and _alive(int(_read_state(args.state_file).get("pid", 0))):
+    if _running(args.state_file):
         print(
             f"a local network is already running ({args.state_file}); stop it with 'down'",
             file=sys.stderr,
         )
         return 1
+    if args.detach:
+        return _up_detached(args)
     stop = threading.Event()
     # SIGTERM (from `down`) ends the wait like Ctrl-C does; both then stop everything.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -81,8 +105,7 @@ def up(args: argparse.Namespace) -> int:
         return 1
     try:
         state = {"pid": os.getpid(), "env": net.env, "workdir": net.workdir}
-        with open(args.state_file, "w") as f:
-            json.dump(state, f)
+        _write_state(args.state_file, state)
         print(_exports(net.env), flush=True)
         assert net.requestor is not None
         print(
@@ -91,7 +114,7 @@ def up(args: argparse.Namespace) -> int:
         )
         for provider in net.providers:
             print(f"# {provider.name} {provider.node_id}", file=sys.stderr)
-        print("# Ctrl-C or 'down' stops it", file=sys.stderr, flush=True)
+        print("# Ctrl-C or 'golem-tasks localnet down' stops it", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -104,6 +127,54 @@ def up(args: argparse.Namespace) -> int:
         ):
             os.unlink(args.state_file)
     return 0
+
+
+def _up_detached(args: argparse.Namespace) -> int:
+    """Run ``up`` (without ``--detach``) in a new session, wait until it recorded its
+    state, print the exports and return; its output goes to ``<state file>.log``."""
+    log_path = args.state_file + ".log"
+    command = [sys.executable, "-m", "golem_tasks.localnet", "--state-file", args.state_file, "up",
+               "--providers", str(args.providers)]
+    for flag, value in (("--sandbox", args.sandbox), ("--workdir", args.workdir)):
+        if value is not None:
+            command += [flag, value]
+    command += ["--debug"] * args.debug + ["--verbose"] * args.verbose
+    with open(log_path, "w") as log:
+        # A new session: the network outlives this shell's Ctrl-C and the command itself.
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            print(f"local network did not start (exit code {child.returncode}):\n{_tail(log_path)}",
+                  file=sys.stderr)
+            return 1
+        state = _state_of(args.state_file, child.pid)
+        if state is not None:
+            print(_exports(state["env"]), flush=True)
+            print(f"# running in the background (pid {child.pid}, log {log_path}); "
+                  "'golem-tasks localnet down' stops it", file=sys.stderr)
+            return 0
+        time.sleep(0.1)
+    child.terminate()
+    child.wait()
+    print(f"local network did not start within {args.timeout:g} s:\n{_tail(log_path)}", file=sys.stderr)
+    return 1
+
+
+def _state_of(path: str, pid: int) -> Optional[Dict[str, Any]]:
+    """The state ``pid`` recorded in ``path``, or None while it has not (yet)."""
+    try:
+        with open(path) as f:
+            state = dict(json.load(f))
+    except (FileNotFoundError, ValueError):  # not written yet, or half written
+        return None
+    return state if state.get("pid") == pid else None
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:]).rstrip()
 
 
 def env(args: argparse.Namespace) -> int:
@@ -133,19 +204,42 @@ def down(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="golem-tasks localnet", description=__doc__.split("\n")[0])
-    main.add_argument("--state-file", default=default_state_file())
-    commands = main.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("up", help="start a local network and run until stopped")
-    start.add_argument("--providers", type=int, default=2)
-    start.add_argument("--sandbox", choices=("bwrap", "host"), default=None)
-    start.add_argument("--workdir", default=None, help="keep the daemon's data here")
-    start.add_argument("--debug", action="store_true", help="daemon debug logs")
-    start.add_argument("-v", "--verbose", action="store_true", help="log what the providers do")
+    raw = argparse.RawDescriptionHelpFormatter
+    main = argparse.ArgumentParser(prog="golem-tasks localnet", description=DESCRIPTION, formatter_class=raw)
+    main.add_argument("--state-file", default=default_state_file(), metavar="PATH",
+                      help="where 'up' records its pid and environment for 'env' and 'down' "
+                           "(default: %(default)s)")
+    commands = main.add_subparsers(dest="command", required=True, metavar="{up,env,down}")
+    start = commands.add_parser(
+        "up", help="start a local network", formatter_class=raw,
+        description="Start a local network, print its client environment as export lines, and run it\n"
+                    "until Ctrl-C or 'golem-tasks localnet down' (from a second shell), or with\n"
+                    "--detach in the background.")
+    start.add_argument("--providers", type=int, default=2, metavar="N",
+                       help="how many local providers to run (default: 2)")
+    start.add_argument("--detach", action="store_true",
+                       help="run in the background: print the export lines once the network is up "
+                            "and return; its output goes to the state file's path + '.log'")
+    start.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="with --detach: how long to wait for the network to come up (default: 120)")
+    start.add_argument("--sandbox", choices=("bwrap", "host"), default=None,
+                       help="how providers run commands: 'bwrap' (bubblewrap, isolated) or 'host' (plain "
+                            "processes in a directory per provider); default: bwrap when it works here")
+    start.add_argument("--workdir", default=None, metavar="DIR",
+                       help="keep the daemon's data and the provider sandboxes here, and leave them "
+                            "afterwards (default: a temporary directory, removed on stop)")
+    start.add_argument("--debug", action="store_true", help="let the yagna daemon log at debug level")
+    start.add_argument("-v", "--verbose", action="store_true",
+                       help="log what the providers do (offers, agreements, activities)")
     start.set_defaults(run=up)
-    commands.add_parser("env", help="print the client environment").set_defaults(run=env)
-    stop = commands.add_parser("down", help="stop the running local network")
-    stop.add_argument("--timeout", type=float, default=30.0)
+    commands.add_parser(
+        "env", help="print the export lines of the running network",
+        description='Print the export lines of the running network: eval "$(golem-tasks localnet env)".',
+    ).set_defaults(run=env)
+    stop = commands.add_parser("down", help="stop the running network",
+                               description="Stop the running local network and wait until it has stopped.")
+    stop.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                      help="how long to wait for it to stop (default: 30)")
     stop.set_defaults(run=down)
     return main
 

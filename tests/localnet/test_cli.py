@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from golem_tasks.localnet.cli import _alive
+
 from .conftest import assert_no_daemon_left
 
 pytestmark = pytest.mark.slow
@@ -84,3 +86,28 @@ def test_up_env_down(exeunit_ready: str, tmp_path: Path) -> None:
     assert not state.exists()
     assert_no_daemon_left(data_dir)
     assert _cli("env", state=state).returncode != 0
+
+
+def test_up_detach_returns_with_the_exports_and_down_stops_it(exeunit_ready: str, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    env = dict(os.environ, YAGNA_BIN=exeunit_ready)
+    command = [sys.executable, "-m", "golem_tasks.cli", "localnet", "--state-file", str(state),
+               "up", "--providers", "1", "--detach"]
+    up = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env, check=False)
+    try:
+        assert up.returncode == 0, up.stderr
+        exports = dict(line[len("export "):].split("=", 1) for line in up.stdout.splitlines())
+        assert set(exports) == {"YAGNA_API_URL", "YAGNA_APPKEY", "GOLEM_TASKS_REGISTRY_URL"}
+        assert "down" in up.stderr and str(state) + ".log" in up.stderr
+        pid = json.loads(state.read_text())["pid"]
+        data_dir = os.path.join(json.loads(state.read_text())["workdir"], "data")
+        printed = _cli("env", state=state)
+        assert printed.stdout == up.stdout
+        again = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        stopped = _cli("down", state=state)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not state.exists()
+    assert not _alive(pid)  # gone, or a zombie where nothing reaps orphans (pid 1 in a container)
+    assert_no_daemon_left(data_dir)

@@ -99,6 +99,7 @@ class Payments:
         self._changed = threading.Condition(self._lock)
         self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
         self._accounts: Dict[str, Account] = {}
+        self._names: Dict[str, str] = {}  # provider id -> its node name, for the bill
         self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
         self._seen: set = set()
         self._stop = threading.Event()
@@ -156,7 +157,10 @@ class Payments:
         the ``reservation`` made for it."""
         usage = offer_properties.get("golem.com.usage.vector")
         names = tuple(usage) if isinstance(usage, list) else ()
+        node_name = offer_properties.get("golem.node.id.name")
         with self._lock:
+            if isinstance(node_name, str) and node_name:
+                self._names[provider_id] = node_name
             self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
                                                    names)
             if reservation is not None:
@@ -226,7 +230,10 @@ class Payments:
                            ", ".join(sorted(refused)))
         self._release()
         costs = self.costs()
-        self._sink.emit(CostsSettled(costs=costs, total=sum(costs.values(), Decimal(0)), unpaid=unpaid))
+        with self._lock:
+            names = dict(self._names)
+        self._sink.emit(CostsSettled(costs=costs, total=sum(costs.values(), Decimal(0)), unpaid=unpaid,
+                                     names=names, token=token_of(self.platform)))
         return unpaid
 
     def abandon(self) -> None:
@@ -419,3 +426,12 @@ def _price_of(account: Account, vector: Optional[Sequence]) -> Optional[Decimal]
         return account.pricing.cost(dict(zip(account.usage_names, (str(v) for v in vector))))
     except (TypeError, ValueError, ArithmeticError):
         return None
+
+
+def token_of(platform: str) -> str:
+    """The token a payment platform pays in: ``erc20-hoodi-tglm`` -> ``tGLM``,
+    ``erc20-polygon-glm`` -> ``GLM``."""
+    last = platform.rsplit("-", 1)[-1].lower()
+    if last.startswith("t") and last[1:] == "glm":
+        return "tGLM"
+    return last.upper() or "GLM"

@@ -1,0 +1,44 @@
+"""The documentation's Golem snippets that a local network can serve run against one
+(the others, mainnet or filters naming real providers, are only compiled: tests/test_docs.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from golem_tasks.localnet import LocalNet
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPETS = ROOT / "docs" / "snippets"
+
+
+@pytest.fixture(scope="module")
+def net(exeunit_ready: str) -> Iterator[LocalNet]:
+    with LocalNet(providers=2, binary=exeunit_ready) as network:
+        yield network
+
+
+def _run(snippet: str, env: dict) -> "subprocess.CompletedProcess[str]":
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, str(SNIPPETS / snippet)], capture_output=True, text=True,
+                          timeout=300, env=env, check=False)
+
+
+def test_the_golem_quickstart_runs_against_a_local_network(net: LocalNet) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_quickstart.py", dict(env, **net.env))
+    assert done.returncode == 0, done.stderr
+    assert "hello from Linux" in done.stdout
+
+
+def test_the_localnet_snippet_starts_its_own_network(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_localnet.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
