@@ -32,6 +32,7 @@ from .errors import (
     JobTimeoutError,
     ProviderError,
     ProviderLost,
+    StartupTimeout,
     TaskRejected,
     UnexpectedCommand,
     WorkerError,
@@ -53,6 +54,7 @@ __all__ = (
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
     "WorkerError",
+    "StartupTimeout",
 )
 
 # The library never configures logging; applications do (requests does the same).

@@ -167,7 +167,8 @@ class Golem:
         from .progress import ProgressBar, SummaryLogger, progress_wanted
         self._events.add(SummaryLogger(), kinds=(ev.JobFinished, ev.CostsSettled))
         if progress_wanted(progress):
-            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled))
+            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled,
+                                                   ev.ProviderSearch))  # market status hook (market9)
         if events is None:
             return
         for consumer in ([events] if callable(events) else list(events)):
