@@ -17,7 +17,7 @@ import attrs
 from ...errors import ConfigurationError
 from ._json import parse_decimal
 from ._market import LinearPricing, Proposal
-from ._market_status import FILTERS, PRICE_CAPS, Refusal
+from ._market_status import BUDGET, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,25 @@ class OfferFilter:
             logger.exception("offer_filter failed on the offer of %s", proposal.provider_id)
             return f"offer_filter raised {type(exc).__name__}: {exc}"
         return None if accepted else "rejected by offer_filter"
+
+
+def terms_refusal(proposal: Proposal, *, platform: str, offer_filter: OfferFilter,
+                  budget: Decimal) -> Optional[Refusal]:
+    """Why an offer cannot be taken on our terms (payment platform, filters, price caps,
+    the whole budget), or None. The negotiator and the market scan judge alike."""
+    if platform not in proposal.payment_platforms:
+        return Refusal(PAYMENT_NETWORK, f"no common payment platform (we pay on {platform})",
+                       detail=proposal.payment_platforms)
+    refusal = offer_filter.check(proposal)
+    if refusal is not None:
+        return refusal
+    pricing = proposal.pricing
+    if pricing is not None and pricing.fixed > budget:
+        # Only the whole budget here: what is left changes, and a candidate that does
+        # not fit now is refused at engage time with the numbers (BudgetExhausted).
+        return Refusal(BUDGET, f"its start price {pricing.fixed} GLM is more than the whole budget of "
+                               f"{budget} GLM", setting="budget", limit=budget, asked=pricing.fixed)
+    return None
 
 
 def expected_cost(pricing: LinearPricing, seconds: float, cpu_threads: float = 1.0) -> Decimal:

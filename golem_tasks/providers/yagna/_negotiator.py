@@ -30,13 +30,11 @@ from ._client import YagnaClient
 from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
 from ._agreement import Candidate
 from ._events import EventSink, MarketStatus, OfferCountered, OfferRejected
-from ._filters import OfferFilter, Score
+from ._filters import OfferFilter, Score, terms_refusal
 from ._market import Proposal, ProposalEvent, ProposalRejectedEvent
 from ._market_status import (
-    BUDGET,
     FAILED_EARLIER,
     OTHER,
-    PAYMENT_NETWORK,
     PROVIDER_REFUSED,
     TERMS,
     MarketLedger,
@@ -398,24 +396,12 @@ class Market:
                 return Refusal(FAILED_EARLIER, "provider failed earlier in this run",
                                setting="provider_failure_limit")
             demand = self._demand
-        if self._platform not in proposal.payment_platforms:
-            return Refusal(PAYMENT_NETWORK, f"no common payment platform (we pay on {self._platform})",
-                           detail=proposal.payment_platforms)
         if self._accept_timeout is not None and proposal.debit_note_accept_timeout is None and \
                 demand is not None and demand.expiration is not None and \
                 demand.expiration - datetime.now(timezone.utc) > MAX_EXPIRATION:
             return Refusal(TERMS, "no debit-note acceptance timeout in the offer, which an expiration over "
                                   "30 min needs (pass expiration= of 30 min at most)")
-        refusal = self._filter.check(proposal)
-        if refusal is not None:
-            return refusal
-        pricing = proposal.pricing
-        if pricing is not None and pricing.fixed > self._budget:
-            # Only the whole budget here: what is left changes, and a candidate that does
-            # not fit now is refused at engage time with the numbers (BudgetExhausted).
-            return Refusal(BUDGET, f"its start price {pricing.fixed} GLM is more than the whole budget of "
-                                   f"{self._budget} GLM", setting="budget", limit=self._budget, asked=pricing.fixed)
-        return None
+        return terms_refusal(proposal, platform=self._platform, offer_filter=self._filter, budget=self._budget)
 
     def _rejected(self, proposal: Optional[Proposal], proposal_id: str, refusal: Refusal,
                   by_provider: bool = False) -> None:

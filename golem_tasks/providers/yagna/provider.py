@@ -26,7 +26,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
-from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError
+from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError, StartupTimeout
 from ..base import Provider, ProviderInfo
 from ._agreement import Candidate, CandidateFailed, agree
 from ._batch import BatchDeadline, BatchStopped, collect, send_batch
@@ -35,6 +35,7 @@ from ._connect import Connection
 from ._demand import Demand, VmPayload, build_demand
 from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
 from ._market_status import PROVIDER_REFUSED, Refusal
+from ._scan import MarketScan, scan_market, unmatched_refusals
 from ._exescript import deploy_command, start_command
 from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
 from ._image import registry_url as find_registry
@@ -65,6 +66,8 @@ __all__ = ("GolemProvider", "GolemSession")
 #: Agreements a provider may reject before it is not tried again in the run: one
 #: rejection can be a race for its capacity ("No capacity available"); two are a pattern.
 AGREEMENT_REJECTIONS = 2
+#: Seconds of market scan spent explaining a startup timeout with no offer at all.
+SILENCE_SCAN = 2.0
 
 
 
@@ -194,6 +197,7 @@ class GolemProvider(Provider):
         self._budget_spent: Optional[BudgetExhausted] = None
         self._rejections: Dict[str, int] = {}  # agreements each provider rejected
         self._budget_warned = False
+        self._silence: Optional[StartupTimeout] = None  # a scan's explanation of "no offer at all"
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
@@ -286,7 +290,10 @@ class GolemProvider(Provider):
         while True:
             if self._budget_spent is not None:
                 raise self._budget_spent
-            candidate = self._market.take(deadline, abort)
+            try:
+                candidate = self._market.take(deadline, abort)
+            except StartupTimeout as exc:
+                raise self._explained(exc) from None
             token = f"reservation-{uuid.uuid4().hex}"
             try:
                 self._reserve(token, candidate)
@@ -299,6 +306,39 @@ class GolemProvider(Provider):
                     engaged = any(s.info.id == candidate.proposal.provider_id for s in self._sessions)
                 if not engaged:
                     self._market.release(candidate.proposal.provider_id)
+
+    def _explained(self, timeout: StartupTimeout) -> StartupTimeout:
+        """With no offer at all, the market scan says why: offers on another subnet or
+        payment network, or short of the image's needs (once; every slot gets the text)."""
+        if self._market.ledger.offers:
+            return timeout
+        with self._lock:
+            known = self._silence
+        if known is None:
+            try:
+                scan = self.scan(seconds=SILENCE_SCAN)
+            except ApiError as exc:
+                logger.debug("the market scan that would explain the silence failed: %s", exc)
+                return timeout
+            text, reasons = self._market.ledger.explain(unmatched=unmatched_refusals(scan))
+            known = StartupTimeout(
+                f"no Golem provider was engaged within startup_timeout={self.startup_timeout:g} s: {text}",
+                reasons=reasons)
+            with self._lock:
+                self._silence = known
+        return StartupTimeout(str(known), reasons=known.reasons)
+
+    def scan(self, *, seconds: float = 5.0, **_: Any) -> MarketScan:
+        """The market as our demand would see it, reserving and spending nothing: the
+        offers it would take (cheapest first) and the others with the reason each would
+        be refused (subnet, payment network, hardware, filters, price caps, budget).
+        Waits up to ``seconds`` for the first offers, less once the daemon's offer store
+        is read through.
+
+        ``scan().estimate(fragments, seconds, providers)`` prices a job on the cheapest
+        matching offers; ``golem-tasks market scan`` prints both."""
+        return scan_market(self.client.market, seconds=seconds, payload=self.payload, subnet=self.subnet_tag,
+                           platform=self.platform, offer_filter=self.offer_filter, budget=self.budget)
 
     def _reserve(self, token: str, candidate: Candidate) -> None:
         """Hold the candidate's start price, or say why the budget does not allow it."""
