@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
-from . import _driver
+from . import _driver, _signals  # _signals: signals hook (market9)
 from . import events as ev
 from ._job import Job
 from ._pool import Pool
@@ -310,7 +310,13 @@ class Golem:
                    stream=stream)
 
     @contextlib.contextmanager
-    def _job_scope(self, job: Job) -> Iterator[None]:
+    def _job_scope(self, job: Job) -> Iterator[None]:  # signals hook (market9)
+        _signals.track(self)  # shut down at interpreter exit if still open
+        with _signals.job_signals(), self._job_scope_body(job):  # SIGTERM/SIGHUP act as Ctrl-C
+            yield
+
+    @contextlib.contextmanager
+    def _job_scope_body(self, job: Job) -> Iterator[None]:
         """Ends a job however its iteration ends: a result, an error, ``break``
         (GeneratorExit), Ctrl-C. Unfinished work is cancelled and providers released."""
         error: Optional[BaseException] = None
