@@ -301,3 +301,28 @@ def test_a_provider_whose_deploy_fails_is_replaced_and_cooled_down(daemon, event
     terminated = of_type(events, AgreementTerminated)
     assert [t.success for t in terminated] == [True, True]
     assert sum(a["node"] == node(1).id for a in daemon.agreements.values()) == 1
+
+
+def test_a_provider_that_could_not_start_work_is_engaged_again_after_its_cool_down(daemon, events):
+    provider_1 = daemon.nodes[node(1).id]
+    provider_1.deploy_error = "image download failed: 503"
+
+    def heal(event):  # the provider's fault passes once it was seen
+        events.append(event)
+        if isinstance(event, AgreementFailed):
+            provider_1.deploy_error = None
+    with make_provider(events=heal, timeouts=attrs.evolve(FAST, cooldown=0.2)) as provider:
+        session = provider.engage(exclude={node(2).id})  # not banned for the run: it comes back
+        assert session.info.id == node(1).id
+        session.release()
+    assert [a["node"] for a in daemon.agreements.values()] == [node(1).id, node(1).id]
+
+
+def test_the_scheduler_can_let_an_excluded_provider_back(daemon):
+    with make_provider() as provider:
+        first = provider.engage(exclude={node(1).id})
+        assert first.info.id == node(2).id
+        second = provider.engage(exclude=set())  # the latest exclude set counts, not the union
+        assert second.info.id == node(1).id
+        first.release()
+        second.release()
