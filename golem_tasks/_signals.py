@@ -121,8 +121,8 @@ def _redeliver() -> None:
     """At exit: if an unhandled :class:`Terminated` ended the program, die of its signal
     with the default action, so the parent sees -15 (143), not 1 or SIGINT's 130."""
     error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    if not isinstance(error, Terminated):
-        return
+    if not isinstance(error, Terminated) or _interactive():
+        return  # an interactive session showed the error and went on: it did not die of it
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -130,6 +130,15 @@ def _redeliver() -> None:
             pass
     signal.signal(error.signum, signal.SIG_DFL)
     os.kill(os.getpid(), error.signum)
+
+
+def _interactive() -> bool:
+    """A REPL, ``python -i`` or an IPython/Jupyter session: they record every error shown
+    in ``sys.last_value`` and carry on."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    shell = sys.modules.get("IPython")
+    return shell is not None and getattr(shell, "get_ipython", lambda: None)() is not None
 
 
 atexit.register(_redeliver)  # registered first, so it runs after every later atexit callback

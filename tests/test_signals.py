@@ -160,3 +160,21 @@ def test_a_signal_in_the_main_thread_raises_terminated_once():
             signal.raise_signal(signal.SIGTERM)
     assert caught.value.signum == signal.SIGTERM and isinstance(caught.value, KeyboardInterrupt)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_the_signal_is_delivered_again_only_when_terminated_ended_a_script(monkeypatch):
+    from golem_tasks import _signals
+    kills = []
+    monkeypatch.setattr(_signals.os, "kill", lambda pid, signum: kills.append(signum))
+    monkeypatch.setattr(_signals.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(sys, "last_value", Terminated(signal.SIGTERM), raising=False)
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+    _signals._redeliver()
+    assert kills == []  # a REPL showed the error and went on
+    monkeypatch.delattr(sys, "ps1")
+    monkeypatch.setattr(_signals, "_interactive", lambda: False)
+    _signals._redeliver()
+    assert kills == [signal.SIGTERM]
+    monkeypatch.setattr(sys, "last_value", ValueError("not a signal"))
+    _signals._redeliver()
+    assert kills == [signal.SIGTERM]
