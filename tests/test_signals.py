@@ -167,7 +167,8 @@ def test_the_signal_is_delivered_again_only_when_terminated_ended_a_script(monke
     kills = []
     monkeypatch.setattr(_signals.os, "kill", lambda pid, signum: kills.append(signum))
     monkeypatch.setattr(_signals.signal, "signal", lambda signum, handler: None)
-    monkeypatch.setattr(sys, "last_value", Terminated(signal.SIGTERM), raising=False)
+    for name in ("last_exc", "last_value"):  # 3.12+ reads last_exc
+        monkeypatch.setattr(sys, name, Terminated(signal.SIGTERM), raising=False)
     monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
     _signals._redeliver()
     assert kills == []  # a REPL showed the error and went on
@@ -175,6 +176,7 @@ def test_the_signal_is_delivered_again_only_when_terminated_ended_a_script(monke
     monkeypatch.setattr(_signals, "_interactive", lambda: False)
     _signals._redeliver()
     assert kills == [signal.SIGTERM]
-    monkeypatch.setattr(sys, "last_value", ValueError("not a signal"))
+    for name in ("last_exc", "last_value"):
+        monkeypatch.setattr(sys, name, ValueError("not a signal"), raising=False)
     _signals._redeliver()
     assert kills == [signal.SIGTERM]
