@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import logging
+import threading
+
 import attrs
 import pytest
 
 from golem_tasks import BrokenPool, Golem, LocalProvider
 from golem_tasks.errors import ConfigurationError, StartupTimeout
-from golem_tasks.providers.yagna import MarketScan
+from golem_tasks.providers.yagna import MarketScan, MarketStatus
 from golem_tasks.providers.yagna._market_status import (
     BUDGET,
     HARDWARE,
@@ -97,20 +100,24 @@ def test_backends_without_a_market_scan_nothing(tmp_path):
     assert FakeProvider().scan() is None
 
 
-def test_no_offer_at_all_is_explained_by_a_scan(daemon):
+def keep_offers_out(daemon):
+    """Offers from another subnet: the fake daemon does not match subnets itself, so its
+    demands get no offer, as yagna's matcher would do."""
     for provider_node in daemon.nodes.values():
         provider_node.properties = offer(**{"golem.node.debug.subnet": "devnet-beta"})
-    # The fake daemon does not match subnets itself: keep the offers out of the demand as yagna would.
-    daemon._subscribe_unmatched = daemon._subscribe
+    subscribe = daemon._subscribe
 
-    def subscribe(body, **rest):
-        answer = daemon._subscribe_unmatched(body=body, **rest)
+    def unmatched(body, **rest):
+        answer = subscribe(body=body, **rest)
         with daemon.lock:
-            sub = answer[2].strip('"')
-            daemon.subscriptions[sub].clear()
+            daemon.subscriptions[answer[2].strip('"')].clear()
         return answer
-    daemon.routes = [(m, p, r, subscribe if r == "/market-api/v1/demands" and m == "POST" else h)
+    daemon.routes = [(m, p, r, unmatched if r == "/market-api/v1/demands" and m == "POST" else h)
                      for m, p, r, h in daemon.routes]
+
+
+def test_no_offer_at_all_is_explained_by_a_scan(daemon):
+    keep_offers_out(daemon)
     provider = make_provider(timeouts=attrs.evolve(FAST, negotiation=60), startup_timeout=0.3)
     try:
         with Golem(provider, max_workers=1, progress=False) as golem:
@@ -148,3 +155,26 @@ def test_the_command_line_prints_the_scan_and_the_estimate(market, monkeypatch, 
     assert "nothing can run" in capsys.readouterr().out
     assert main(["market", "scan", "--image", IMAGE_HASH, "--budget", "lots"]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+def test_while_no_offer_comes_the_status_and_the_warning_say_what_the_market_shows(daemon, caplog):
+    keep_offers_out(daemon)
+    explained = threading.Event()
+
+    def watch(event):
+        if isinstance(event, MarketStatus) and event.unmatched:
+            seen.append(event)
+            explained.set()
+    seen = []
+    abort = threading.Event()
+    with make_provider(events=watch, timeouts=attrs.evolve(FAST, negotiation=60, report=0.05)) as provider:
+        engaging = threading.Thread(target=lambda: pytest.raises(Exception, provider.engage, abort=abort))
+        with caplog.at_level(logging.WARNING, logger="golem_tasks.providers.yagna"):
+            engaging.start()
+            assert explained.wait(10)
+            abort.set()
+            engaging.join(10)
+    status = seen[0]
+    assert status.offers == 0 and status.unmatched == ((SUBNET, 2),)
+    assert "the market shows 2 on another subnet" in status.summary
+    assert "set subnet_tag= to theirs" in caplog.text

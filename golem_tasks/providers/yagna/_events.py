@@ -20,7 +20,7 @@ never raised. The tree (only leaves are emitted)::
         │   ├── InvoiceAccepted
         │   └── PaymentRefused          reason (over budget, over the agreed price, ...)
         ├── BudgetReached               reason, budget, spent, expected (no more engaged)
-        └── MarketStatus                offers, rejected, pending, candidates (+ ProviderSearch's
+        └── MarketStatus                offers, rejected, pending, candidates, unmatched (+ ProviderSearch's
                                         waited, engaged, summary): while no provider is engaged
     (CostsSettled, emitted once when the provider closes, is in golem_tasks.events:
     any provider with a bill can report it.)
@@ -157,12 +157,16 @@ class MarketStatus(YagnaEvent, ProviderSearch):
             refused, demand terms.
         pending: our counter-proposals the providers have not answered yet.
         candidates: providers that answered and wait for an agreement.
+        unmatched: with no offer at all, ``(reason category, offers)`` of the offers a
+            market scan found that the demand cannot match (subnet, payment network,
+            hardware or runtime); made at the first warning, empty before.
     """
 
     offers: int
     rejected: Tuple[Tuple[str, int], ...] = attrs.field(converter=_count_pairs)
     pending: int
     candidates: int
+    unmatched: Tuple[Tuple[str, int], ...] = attrs.field(default=(), converter=_count_pairs)
 
 
 Consumer = Callable[[Event], None]

@@ -74,6 +74,7 @@ class MarketLedger:
         self._lock = threading.Lock()
         self._offers: Set[str] = set()
         self._refused: Dict[str, Refusal] = {}
+        self._unmatched: Optional[List[Refusal]] = None  # from a market scan, when one was made
 
     def offered(self, provider_id: str) -> None:
         with self._lock:
@@ -89,6 +90,21 @@ class MarketLedger:
         with self._lock:
             self._refused.pop(provider_id, None)
 
+    def scanned(self, unmatched: Iterable[Refusal]) -> None:
+        """A market scan found these offers, which the demand does not match at all."""
+        with self._lock:
+            self._unmatched = list(unmatched)
+
+    @property
+    def was_scanned(self) -> bool:
+        with self._lock:
+            return self._unmatched is not None
+
+    def unmatched_counts(self) -> Tuple[Tuple[str, int], ...]:
+        """``(category, offers)`` of the offers a scan found that the demand cannot match."""
+        with self._lock:
+            return _count(self._unmatched or ())
+
     @property
     def offers(self) -> int:
         with self._lock:
@@ -97,10 +113,7 @@ class MarketLedger:
     def counts(self) -> Tuple[Tuple[str, int], ...]:
         """``(category, providers)`` pairs, most first."""
         with self._lock:
-            found: Dict[str, int] = {}
-            for refusal in self._refused.values():
-                found[refusal.category] = found.get(refusal.category, 0) + 1
-        return tuple(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+            return _count(self._refused.values())
 
     def refusals(self) -> List[Refusal]:
         with self._lock:
@@ -116,6 +129,10 @@ class MarketLedger:
         text += f", {pending} pending"
         if candidates:
             text += f", {candidates} ready"
+        unmatched = self.unmatched_counts() if not self.offers else ()
+        if unmatched:
+            text += ("; the market shows " + ", ".join(f"{n} on another {c}" if c in (SUBNET, PAYMENT_NETWORK)
+                                                      else f"{n} short of {c}" for c, n in unmatched))
         return text
 
     def explain(self, *, pending: int = 0, candidates: int = 0,
@@ -130,7 +147,9 @@ class MarketLedger:
         refusals = self.refusals()
         offers = self.offers
         if not offers:
-            return self._explain_silence(list(unmatched))
+            with self._lock:
+                known = list(unmatched) or list(self._unmatched or ())
+            return self._explain_silence(known)
         head = f"{offers} offer{'s' if offers != 1 else ''}"
         if counts:
             head += ", " + ", ".join(f"{n} rejected by {category}" for category, n in counts)
@@ -146,15 +165,20 @@ class MarketLedger:
             return (f"no offer matches the demand (the market may be empty; check subnet_tag, the payment "
                     f"network ({self._platform}) and the image's hardware needs: min_mem_gib, "
                     f"min_storage_gib, min_cpu_threads; `golem-tasks market scan` lists the offers)"), ()
-        found: Dict[str, int] = {}
-        for refusal in unmatched:
-            found[refusal.category] = found.get(refusal.category, 0) + 1
-        counts = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+        counts = _count(unmatched)
         head = (f"no offer matches the demand; the market shows {len(unmatched)} other offer(s): "
                 + ", ".join(f"{n} on another {category}" if category in (SUBNET, PAYMENT_NETWORK)
                             else f"{n} short of {category}" for category, n in counts))
         fixes = [fix for category, _ in counts for fix in _fixes(category, unmatched, self._platform)]
         return head + (": " + "; ".join(fixes) if fixes else ""), tuple(f"{n} x {c}" for c, n in counts)
+
+
+def _count(refusals: Iterable[Refusal]) -> Tuple[Tuple[str, int], ...]:
+    """``(category, how many)``, most first."""
+    found: Dict[str, int] = {}
+    for refusal in refusals:
+        found[refusal.category] = found.get(refusal.category, 0) + 1
+    return tuple(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import AbstractSet, Callable, Dict, Optional, Set
+from typing import AbstractSet, Callable, Dict, List, Optional, Set
 
 from ...errors import ApiError, ProviderError, StartupTimeout
 from ._client import YagnaClient
@@ -66,6 +66,8 @@ class Market:
         timeouts: the poll and wait times.
         sink: where events go.
         startup_timeout: most seconds to wait with no provider engaged (None: no limit).
+        scan_unmatched: makes a market scan and returns the refusals of the offers the
+            demand cannot match; called when a warning is due and no offer came at all.
         clock: ``time.monotonic``, or a fake in tests of the waiting rules.
     """
 
@@ -73,6 +75,7 @@ class Market:
                  offer_filter: OfferFilter, score: Score, accept_timeout: Optional[int],
                  budget: Decimal, remaining_budget: Callable[[], Decimal], timeouts: Timeouts, sink: EventSink,
                  app_session_id: str, startup_timeout: Optional[float] = None,
+                 scan_unmatched: Optional[Callable[[], List[Refusal]]] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._build_demand = build_demand
@@ -102,6 +105,7 @@ class Market:
         self._starved = False
         self._last_error: Optional[str] = None
         self._clock = clock
+        self._scan_unmatched = scan_unmatched
         #: What the market showed: offers, and why each provider's latest was refused.
         self.ledger = MarketLedger(platform=platform)
         self._watch = StartupWatch(report_every=timeouts.report, startup_timeout=startup_timeout, clock=clock)
@@ -254,10 +258,19 @@ class Market:
         with self._lock:
             if not self._watch.active or self._waiting == 0 or self._engaged:
                 return
-            status = self._status_locked(self._watch.waited(), 0)
-            key = (status.offers, status.rejected, status.pending, status.candidates)
-            changed, self._reported = key != self._reported, key
             warn = self._watch.warning_due()
+        if warn and not self.ledger.offers and self._scan_unmatched is not None:
+            # Nothing reaches the demand: a scan can tell why (another subnet, ...).
+            try:
+                self.ledger.scanned(self._scan_unmatched())
+            except ApiError as exc:
+                logger.debug("the market scan that would explain the silence failed: %s", exc)
+        with self._lock:
+            if not self._watch.active or self._waiting == 0 or self._engaged:
+                return
+            status = self._status_locked(self._watch.waited(), 0)
+            key = (status.offers, status.rejected, status.pending, status.candidates, status.unmatched)
+            changed, self._reported = key != self._reported, key
             hint = self._explain_locked()[0] if warn else ""
         if changed:
             self._sink.emit(status)
@@ -271,8 +284,10 @@ class Market:
             summary = f"{engaged} provider(s) engaged after {waited:.0f} s; {summary}"
         else:
             summary = f"waiting for a provider ({waited:.0f} s): {summary}"
-        return MarketStatus(waited=waited, engaged=engaged, summary=summary, offers=self.ledger.offers,
-                            rejected=self.ledger.counts(), pending=pending, candidates=candidates)
+        offers = self.ledger.offers
+        return MarketStatus(waited=waited, engaged=engaged, summary=summary, offers=offers,
+                            rejected=self.ledger.counts(), pending=pending, candidates=candidates,
+                            unmatched=() if offers else self.ledger.unmatched_counts())
 
     # ---------------------------------------------------------- subscription
     def _renew(self) -> None:

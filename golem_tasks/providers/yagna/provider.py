@@ -189,6 +189,7 @@ class GolemProvider(Provider):
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
                               timeouts=self.timeouts, startup_timeout=self.startup_timeout,
+                              scan_unmatched=lambda: unmatched_refusals(self.scan(seconds=SILENCE_SCAN)),
                               sink=self.sink, app_session_id=f"golem_tasks-{uuid.uuid4().hex[:12]}")
         self._lock = threading.Lock()
         self._sessions: Set[GolemSession] = set()
@@ -197,7 +198,6 @@ class GolemProvider(Provider):
         self._budget_spent: Optional[BudgetExhausted] = None
         self._rejections: Dict[str, int] = {}  # agreements each provider rejected
         self._budget_warned = False
-        self._silence: Optional[StartupTimeout] = None  # a scan's explanation of "no offer at all"
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
@@ -308,25 +308,21 @@ class GolemProvider(Provider):
                     self._market.release(candidate.proposal.provider_id)
 
     def _explained(self, timeout: StartupTimeout) -> StartupTimeout:
-        """With no offer at all, the market scan says why: offers on another subnet or
-        payment network, or short of the image's needs (once; every slot gets the text)."""
-        if self._market.ledger.offers:
+        """With no offer at all, a market scan says why: offers on another subnet or
+        payment network, or short of the image's needs (made once, by the first warning
+        or here)."""
+        ledger = self._market.ledger
+        if ledger.offers:
             return timeout
-        with self._lock:
-            known = self._silence
-        if known is None:
+        if not ledger.was_scanned:
             try:
-                scan = self.scan(seconds=SILENCE_SCAN)
+                ledger.scanned(unmatched_refusals(self.scan(seconds=SILENCE_SCAN)))
             except ApiError as exc:
                 logger.debug("the market scan that would explain the silence failed: %s", exc)
                 return timeout
-            text, reasons = self._market.ledger.explain(unmatched=unmatched_refusals(scan))
-            known = StartupTimeout(
-                f"no Golem provider was engaged within startup_timeout={self.startup_timeout:g} s: {text}",
-                reasons=reasons)
-            with self._lock:
-                self._silence = known
-        return StartupTimeout(str(known), reasons=known.reasons)
+        text, reasons = ledger.explain()
+        return StartupTimeout(f"no Golem provider was engaged within startup_timeout={self.startup_timeout:g} s: "
+                              f"{text}", reasons=reasons)
 
     def scan(self, *, seconds: float = 5.0, **_: Any) -> MarketScan:
         """The market as our demand would see it, reserving and spending nothing: the
