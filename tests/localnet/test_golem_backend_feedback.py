@@ -84,6 +84,19 @@ def test_an_impossible_price_cap_is_reported_at_once_and_ends_the_job_with_the_f
           f"{statuses[0].waited:.2f} s of waiting")
 
 
+def test_a_subnet_nobody_is_on_is_named_with_the_subnets_that_have_offers(net):
+    provider = make_provider(net, subnet_tag="nowhere", startup_timeout=5)
+    try:
+        with Golem(provider, max_workers=1, progress=False) as golem:
+            with pytest.raises(BrokenPool) as caught:
+                golem.run(lambda ctx: (yield ctx.run("/bin/true")))
+    finally:
+        provider.close()
+    message = str(caught.value)
+    assert "no offer matches the demand; the market shows 3 other offer(s): 3 on another subnet" in message
+    assert "they are on subnet elsewhere, public: set subnet_tag= to theirs" in message
+
+
 # -- market preflight --------------------------------------------------------------------
 
 def test_scan_shows_the_market_and_prices_a_job(net):
