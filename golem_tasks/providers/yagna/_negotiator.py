@@ -207,11 +207,17 @@ class Market:
             self._busy.discard(provider_id)
             self._engaged.discard(provider_id)
 
+    def _cooling_locked(self, provider_id: str) -> bool:
+        until = self._cooling.get(provider_id)
+        if until is not None and until <= self._clock():
+            del self._cooling[provider_id]  # over: it may be engaged again
+            until = None
+        return until is not None
+
     def _pop_best(self) -> Optional[Candidate]:
-        now = self._clock()
         usable = [c for c in self._candidates.values()
                   if c.proposal.provider_id not in self._busy and c.proposal.provider_id not in self._excluded
-                  and self._cooling.get(c.proposal.provider_id, now) <= now]
+                  and not self._cooling_locked(c.proposal.provider_id)]
         if not usable:
             return None
         left = self._remaining_budget()
@@ -384,7 +390,7 @@ class Market:
             self._submit(self._reject_call, proposal.proposal_id, refusal.reason)
             return
         with self._lock:
-            cooling = proposal.provider_id in self._cooling
+            cooling = self._cooling_locked(proposal.provider_id)
         if not cooling:  # a cool-down stays counted until it ends
             self.ledger.cleared(proposal.provider_id)
         self._submit(self._counter_call, proposal)
