@@ -11,6 +11,10 @@ What happens when:
 * **engage**: the best candidate provider gets an agreement (confirmed, approved), an
   activity, and ``deploy`` + ``start`` once; the session is then ready for batches.
 * **release** of a session: its activity is destroyed and its agreement terminated.
+* **scan** (any time, no allocation needed): the offers the daemon knows, judged as the
+  demand would judge them, with a cost estimate; nothing is reserved or spent.
+* **while no provider is engaged**: ``MarketStatus`` events and warnings say what the
+  market shows; ``startup_timeout`` ends the wait with the causes and the fix.
 * **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
   a bounded time and accepted, and the allocation released.
 """
@@ -63,8 +67,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ("GolemProvider", "GolemSession")
 
-#: Agreements a provider may reject before it is not tried again in the run: one
-#: rejection can be a race for its capacity ("No capacity available"); two are a pattern.
+#: Agreements a provider may reject in a row before it cools down (``Timeouts.cooldown``):
+#: one rejection can be a race for its capacity ("No capacity available"); two are a pattern.
 AGREEMENT_REJECTIONS = 2
 #: Seconds of market scan spent explaining a startup timeout with no offer at all.
 SILENCE_SCAN = 2.0
