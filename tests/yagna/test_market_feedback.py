@@ -269,3 +269,40 @@ def test_the_progress_bar_shows_the_search_and_then_the_counts_again(tmp_path):
     out.flush()
     assert (tmp_path / "bar.txt").read_text().rstrip().endswith("done=0, failed=0, retried=0]")
     out.close()
+
+
+def test_startup_timeout_does_not_cut_short_a_provider_being_engaged(daemon):
+    # provider-1 takes longer to approve than startup_timeout; provider-2 is refused.
+    daemon.nodes[node(2).id].properties = priced(start=0, per_cpu_sec=0.002, per_env_sec=0)
+    approving = threading.Event()
+    original = daemon._wait
+
+    def slow_wait(id, query, **rest):
+        approving.wait(10)  # released by the test once the startup timeout has passed
+        return original(id=id, query=query, **rest)
+    daemon.routes = [(m, p, r, slow_wait if r.endswith("/wait") else h) for m, p, r, h in daemon.routes]
+    timeouts = attrs.evolve(FAST, negotiation=60, approval=30)
+    with make_provider(max_cpu_hour_price="1", timeouts=timeouts, startup_timeout=0.2) as provider:
+        abort, errors, result = threading.Event(), [], []
+
+        def wait_too():
+            try:
+                provider.engage(abort=abort)
+            except Exception as exc:
+                errors.append(exc)
+        waiting = threading.Thread(target=wait_too)
+        engaging = threading.Thread(target=lambda: result.append(provider.engage()))
+        engaging.start()
+        while not daemon.agreements:  # provider-1's agreement is being made
+            threading.Event().wait(0.01)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not errors  # it waits on: an agreement is under way
+        approving.set()
+        engaging.join(10)
+        abort.set()
+        waiting.join(10)
+        [session] = result
+        assert session.info.id == node(1).id
+        assert not any(isinstance(e, StartupTimeout) for e in errors)  # the wait ended with the engagement
+        session.release()

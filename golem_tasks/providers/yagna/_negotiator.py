@@ -184,7 +184,8 @@ class Market:
                     if candidate is not None:
                         self._busy.add(candidate.proposal.provider_id)
                         return candidate
-                    if self._watch.expired():
+                    if self._watch.expired() and not self._busy:
+                        # A provider being engaged (agreement, deploy) may still make it.
                         raise self._startup_timeout()
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:

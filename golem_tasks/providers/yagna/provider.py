@@ -118,12 +118,12 @@ class GolemProvider(Provider):
         inline_limit: data up to this many bytes travels inside the ExeScript even with
             a storage (at most 512 KiB).
         timeouts: the :class:`Timeouts` of every wait.
-        startup_timeout: most seconds to wait while no provider is engaged; past it,
-            ``engage`` raises :class:`~golem_tasks.errors.StartupTimeout` naming what the
-            market showed and the fix, which ends the job (``BrokenPool``). None (the
-            default): engage waits up to ``Timeouts.negotiation`` each time. Meanwhile a
-            :class:`MarketStatus` event reports every change and a warning is logged
-            every ``Timeouts.report`` seconds.
+        startup_timeout: most seconds to wait while no provider is engaged; past it, and
+            with no agreement or deploy under way, ``engage`` raises
+            :class:`~golem_tasks.errors.StartupTimeout` naming what the market showed and
+            the fix, which ends the job (``BrokenPool``). None (the default): engage waits
+            up to ``Timeouts.negotiation`` each time. Meanwhile a :class:`MarketStatus`
+            event reports every change and a warning is logged every ``Timeouts.report`` s.
         events: a consumer, or several, of the records in :mod:`._events`.
         policies: retry policy per kind of REST call.
 
