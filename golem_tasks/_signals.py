@@ -123,6 +123,9 @@ def _redeliver() -> None:
     error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     if not isinstance(error, Terminated) or _interactive():
         return  # an interactive session showed the error and went on: it did not die of it
+    # Callbacks registered before this module was imported (logging's among them) would
+    # run after this one: do what matters of them here, flush logs and the std streams.
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

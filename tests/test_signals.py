@@ -167,6 +167,7 @@ def test_the_signal_is_delivered_again_only_when_terminated_ended_a_script(monke
     kills = []
     monkeypatch.setattr(_signals.os, "kill", lambda pid, signum: kills.append(signum))
     monkeypatch.setattr(_signals.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(_signals.logging, "shutdown", lambda: None)  # pytest's own handlers stay
     for name in ("last_exc", "last_value"):  # 3.12+ reads last_exc
         monkeypatch.setattr(sys, name, Terminated(signal.SIGTERM), raising=False)
     monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
