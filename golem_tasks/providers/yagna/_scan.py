@@ -90,7 +90,8 @@ class CostEstimate:
     time and retries not counted).
 
     Attributes:
-        providers: how many offers the estimate uses (fewer than asked when fewer match).
+        providers: how many offers the estimate uses (fewer than ``asked`` when fewer
+            match, or when there are fewer fragments).
         wall: seconds until the last fragment ends.
         total: GLM in all.
         per_provider: ``(provider name, fragments, GLM)`` for each provider used.
@@ -100,6 +101,7 @@ class CostEstimate:
     fragments: int
     seconds: float
     providers: int
+    asked: int
     wall: float
     total: Decimal
     per_provider: Tuple[Tuple[str, int, Decimal], ...]
@@ -143,7 +145,7 @@ class MarketScan:
             cost = offer.cost(share * seconds) or Decimal(0)
             per_provider.append((offer.provider_name, share, cost))
         total = sum((cost for _, _, cost in per_provider), Decimal(0))
-        return CostEstimate(fragments=fragments, seconds=float(seconds), providers=used,
+        return CostEstimate(fragments=fragments, seconds=float(seconds), providers=used, asked=providers,
                             wall=max(shares) * float(seconds), total=total, per_provider=tuple(per_provider),
                             within_budget=total <= self.budget)
 
@@ -164,8 +166,11 @@ class MarketScan:
                       for o in self.filtered if o.refusal is not None]
         if estimate is not None:
             fits = "within" if estimate.within_budget else "OVER"
+            used = f"{estimate.providers} provider(s)"
+            if estimate.providers < estimate.asked:
+                used += f" ({estimate.asked} asked, {len(self.matching)} match)"
             lines += ["", f"estimate: {estimate.fragments} fragment(s) of {estimate.seconds:g} s on "
-                          f"{estimate.providers} provider(s): about {_amount(estimate.total)} GLM, "
+                          f"{used}: about {_amount(estimate.total)} GLM, "
                           f"{fits} the budget of {_amount(self.budget)} GLM; wall about {estimate.wall:g} s"]
             lines += [f"  {name}: {share} fragment(s), {_amount(cost)} GLM"
                       for name, share, cost in estimate.per_provider]
