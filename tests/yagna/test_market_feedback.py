@@ -306,3 +306,17 @@ def test_startup_timeout_does_not_cut_short_a_provider_being_engaged(daemon):
         assert session.info.id == node(1).id
         assert not any(isinstance(e, StartupTimeout) for e in errors)  # the wait ended with the engagement
         session.release()
+
+
+def test_the_progress_bar_of_a_golem_shows_the_market_while_waiting(daemon, capsys):
+    for provider_node in daemon.nodes.values():
+        provider_node.properties = priced(start=0, per_cpu_sec=0.002, per_env_sec=0)
+    provider = make_provider(max_cpu_hour_price="0.1", timeouts=attrs.evolve(FAST, negotiation=60),
+                             startup_timeout=0.5)
+    try:
+        with Golem(provider, max_workers=1, progress=True) as golem:
+            with pytest.raises(BrokenPool):
+                list(golem.map(lambda ctx, i: (yield ctx.run("/bin/true")), range(3)))
+    finally:
+        provider.close()
+    assert "2 offers, 2 rejected (2 price caps), 0 pending" in capsys.readouterr().err
