@@ -32,6 +32,7 @@ from .errors import (
     JobTimeoutError,
     ProviderError,
     ProviderLost,
+    StartupTimeout,
     TaskRejected,
     UnexpectedCommand,
     WorkerError,
@@ -75,7 +76,7 @@ __all__ = (
     "BackupStarted", "CommandOutput", "CostsSettled", "Event", "FragmentFinished", "FragmentRetried",
     "FragmentStarted", "InitializerFailed", "JobFinished", "JobStarted", "ProviderEngaged", "ProviderReleased",
     "ProviderSummary",
-    "log_to_stderr",
+    "log_to_stderr", "StartupTimeout",
 )
 
 # The library never configures logging; applications do (requests does the same).

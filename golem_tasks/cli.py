@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -14,6 +15,9 @@ commands:
   localnet env   print the export lines of the running one (YAGNA_API_URL, YAGNA_APPKEY,
                  GOLEM_TASKS_REGISTRY_URL): eval "$(golem-tasks localnet env)"
   localnet down  stop it
+  market scan [--image TAG] [--budget GLM] [--fragments N] [--seconds T] [--providers K]
+                 the offers the demand would take (the others with their reason) and the
+                 cost of N fragments of T s on K providers (golem-tasks market scan --help)
 
 options:
   -h, --help     show this help and exit
@@ -35,8 +39,57 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args[0] == "localnet":
         from .localnet.cli import main as localnet_main
         return int(localnet_main(args[1:]) or 0)
+    if args[0] == "market":
+        return market_main(args[1:])
     print(f"golem-tasks: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def market_main(argv: List[str]) -> int:
+    """``golem-tasks market scan``: a market preflight through the yagna daemon of
+    ``YAGNA_APPKEY``/``YAGNA_API_URL``; nothing is reserved, signed or spent. Exit status
+    0 when some offer matches, 1 when none does, 2 on a usage or daemon error."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="golem-tasks market", description=market_main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    scan = commands.add_parser("scan", help="list the offers and price a job")
+    scan.add_argument("--image", help="image tag or hash (default: GOLEM_TASKS_IMAGE, else golem/alpine:latest)")
+    scan.add_argument("--budget", help="GLM the job may spend (default 1)")
+    scan.add_argument("--subnet", help="market subnet (default: YAGNA_SUBNET, else public)")
+    scan.add_argument("--network", help="payment network (default: YAGNA_PAYMENT_NETWORK, else the testnet)")
+    scan.add_argument("--max-cpu-hour-price", help="refuse offers above this GLM per CPU-hour")
+    scan.add_argument("--max-env-hour-price", help="refuse offers above this GLM per hour")
+    scan.add_argument("--max-start-price", help="refuse offers that start above this GLM")
+    scan.add_argument("--fragments", type=int, default=10, help="fragments to price (default 10)")
+    scan.add_argument("--seconds", type=float, default=60.0, help="seconds one fragment runs (default 60)")
+    scan.add_argument("--providers", type=int, default=5, help="providers working at once (default 5)")
+    scan.add_argument("--wait", type=float, default=5.0, help="most seconds to wait for offers (default 5)")
+    options = parser.parse_args(argv)
+
+    from .errors import GolemTasksError
+    from .providers.yagna import GolemProvider
+
+    settings: dict = {"storage": None}
+    image = options.image or os.environ.get("GOLEM_TASKS_IMAGE") or "golem/alpine:latest"
+    settings["image_tag" if ":" in image else "image_hash"] = image
+    for name in ("budget", "max_cpu_hour_price", "max_env_hour_price", "max_start_price"):
+        value = getattr(options, name)
+        if value is not None:
+            settings[name] = value  # a decimal string, checked by GolemProvider
+    if options.subnet:
+        settings["subnet_tag"] = options.subnet
+    if options.network:
+        settings["payment_network"] = options.network
+    try:
+        with GolemProvider.from_env(**settings) as provider:
+            result = provider.scan(seconds=options.wait)
+            estimate = result.estimate(options.fragments, options.seconds, options.providers)
+    except GolemTasksError as exc:
+        print(f"golem-tasks market scan: {exc}", file=sys.stderr)
+        return 2
+    print(result.format(estimate))
+    return 0 if result.matching else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ The tree::
     ├── ProviderError                           the provider itself failed
     │   ├── ProviderLost                        the provider went away; its work is gone
     │   ├── BudgetExhausted                     the budget allows no more providers or work
+    │   ├── StartupTimeout (also TimeoutError)  no provider engaged within ``startup_timeout``
     │   └── ApiError                            a backend API answered with an error (``status``)
     ├── UnexpectedCommand                       a FakeProvider got a command nobody scripted
     ├── FragmentFailed                          a fragment failed for good (``attempts`` says why)
@@ -172,6 +173,22 @@ class BudgetExhausted(ProviderError):
         self.budget = budget
         self.spent = spent
         self.expected = expected
+
+
+class StartupTimeout(ProviderError, TimeoutError):
+    """No provider was engaged within the backend's ``startup_timeout``. The message
+    says what the market showed (offers, why they were refused) and what to change.
+
+    Not safe to retry as is: the same settings meet the same market. The scheduler
+    breaks the pool with it, so the job ends with a ``BrokenPool`` carrying this text.
+
+    Attributes:
+        reasons: the main causes, most frequent first (``"12 x price caps"``).
+    """
+
+    def __init__(self, message: str, *, reasons: Sequence[str] = (), provider: Optional[str] = None) -> None:
+        super().__init__(message, provider=provider)
+        self.reasons = tuple(reasons)
 
 
 class ApiError(ProviderError):

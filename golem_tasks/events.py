@@ -20,6 +20,7 @@ Events carry ids and values only, never live objects. Only leaf classes are emit
     │   ├── InitializerFailed        reason
     │   └── ProviderReleased         reason, excluded
     ├── CostsSettled                 costs, total, unpaid (once, when a paid provider closes)
+    ├── ProviderSearch               waited, engaged, summary (a backend still looking for providers)
     └── CommandOutput                job_id, index, provider_id, command_index, stream, text
 
 Backends add their own branches (``golem_tasks.providers.yagna`` reports offers,
@@ -182,6 +183,24 @@ class CostsSettled(Event):
     unpaid: Tuple[str, ...] = ()
     names: Tuple[Tuple[str, str], ...] = attrs.field(default=(), converter=_str_items)
     token: str = "GLM"
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSearch(Event):
+    """A backend that has to find providers (Golem) says how the search goes while no
+    provider is engaged: at once when it changes, and a last time when the first one
+    is engaged (``engaged`` > 0). Backends emit a subclass with their own counts
+    (``golem_tasks.providers.yagna.MarketStatus``); the progress bar shows ``summary``.
+
+    Attributes:
+        waited: seconds since the search started.
+        engaged: providers engaged now (0 while waiting).
+        summary: one line for people, e.g. ``"12 offers, 12 rejected: 12 price caps"``.
+    """
+
+    waited: float
+    engaged: int
+    summary: str
 
 
 @attrs.frozen(kw_only=True)

@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
-from . import _driver
+from . import _driver, _signals
 from . import events as ev
 from ._scheduler.job import Job
 from ._scheduler.pool import Pool
@@ -142,12 +142,14 @@ class Golem:
         self._submit_job: Optional[Job] = None
         self._lock = threading.Lock()
         self._shutdown = False
+        _signals.track(self)  # shut down at interpreter exit if still open
 
     def _install_consumers(self, events: Any, progress: Optional[bool]) -> None:
         from .progress import ProgressBar, SummaryLogger, progress_wanted
         self._events.add(SummaryLogger(), kinds=(ev.JobFinished, ev.CostsSettled))
         if progress_wanted(progress):
-            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled))
+            # ProviderSearch: what the market shows while nothing is engaged, as the bar's postfix
+            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled, ev.ProviderSearch))
         if events is None:
             return
         for consumer in ([events] if callable(events) else list(events)):
@@ -275,6 +277,13 @@ class Golem:
         extra = {} if args_of is None else {"args_of": args_of}
         return JobRun(self._pool, job, data, timeout=timeout, window=window, emitter=self._events, total=total,
                       **extra)
+
+    def scan(self, **options: Any) -> Any:
+        """A market preflight: the offers this Golem's provider would take and those it
+        would refuse (with the reason), engaging and spending nothing. Returns the
+        backend's answer (``MarketScan`` on Golem, with ``estimate(fragments, seconds,
+        providers)``), or None for a provider without a market (local, fake)."""
+        return self.provider.scan(**options)
 
     # ---------------------------------------------------------------- lifecycle
     def _check_open(self) -> None:

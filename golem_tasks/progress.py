@@ -129,6 +129,9 @@ class ProgressBar:
         if isinstance(event, ev.CostsSettled):
             (self._file or sys.stderr).write(format_costs(event) + "\n")
             return
+        if isinstance(event, ev.ProviderSearch):
+            self._searching(event)
+            return
         if not isinstance(event, ev.JobEvent):
             return
         with self._lock:
@@ -151,6 +154,16 @@ class ProgressBar:
             bar.set_postfix(counts, refresh=False)
             if not isinstance(event, ev.FragmentRetried):
                 bar.update(1)
+
+    def _searching(self, event: ev.ProviderSearch) -> None:
+        """While no provider is engaged, every open bar shows what the search found; the
+        counts come back once one is engaged."""
+        with self._lock:
+            for job_id, bar in self._bars.items():
+                if event.engaged:
+                    bar.set_postfix(self._counts[job_id], refresh=True)
+                else:
+                    bar.set_postfix_str(event.summary, refresh=True)
 
     def _start(self, event: ev.JobStarted) -> None:
         tqdm = _tqdm_class()

@@ -22,7 +22,8 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import events as ev
-from ..errors import BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError, ProviderLost, TaskRejected
+from ..errors import (BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError, ProviderLost, StartupTimeout,
+                      TaskRejected)
 from ..policy import RetryPolicy
 from ..providers.base import Provider, Session
 from . import attempt, decision
@@ -704,8 +705,10 @@ class Pool:
             failures = self._engage_failures
         if isinstance(exc, BudgetExhausted):
             return self._budget_reached(exc, slot)
-        if failures >= ENGAGE_ATTEMPTS or not isinstance(exc, GolemTasksError):
-            self._break(BrokenPool(f"could not engage a provider ({failures} attempts): {exc}"), exc)
+        if failures >= ENGAGE_ATTEMPTS or not isinstance(exc, GolemTasksError) or isinstance(exc, StartupTimeout):
+            # A startup timeout already waited its time and says why: asking again meets the same market.
+            attempts = "" if isinstance(exc, StartupTimeout) else f" ({failures} attempts)"
+            self._break(BrokenPool(f"could not engage a provider{attempts}: {exc}"), exc)
             return True
         logger.warning("engaging a provider failed (%s), trying again", exc)
         slot.abort.wait(self.policy.delay(failures))

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Sized, Tuple
 
+from .. import _signals
 from .. import events as ev
 from ..errors import BatchCancelled, JobTimeoutError
 from ..task import Task
@@ -175,14 +176,24 @@ class _Scope:
 
     def __init__(self, run: JobRun) -> None:
         self.run = run
+        # SIGTERM and SIGHUP end a job in the main thread as Ctrl-C does, until its
+        # clean-up is done (issue 9 §3).
+        self.signals = _signals.job_signals()
 
     def __enter__(self) -> None:
         run = self.run
+        self.signals.__enter__()
         run.pool.input_started(run.job)
         if self.run.emitter.wants(ev.JobStarted):
             run.emitter.emit(ev.JobStarted(job_id=run.job.id, kind=run.job.kind, total=run.total))
 
     def __exit__(self, exc_type: Any, error: Optional[BaseException], tb: Any) -> None:
+        try:
+            self._end(error)
+        finally:
+            self.signals.__exit__(None, None, None)
+
+    def _end(self, error: Optional[BaseException]) -> None:
         run, job = self.run, self.run.job
         if not run.exhausted:
             run.exhausted = True

@@ -106,6 +106,12 @@ class Provider(abc.ABC):
         ``abort`` is set. Raises ``ProviderError`` when no machine can be had.
         """
 
+    def scan(self, **options: Any) -> Any:
+        """What this backend's market offers right now, engaging and spending nothing
+        (a preflight): None for backends with no market (local, fake);
+        ``GolemProvider.scan`` returns a ``MarketScan``."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing more
         """Release whatever the backend holds beyond its sessions. Idempotent."""
 

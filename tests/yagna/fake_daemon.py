@@ -49,6 +49,7 @@ class Node:
     def offer(self) -> Dict[str, Any]:
         """The offer's properties, with this node's name and payment addresses."""
         properties = dict(self.properties, **{"golem.node.id.name": self.name})
+        properties.setdefault("golem.node.debug.subnet", "public")  # as every real provider says
         for key in [k for k in properties if k.startswith("golem.com.payment.platform.")]:
             properties[key] = self.id
         return properties
@@ -84,6 +85,7 @@ class FakeDaemon(PaymentRoutes):
         self.payment_events: Dict[str, List[Dict[str, Any]]] = {"debitNote": [], "invoice": []}
         self.accepted: Dict[str, str] = {}
         self.agreement_events: List[Dict[str, Any]] = []
+        self.scans: Dict[str, List[Dict[str, Any]]] = {}
         self.routes = self._routes()
         for method in ("GET", "POST", "DELETE"):
             rsps.add_callback(method, re.compile(re.escape(API_URL) + r"/.*"), callback=self._dispatch)
@@ -128,6 +130,9 @@ class FakeDaemon(PaymentRoutes):
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/wait", self._wait),
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/(?P<how>terminate|cancel)", self._terminate),
             ("GET", r"/market-api/v1/agreementEvents", self._agreement_events),
+            ("POST", r"/market-api/v1/scan", self._begin_scan),
+            ("GET", r"/market-api/v1/scan/(?P<id>[^/]+)/events", self._collect_scan),
+            ("DELETE", r"/market-api/v1/scan/(?P<id>[^/]+)", self._end_scan),
             ("POST", r"/activity-api/v1/activity", self._create_activity),
             ("DELETE", r"/activity-api/v1/activity/(?P<id>[^/]+)", self._destroy),
             ("POST", r"/activity-api/v1/activity/(?P<id>[^/]+)/exec", self._exec),
@@ -283,6 +288,28 @@ class FakeDaemon(PaymentRoutes):
         if how == "terminate" and amount is not None:
             self.invoice(id, amount)
         return 200, {}, ""
+
+    def _begin_scan(self, body: Dict[str, Any], **_: Any) -> Answer:
+        scan_id = str(next(self.ids))
+        with self.lock:  # like yagna: the whole offer store, then whatever comes later
+            self.scans[scan_id] = [{"offerId": f"O{next(self.ids)}", "providerId": n.id, "properties": n.offer(),
+                                    "constraints": "(golem.srv.comp.expiration>0)", "timestamp": now_text()}
+                                   for n in self.nodes.values()]
+        return _json(201, scan_id)
+
+    def _collect_scan(self, id: str, query: Dict[str, str], **_: Any) -> Answer:
+        self._wait_until(lambda: id not in self.scans or bool(self.scans[id]), query)
+        with self.lock:
+            if id not in self.scans:
+                return _json(404, {"message": f"scan {id} not found"})
+            offers, self.scans[id] = self.scans[id], []
+        return _json(200, offers)
+
+    def _end_scan(self, id: str, **_: Any) -> Answer:
+        with self.lock:
+            self.scans.pop(id, None)
+            self.lock.notify_all()
+        return 201, {}, ""
 
     # --------------------------------------------------------------- activity
     def _create_activity(self, body: Dict[str, Any], **_: Any) -> Answer:

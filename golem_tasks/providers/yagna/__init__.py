@@ -72,6 +72,7 @@ from ._events import (
     CostsSettled,
     DebitNoteAccepted,
     InvoiceAccepted,
+    MarketStatus,
     OfferCountered,
     OfferEvent,
     OfferRejected,
@@ -82,6 +83,7 @@ from ._events import (
 )
 from ._filters import CheapestFirst, OfferFilter
 from ._image import DEFAULT_REGISTRY_URL, resolve_image
+from ._scan import CostEstimate, MarketScan, ScannedOffer
 from ._settings import Timeouts
 from ._storage import Download, SendUrl, Storage, Upload, UploadUrl
 from .errors import (
@@ -104,6 +106,7 @@ __all__ = (
     "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferFilter", "OfferRejected", "PaymentEvent",
     "PaymentRefused", "RentalEvent", "SendUrl", "Storage", "Timeouts", "Upload", "UploadUrl", "YagnaEvent",
     "resolve_image",
+    "CostEstimate", "MarketScan", "MarketStatus", "ScannedOffer",
     "ACCEPT_TIMEOUT", "ACTIVITY_STATES", "AGREEMENT_STATES", "CAPTURE_AT_END", "CHOSEN_PLATFORM",
     "DEFAULT_API_URL", "DEFAULT_EXPIRATION", "DEFAULT_MAINNET", "DEFAULT_POLICIES", "DEFAULT_TESTNET",
     "INLINE_LIMIT", "MAX_EXPIRATION", "MIN_EXPIRATION", "PROPOSAL_STATES", "SUCCESS_REASON",

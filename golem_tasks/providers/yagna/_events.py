@@ -19,7 +19,9 @@ never raised. The tree (only leaves are emitted)::
         │   ├── DebitNoteAccepted
         │   ├── InvoiceAccepted
         │   └── PaymentRefused          reason (over budget, over the agreed price, ...)
-        └── BudgetReached               reason, budget, spent, expected (no more engaged)
+        ├── BudgetReached               reason, budget, spent, expected (no more engaged)
+        └── MarketStatus                offers, rejected, pending, candidates, unmatched (+ ProviderSearch's
+                                        waited, engaged, summary): while no provider is engaged
     (CostsSettled, emitted once when the provider closes, is in golem_tasks.events:
     any provider with a bill can report it.)
 """
@@ -28,23 +30,27 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Callable, Mapping, Tuple
+from typing import Callable, Iterable, Mapping, Tuple
 
 import attrs
 
-from ...events import CostsSettled, Emitter, Event
+from ...events import CostsSettled, Emitter, Event, ProviderSearch
 
 logger = logging.getLogger(__name__)
 
 __all__ = (
     "AgreementApproved", "AgreementFailed", "AgreementTerminated", "BudgetReached", "CostsSettled", "DebitNoteAccepted",
-    "EventSink", "InvoiceAccepted", "OfferCountered", "OfferEvent", "OfferRejected", "PaymentEvent",
+    "EventSink", "InvoiceAccepted", "MarketStatus", "OfferCountered", "OfferEvent", "OfferRejected", "PaymentEvent",
     "PaymentRefused", "RentalEvent", "YagnaEvent",
 )
 
 
 def _decimal_items(value: Mapping[str, Decimal]) -> Tuple[Tuple[str, Decimal], ...]:
     return tuple(sorted(dict(value).items()))
+
+
+def _count_pairs(value: Iterable[Tuple[str, int]]) -> Tuple[Tuple[str, int], ...]:
+    return tuple((str(name), int(count)) for name, count in value)
 
 
 @attrs.frozen(kw_only=True)
@@ -136,6 +142,31 @@ class BudgetReached(YagnaEvent):
     budget: Decimal
     spent: Decimal
     expected: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class MarketStatus(YagnaEvent, ProviderSearch):
+    """What the market shows while no provider is engaged: emitted when it changes, and
+    once more (``engaged`` > 0) when the first provider is engaged. Also a
+    :class:`golem_tasks.events.ProviderSearch`, so the progress bar shows ``summary``.
+
+    Attributes:
+        offers: providers that made an offer matching the demand.
+        rejected: ``(reason category, providers)`` pairs, most first; the categories
+            are filters, price caps, budget, payment network, failed earlier, provider
+            refused, demand terms.
+        pending: our counter-proposals the providers have not answered yet.
+        candidates: providers that answered and wait for an agreement.
+        unmatched: with no offer at all, ``(reason category, offers)`` of the offers a
+            market scan found that the demand cannot match (subnet, payment network,
+            hardware or runtime); made at the first warning, empty before.
+    """
+
+    offers: int
+    rejected: Tuple[Tuple[str, int], ...] = attrs.field(converter=_count_pairs)
+    pending: int
+    candidates: int
+    unmatched: Tuple[Tuple[str, int], ...] = attrs.field(default=(), converter=_count_pairs)
 
 
 Consumer = Callable[[Event], None]

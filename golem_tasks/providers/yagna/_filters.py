@@ -17,6 +17,7 @@ import attrs
 from ...errors import ConfigurationError
 from ._json import parse_decimal
 from ._market import LinearPricing, Proposal
+from ._market_status import BUDGET, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -94,31 +95,40 @@ class OfferFilter:
 
     def reject_reason(self, proposal: Proposal) -> Optional[str]:
         """Why ``proposal`` is refused, or None when it passes."""
+        refusal = self.check(proposal)
+        return None if refusal is None else refusal.reason
+
+    def check(self, proposal: Proposal) -> Optional[Refusal]:
+        """Why ``proposal`` is refused (with the setting that refused it), or None."""
         if self.allow and not any(_matches(proposal, m) for m in self.allow):
-            return "not in the allowed providers"
+            return Refusal(FILTERS, "not in the allowed providers", setting="allow_providers")
         for match in self.deny:
             if _matches(proposal, match):
-                return f"denied provider (matches {getattr(match, 'pattern', match)!r})"
+                return Refusal(FILTERS, f"denied provider (matches {getattr(match, 'pattern', match)!r})",
+                               setting="deny_providers")
         pricing = proposal.pricing
         if pricing is None:
-            return "no linear pricing in the offer (golem.com.pricing.model.linear.coeffs)"
-        reason = self._price_reason(pricing)
-        if reason is not None:
-            return reason
-        return self._predicate_reason(proposal)
+            return Refusal(FILTERS, "no linear pricing in the offer (golem.com.pricing.model.linear.coeffs)")
+        refusal = self._price_refusal(pricing)
+        if refusal is not None:
+            return refusal
+        reason = self._predicate_reason(proposal)
+        return None if reason is None else Refusal(FILTERS, reason, setting="offer_filter")
 
-    def _price_reason(self, pricing: LinearPricing) -> Optional[str]:
+    def _price_refusal(self, pricing: LinearPricing) -> Optional[Refusal]:
         if any(value < 0 for value in (pricing.fixed, *pricing.per_usage.values())):
-            return "negative prices in the offer"
+            return Refusal(FILTERS, "negative prices in the offer")
         checks = (
-            ("start price", pricing.fixed, self.max_start_price),
-            ("price per CPU-hour", pricing.per_usage.get(CPU_SEC, Decimal(0)) * 3600, self.max_cpu_hour_price),
-            ("price per env-hour", pricing.per_usage.get(DURATION_SEC, Decimal(0)) * 3600,
+            ("start price", "max_start_price", pricing.fixed, self.max_start_price),
+            ("price per CPU-hour", "max_cpu_hour_price", pricing.per_usage.get(CPU_SEC, Decimal(0)) * 3600,
+             self.max_cpu_hour_price),
+            ("price per env-hour", "max_env_hour_price", pricing.per_usage.get(DURATION_SEC, Decimal(0)) * 3600,
              self.max_env_hour_price),
         )
-        for name, price, cap in checks:
+        for name, setting, price, cap in checks:
             if cap is not None and price > cap:
-                return f"{name} {price.normalize():f} GLM is over the cap of {cap.normalize():f}"
+                return Refusal(PRICE_CAPS, f"{name} {price.normalize():f} GLM is over the cap of {cap.normalize():f}",
+                               setting=setting, limit=cap, asked=price)
         return None
 
     def _predicate_reason(self, proposal: Proposal) -> Optional[str]:
@@ -130,6 +140,25 @@ class OfferFilter:
             logger.exception("offer_filter failed on the offer of %s", proposal.provider_id)
             return f"offer_filter raised {type(exc).__name__}: {exc}"
         return None if accepted else "rejected by offer_filter"
+
+
+def terms_refusal(proposal: Proposal, *, platform: str, offer_filter: OfferFilter,
+                  budget: Decimal) -> Optional[Refusal]:
+    """Why an offer cannot be taken on our terms (payment platform, filters, price caps,
+    the whole budget), or None. The negotiator and the market scan judge alike."""
+    if platform not in proposal.payment_platforms:
+        return Refusal(PAYMENT_NETWORK, f"no common payment platform (we pay on {platform})",
+                       detail=proposal.payment_platforms)
+    refusal = offer_filter.check(proposal)
+    if refusal is not None:
+        return refusal
+    pricing = proposal.pricing
+    if pricing is not None and pricing.fixed > budget:
+        # Only the whole budget here: what is left changes, and a candidate that does
+        # not fit now is refused at engage time with the numbers (BudgetExhausted).
+        return Refusal(BUDGET, f"its start price {pricing.fixed} GLM is more than the whole budget of "
+                               f"{budget} GLM", setting="budget", limit=budget, asked=pricing.fixed)
+    return None
 
 
 def expected_cost(pricing: LinearPricing, seconds: float, cpu_threads: float = 1.0) -> Decimal:

@@ -132,6 +132,29 @@ class Proposal:
 
 
 @attrs.frozen(kw_only=True)
+class Offer:
+    """An offer as a market scan lists it (``POST /scan``): no negotiation, just what a
+    provider publishes. :meth:`as_proposal` views it as an ``Initial`` proposal, so the
+    same filters judge it."""
+
+    offer_id: str
+    provider_id: str
+    timestamp: datetime
+    properties: Mapping[str, Any] = attrs.field(converter=frozen_mapping, hash=False)
+    constraints: str = "()"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Offer":
+        return cls(offer_id=required_str(data, "offerId"), provider_id=required_str(data, "providerId"),
+                   timestamp=parse_timestamp(data["timestamp"]), properties=data["properties"],
+                   constraints=required_str(data, "constraints"))
+
+    def as_proposal(self) -> Proposal:
+        return Proposal(proposal_id=self.offer_id, issuer_id=self.provider_id, state="Initial",
+                        timestamp=self.timestamp, properties=self.properties, constraints=self.constraints)
+
+
+@attrs.frozen(kw_only=True)
 class ProposalEvent:
     """A new offer (``Initial``) or a provider's answer to a counter-proposal (``Draft``)."""
 

@@ -7,7 +7,7 @@ from typing import Any, List, Mapping, Optional, Union
 
 from ._demand import Demand
 from ._json import format_timestamp
-from ._market import Agreement, AgreementEvent, MarketEvent, Proposal, parse_market_event
+from ._market import Agreement, AgreementEvent, MarketEvent, Offer, Proposal, parse_market_event
 from ._retry import CallKind
 from ._transport import Transport, check_max_events, check_timeout, json_string, list_of, path_id
 
@@ -122,3 +122,22 @@ class MarketApi:
                   "appSessionId": app_session_id}
         return self._t.call(CallKind.POLL, "GET", f"{PREFIX}/agreementEvents", params=params,
                             server_timeout=timeout, parse=list_of(AgreementEvent.from_json))
+
+    # -- market scan: the offers the daemon knows, with no demand and no negotiation --
+    def begin_scan(self, *, constraints: Optional[str] = None, lifetime: int = 30) -> str:
+        """Start listing offers (``POST /scan``), optionally only those matching
+        ``constraints``; the daemon forgets an unused scan after ``lifetime`` s."""
+        body: dict = {"type": "offer", "timeout": int(lifetime)}
+        if constraints is not None:
+            body["constraints"] = constraints
+        return self._t.call(CallKind.CREATE, "POST", f"{PREFIX}/scan", body=body, parse=json_string)
+
+    def collect_scan(self, scan_id: str, *, timeout: float = 5.0, max_events: int = 100) -> List[Offer]:
+        """The next offers of a scan; ``[]`` when no new one came within ``timeout``."""
+        params = {"timeout": check_timeout(timeout), "maxEvents": check_max_events(max_events)}
+        return self._t.call(CallKind.POLL, "GET", f"{PREFIX}/scan/{path_id(scan_id)}/events", params=params,
+                            server_timeout=timeout, parse=list_of(Offer.from_json))
+
+    def end_scan(self, scan_id: str) -> None:
+        """End a scan (yagna 0.17.6 serves ``DELETE /scan/{id}``, not the spec's ``.../events``)."""
+        self._t.call(CallKind.CLEANUP, "DELETE", f"{PREFIX}/scan/{path_id(scan_id)}")

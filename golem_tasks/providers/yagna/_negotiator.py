@@ -23,15 +23,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Callable, Dict, Optional, Set
+from typing import AbstractSet, Callable, Dict, List, Optional, Set
 
-from ...errors import ApiError, ProviderError
+from ...errors import ApiError, ProviderError, StartupTimeout
 from ._client import YagnaClient
 from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
 from ._agreement import Candidate
-from ._events import EventSink, OfferCountered, OfferRejected
-from ._filters import OfferFilter, Score
+from ._events import EventSink, MarketStatus, OfferCountered, OfferRejected
+from ._filters import OfferFilter, Score, terms_refusal
 from ._market import Proposal, ProposalEvent, ProposalRejectedEvent
+from ._market_status import (
+    FAILED_EARLIER,
+    OTHER,
+    PROVIDER_REFUSED,
+    TERMS,
+    MarketLedger,
+    Refusal,
+    StartupWatch,
+)
 from ._settings import Timeouts
 from .errors import NotFound
 
@@ -56,12 +65,18 @@ class Market:
         remaining_budget: what is left of it (candidates that fit are engaged first).
         timeouts: the poll and wait times.
         sink: where events go.
+        startup_timeout: most seconds to wait with no provider engaged (None: no limit).
+        scan_unmatched: makes a market scan and returns the refusals of the offers the
+            demand cannot match; called when a warning is due and no offer came at all.
+        clock: ``time.monotonic``, or a fake in tests of the waiting rules.
     """
 
     def __init__(self, client: YagnaClient, *, build_demand: Callable[[], Demand], platform: str,
                  offer_filter: OfferFilter, score: Score, accept_timeout: Optional[int],
                  budget: Decimal, remaining_budget: Callable[[], Decimal], timeouts: Timeouts, sink: EventSink,
-                 app_session_id: str) -> None:
+                 app_session_id: str, startup_timeout: Optional[float] = None,
+                 scan_unmatched: Optional[Callable[[], List[Refusal]]] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._build_demand = build_demand
         self._platform = platform
@@ -83,13 +98,18 @@ class Market:
         self._candidates: Dict[str, Candidate] = {}
         self._countered: Dict[str, Proposal] = {}
         self._busy: Set[str] = set()
-        self._excluded: Set[str] = set()
+        self._excluded: Set[str] = set()   # the scheduler's, as of the latest engage
+        self._cooling: Dict[str, float] = {}  # provider -> clock value its cool-down ends
+        self._engaged: Set[str] = set()
         self._waiting = 0
         self._starved = False
         self._last_error: Optional[str] = None
-        #: Providers that made an offer, and per refusal reason the providers refused.
-        self.offers_seen: Set[str] = set()
-        self.rejections: Dict[str, Set[str]] = {}
+        self._clock = clock
+        self._scan_unmatched = scan_unmatched
+        #: What the market showed: offers, and why each provider's latest was refused.
+        self.ledger = MarketLedger(platform=platform)
+        self._watch = StartupWatch(report_every=timeouts.report, startup_timeout=startup_timeout, clock=clock)
+        self._reported: Optional[tuple] = None
         self._reader: Optional[threading.Thread] = None
         self._calls = ThreadPoolExecutor(4, thread_name_prefix="golem_tasks-negotiate")
 
@@ -114,9 +134,32 @@ class Market:
         self._calls.shutdown(wait=True)
 
     # ------------------------------------------------------------- engaging
-    def exclude(self, provider_ids: Set[str]) -> None:
+    def exclude(self, provider_ids: AbstractSet[str]) -> None:
+        """The providers the scheduler does not want (over its failure limit): the
+        latest set replaces the one before, so the scheduler can let one back in."""
         with self._lock:
-            self._excluded |= set(provider_ids)
+            self._excluded = set(provider_ids)
+
+    def cool_down(self, provider_id: str, reason: str) -> None:
+        """Do not engage ``provider_id`` for ``Timeouts.cooldown`` seconds (it failed to
+        start work, or rejected agreements); its offers are still countered, so it can be
+        engaged as soon as the cool-down ends."""
+        with self._lock:
+            self._cooling[provider_id] = self._clock() + self._t.cooldown
+        self.ledger.refused(provider_id, Refusal(FAILED_EARLIER, f"cooling down after: {reason}"))
+
+    def mark_engaged(self, provider_id: str) -> None:
+        """``provider_id`` runs a session now: a wait for the first provider is over."""
+        with self._lock:
+            self._engaged.add(provider_id)
+            self._cooling.pop(provider_id, None)
+            engaged = len(self._engaged)
+            waited = self._watch.engaged()
+            status = self._status_locked(waited or 0.0, engaged) if waited is not None else None
+            self._reported = None
+        if status is not None:
+            logger.info("provider engaged after %.1f s of waiting (%s)", waited, status.summary)
+            self._sink.emit(status)
 
     def take(self, deadline: float, abort: Optional[threading.Event]) -> Candidate:
         """Block until a candidate of a provider that is neither busy nor excluded is
@@ -130,6 +173,9 @@ class Market:
             if self._starved:
                 deadline = min(deadline, time.monotonic())
             self._waiting += 1
+            self._watch.enter(engaged=bool(self._engaged))
+        self.report()  # a wait that just began says so at once
+        with self._lock:
             try:
                 while True:
                     if self._stop.is_set() or (abort is not None and abort.is_set()):
@@ -138,6 +184,9 @@ class Market:
                     if candidate is not None:
                         self._busy.add(candidate.proposal.provider_id)
                         return candidate
+                    if self._watch.expired() and not self._busy:
+                        # A provider being engaged (agreement, deploy) may still make it.
+                        raise self._startup_timeout()
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         self._starved = True
@@ -145,6 +194,7 @@ class Market:
                     self._changed.wait(min(remaining, ABORT_CHECK))
             finally:
                 self._waiting -= 1
+                self._watch.leave()
 
     def put_back(self, candidate: Candidate) -> None:
         """``candidate`` was taken but not used (the budget did not allow it): keep it."""
@@ -156,10 +206,19 @@ class Market:
         """The provider's agreement is over; it may be engaged again (after a new offer)."""
         with self._lock:
             self._busy.discard(provider_id)
+            self._engaged.discard(provider_id)
+
+    def _cooling_locked(self, provider_id: str) -> bool:
+        until = self._cooling.get(provider_id)
+        if until is not None and until <= self._clock():
+            del self._cooling[provider_id]  # over: it may be engaged again
+            until = None
+        return until is not None
 
     def _pop_best(self) -> Optional[Candidate]:
         usable = [c for c in self._candidates.values()
-                  if c.proposal.provider_id not in self._busy and c.proposal.provider_id not in self._excluded]
+                  if c.proposal.provider_id not in self._busy and c.proposal.provider_id not in self._excluded
+                  and not self._cooling_locked(c.proposal.provider_id)]
         if not usable:
             return None
         left = self._remaining_budget()
@@ -173,15 +232,69 @@ class Market:
         return chosen
 
     def _starved_message(self) -> str:
-        reasons = ", ".join(f"{len(who)} x {reason}" for reason, who in
-                            sorted(self.rejections.items(), key=lambda item: -len(item[1]))[:5])
-        text = (f"no Golem provider could be engaged within {self._t.negotiation:g} s: "
-                f"offers from {len(self.offers_seen)} provider(s)")
-        if reasons:
-            text += f"; rejected: {reasons}"
+        text, _ = self._explain_locked()
+        text = f"no Golem provider could be engaged within {self._t.negotiation:g} s: {text}"
         if self._last_error:
             text += f"; last market error: {self._last_error}"
-        return text + " (check the subnet, the payment network, the filters and the price caps)"
+        return text
+
+    def _startup_timeout(self) -> StartupTimeout:
+        text, reasons = self._explain_locked()
+        text = (f"no Golem provider was engaged within startup_timeout={self._watch.startup_timeout:g} s: "
+                f"{text}")
+        if self._last_error:
+            text += f"; last market error: {self._last_error}"
+        return StartupTimeout(text, reasons=reasons)
+
+    def explain(self) -> str:
+        """What the market shows, its main causes and the fix, in one line."""
+        with self._lock:
+            return self._explain_locked()[0]
+
+    def _explain_locked(self) -> "tuple[str, tuple[str, ...]]":
+        return self.ledger.explain(pending=len(self._countered), candidates=self._waiting_candidates())
+
+    def _waiting_candidates(self) -> int:
+        return sum(1 for c in self._candidates.values()
+                   if c.proposal.provider_id not in self._busy | self._excluded)
+
+    # ------------------------------------------------------------- feedback
+    def report(self) -> None:
+        """While an engage waits and no provider is engaged: a ``MarketStatus`` event
+        when what the market shows changed, and a warning every ``Timeouts.report`` s."""
+        with self._lock:
+            if not self._watch.active or self._waiting == 0 or self._engaged:
+                return
+            warn = self._watch.warning_due()
+        if warn and not self.ledger.offers and self._scan_unmatched is not None:
+            # Nothing reaches the demand: a scan can tell why (another subnet, ...).
+            try:
+                self.ledger.scanned(self._scan_unmatched())
+            except ApiError as exc:
+                logger.debug("the market scan that would explain the silence failed: %s", exc)
+        with self._lock:
+            if not self._watch.active or self._waiting == 0 or self._engaged:
+                return
+            status = self._status_locked(self._watch.waited(), 0)
+            key = (status.offers, status.rejected, status.pending, status.candidates, status.unmatched)
+            changed, self._reported = key != self._reported, key
+            hint = self._explain_locked()[0] if warn else ""
+        if changed:
+            self._sink.emit(status)
+        if warn:
+            logger.warning("no Golem provider engaged after %.0f s: %s", status.waited, hint)
+
+    def _status_locked(self, waited: float, engaged: int) -> MarketStatus:
+        pending, candidates = len(self._countered), self._waiting_candidates()
+        summary = self.ledger.summary(pending=pending, candidates=candidates)
+        if engaged:
+            summary = f"{engaged} provider(s) engaged after {waited:.0f} s; {summary}"
+        else:
+            summary = f"waiting for a provider ({waited:.0f} s): {summary}"
+        offers = self.ledger.offers
+        return MarketStatus(waited=waited, engaged=engaged, summary=summary, offers=offers,
+                            rejected=self.ledger.counts(), pending=pending, candidates=candidates,
+                            unmatched=() if offers else self.ledger.unmatched_counts())
 
     # ---------------------------------------------------------- subscription
     def _renew(self) -> None:
@@ -250,13 +363,14 @@ class Market:
                 continue
             for event in events:
                 self._on_event(event)
+            self.report()
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, ProposalEvent):
             proposal = event.proposal
+            if proposal.state == "Initial":
+                self.ledger.offered(proposal.provider_id)
             with self._lock:
-                if proposal.state == "Initial":
-                    self.offers_seen.add(proposal.provider_id)
                 busy = proposal.provider_id in self._busy
             if busy:
                 logger.debug("offer from %s ignored: it is working for us", proposal.provider_id)
@@ -267,21 +381,29 @@ class Market:
         elif isinstance(event, ProposalRejectedEvent):
             with self._lock:
                 offer = self._countered.pop(event.proposal_id, None)
-            self._rejected(offer, event.proposal_id, event.reason_message, by_provider=True)
+            self._rejected(offer, event.proposal_id, Refusal(PROVIDER_REFUSED, event.reason_message),
+                           by_provider=True)
 
     def _on_offer(self, proposal: Proposal) -> None:
-        reason = self._reject_reason(proposal)
-        if reason is not None:
-            self._rejected(proposal, proposal.proposal_id, reason)
-            self._submit(self._reject_call, proposal.proposal_id, reason)
+        refusal = self._refusal(proposal)
+        if refusal is not None:
+            self._rejected(proposal, proposal.proposal_id, refusal)
+            self._submit(self._reject_call, proposal.proposal_id, refusal.reason)
             return
+        with self._lock:
+            cooling = self._cooling_locked(proposal.provider_id)
+        if not cooling:  # a cool-down stays counted until it ends
+            self.ledger.cleared(proposal.provider_id)
         self._submit(self._counter_call, proposal)
 
     def _on_draft(self, proposal: Proposal) -> None:
-        reason = self._reject_reason(proposal)
-        if reason is not None:
-            self._rejected(proposal, proposal.proposal_id, reason)
-            self._submit(self._reject_call, proposal.proposal_id, reason)
+        with self._lock:
+            if proposal.prev_proposal_id is not None:
+                self._countered.pop(proposal.prev_proposal_id, None)
+        refusal = self._refusal(proposal)
+        if refusal is not None:
+            self._rejected(proposal, proposal.proposal_id, refusal)
+            self._submit(self._reject_call, proposal.proposal_id, refusal.reason)
             return
         with self._lock:
             subscription = self._subscription or ""
@@ -290,33 +412,24 @@ class Market:
             self._changed.notify_all()
         logger.debug("draft from %s (%s) is a candidate", proposal.provider_name, proposal.provider_id)
 
-    def _reject_reason(self, proposal: Proposal) -> Optional[str]:
+    def _refusal(self, proposal: Proposal) -> Optional[Refusal]:
         with self._lock:
             if proposal.provider_id in self._excluded:
-                return "provider failed earlier in this run"
+                return Refusal(FAILED_EARLIER, "provider failed earlier in this run",
+                               setting="provider_failure_limit")
             demand = self._demand
-        if self._platform not in proposal.payment_platforms:
-            return f"no common payment platform (we pay on {self._platform})"
         if self._accept_timeout is not None and proposal.debit_note_accept_timeout is None and \
                 demand is not None and demand.expiration is not None and \
                 demand.expiration - datetime.now(timezone.utc) > MAX_EXPIRATION:
-            return "no debit-note acceptance timeout in the offer, which an expiration over 30 min needs"
-        reason = self._filter.reject_reason(proposal)
-        if reason is not None:
-            return reason
-        pricing = proposal.pricing
-        if pricing is not None and pricing.fixed > self._budget:
-            # Only the whole budget here: what is left changes, and a candidate that does
-            # not fit now is refused at engage time with the numbers (BudgetExhausted).
-            return f"its start price {pricing.fixed} GLM is more than the whole budget of {self._budget} GLM"
-        return None
+            return Refusal(TERMS, "no debit-note acceptance timeout in the offer, which an expiration over "
+                                  "30 min needs (pass expiration= of 30 min at most)")
+        return terms_refusal(proposal, platform=self._platform, offer_filter=self._filter, budget=self._budget)
 
-    def _rejected(self, proposal: Optional[Proposal], proposal_id: str, reason: str,
+    def _rejected(self, proposal: Optional[Proposal], proposal_id: str, refusal: Refusal,
                   by_provider: bool = False) -> None:
-        key = f"provider said: {reason}" if by_provider else reason
+        reason = refusal.reason
         provider_id = proposal.provider_id if proposal is not None else ""
-        with self._lock:
-            self.rejections.setdefault(key, set()).add(provider_id or proposal_id)
+        self.ledger.refused(provider_id or proposal_id, refusal)
         name = proposal.provider_name if proposal is not None else ""
         logger.info("offer %s from %s rejected%s: %s", proposal_id, name or "a provider",
                     " by the provider" if by_provider else "", reason)
@@ -340,6 +453,7 @@ class Market:
                                                               self._counter_demand(demand, proposal))
         except ApiError as exc:  # expired, countered already, provider gone: the next offer will do
             logger.debug("countering the offer of %s failed: %s", proposal.provider_id, exc)
+            self.ledger.refused(proposal.provider_id, Refusal(OTHER, f"our counter-proposal failed: {exc.message}"))
             return
         with self._lock:
             self._countered[counter_id] = proposal

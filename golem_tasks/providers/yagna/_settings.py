@@ -52,6 +52,11 @@ class Timeouts:
         allocation: the allocation's lifetime; the daemon releases it then by itself, so
             it must outlive the run and its invoices.
         destroy: the daemon's wait for an activity to end.
+        report: while no provider is engaged, seconds between warnings saying what the
+            market shows (the ``MarketStatus`` events come at once, on every change).
+        cooldown: seconds a provider is not engaged after it failed to start work or
+            rejected agreements twice; then it may be engaged again (its offers are
+            still answered meanwhile).
     """
 
     negotiation: float = attrs.field(default=180.0, validator=_positive)
@@ -65,6 +70,16 @@ class Timeouts:
     resubscribe: float = attrs.field(default=30.0, validator=_positive)
     allocation: float = attrs.field(default=24 * 3600.0, validator=_positive)
     destroy: float = attrs.field(default=10.0, validator=_positive)
+    report: float = attrs.field(default=15.0, validator=_positive)
+    cooldown: float = attrs.field(default=10.0, validator=_positive)
+
+
+def check_startup_timeout(value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"startup_timeout must be a positive number of seconds or None, got {value!r}")
+    return float(value)
 
 
 def check_image(image_hash: Optional[str], image_tag: Optional[str], image_url: Optional[str]) -> None:

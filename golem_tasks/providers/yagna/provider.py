@@ -11,6 +11,10 @@ What happens when:
 * **engage**: the best candidate provider gets an agreement (confirmed, approved), an
   activity, and ``deploy`` + ``start`` once; the session is then ready for batches.
 * **release** of a session: its activity is destroyed and its agreement terminated.
+* **scan** (any time, no allocation needed): the offers the daemon knows, judged as the
+  demand would judge them, with a cost estimate; nothing is reserved or spent.
+* **while no provider is engaged**: ``MarketStatus`` events and warnings say what the
+  market shows; ``startup_timeout`` ends the wait with the causes and the fix.
 * **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
   a bounded time and accepted, and the allocation released.
 """
@@ -26,7 +30,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
-from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError
+from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError, StartupTimeout
 from ..base import Provider, ProviderInfo
 from ._agreement import Candidate, CandidateFailed, agree
 from ._batch import BatchDeadline, BatchStopped, collect, send_batch
@@ -34,6 +38,8 @@ from ._client import Identity
 from ._connect import Connection
 from ._demand import Demand, VmPayload, build_demand
 from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
+from ._market_status import PROVIDER_REFUSED, Refusal
+from ._scan import MarketScan, scan_market, unmatched_refusals
 from ._exescript import deploy_command, start_command
 from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
 from ._image import registry_url as find_registry
@@ -52,6 +58,7 @@ from ._settings import (
     check_image,
     check_inline_limit,
     check_score,
+    check_startup_timeout,
     check_subnet,
 )
 from ._storage import Storage
@@ -60,9 +67,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ("GolemProvider", "GolemSession")
 
-#: Agreements a provider may reject before it is not tried again in the run: one
-#: rejection can be a race for its capacity ("No capacity available"); two are a pattern.
+#: Agreements a provider may reject in a row before it cools down (``Timeouts.cooldown``):
+#: one rejection can be a race for its capacity ("No capacity available"); two are a pattern.
 AGREEMENT_REJECTIONS = 2
+#: Seconds of market scan spent explaining a startup timeout with no offer at all.
+SILENCE_SCAN = 2.0
 
 
 
@@ -109,6 +118,12 @@ class GolemProvider(Provider):
         inline_limit: data up to this many bytes travels inside the ExeScript even with
             a storage (at most 512 KiB).
         timeouts: the :class:`Timeouts` of every wait.
+        startup_timeout: most seconds to wait while no provider is engaged; past it, and
+            with no agreement or deploy under way, ``engage`` raises
+            :class:`~golem_tasks.errors.StartupTimeout` naming what the market showed and
+            the fix, which ends the job (``BrokenPool``). None (the default): engage waits
+            up to ``Timeouts.negotiation`` each time. Meanwhile a :class:`MarketStatus`
+            event reports every change and a warning is logged every ``Timeouts.report`` s.
         events: a consumer, or several, of the records in :mod:`._events`.
         policies: retry policy per kind of REST call.
 
@@ -133,6 +148,7 @@ class GolemProvider(Provider):
                  app_key: Optional[str] = None, api_url: Optional[str] = None,
                  registry_url: Optional[str] = None, storage: Union[Storage, str, None] = "gftp",
                  inline_limit: int = 256 * 1024, timeouts: Optional[Timeouts] = None,
+                 startup_timeout: Optional[float] = None,
                  events: Union[Consumer, Iterable[Consumer], None] = None,
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
         self.budget = check_budget(budget)
@@ -146,6 +162,7 @@ class GolemProvider(Provider):
         self.score = check_score(score) or CheapestFirst()
         self.inline_limit = check_inline_limit(inline_limit)
         self.timeouts = timeouts or Timeouts()
+        self.startup_timeout = check_startup_timeout(startup_timeout)
         self.sink = EventSink()
         for consumer in ([events] if callable(events) else list(events or ())):
             self.sink.add(consumer)
@@ -175,7 +192,8 @@ class GolemProvider(Provider):
         self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
-                              timeouts=self.timeouts,
+                              timeouts=self.timeouts, startup_timeout=self.startup_timeout,
+                              scan_unmatched=lambda: unmatched_refusals(self.scan(seconds=SILENCE_SCAN)),
                               sink=self.sink, app_session_id=f"golem_tasks-{uuid.uuid4().hex[:12]}")
         self._lock = threading.Lock()
         self._sessions: Set[GolemSession] = set()
@@ -266,16 +284,20 @@ class GolemProvider(Provider):
         Raises:
             BudgetExhausted: the budget does not cover the next provider's start price
                 (on top of what the agreements made will cost), or it is spent.
+            StartupTimeout: no provider was engaged within ``startup_timeout``.
             ProviderError: no provider could be engaged in time, ``abort`` was set, or
                 the provider is closed.
         """
         self.start()
-        self._market.exclude(set(exclude))
+        self._market.exclude(exclude)
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
             if self._budget_spent is not None:
                 raise self._budget_spent
-            candidate = self._market.take(deadline, abort)
+            try:
+                candidate = self._market.take(deadline, abort)
+            except StartupTimeout as exc:
+                raise self._explained(exc) from None
             token = f"reservation-{uuid.uuid4().hex}"
             try:
                 self._reserve(token, candidate)
@@ -288,6 +310,35 @@ class GolemProvider(Provider):
                     engaged = any(s.info.id == candidate.proposal.provider_id for s in self._sessions)
                 if not engaged:
                     self._market.release(candidate.proposal.provider_id)
+
+    def _explained(self, timeout: StartupTimeout) -> StartupTimeout:
+        """With no offer at all, a market scan says why: offers on another subnet or
+        payment network, or short of the image's needs (made once, by the first warning
+        or here)."""
+        ledger = self._market.ledger
+        if ledger.offers:
+            return timeout
+        if not ledger.was_scanned:
+            try:
+                ledger.scanned(unmatched_refusals(self.scan(seconds=SILENCE_SCAN)))
+            except ApiError as exc:
+                logger.debug("the market scan that would explain the silence failed: %s", exc)
+                return timeout
+        text, reasons = ledger.explain()
+        return StartupTimeout(f"no Golem provider was engaged within startup_timeout={self.startup_timeout:g} s: "
+                              f"{text}", reasons=reasons)
+
+    def scan(self, *, seconds: float = 5.0, **_: Any) -> MarketScan:
+        """The market as our demand would see it, reserving and spending nothing: the
+        offers it would take (cheapest first) and the others with the reason each would
+        be refused (subnet, payment network, hardware, filters, price caps, budget).
+        Waits up to ``seconds`` for the first offers, less once the daemon's offer store
+        is read through.
+
+        ``scan().estimate(fragments, seconds, providers)`` prices a job on the cheapest
+        matching offers; ``golem-tasks market scan`` prints both."""
+        return scan_market(self.client.market, seconds=seconds, payload=self.payload, subnet=self.subnet_tag,
+                           platform=self.platform, offer_filter=self.offer_filter, budget=self.budget)
 
     def _reserve(self, token: str, candidate: Candidate) -> None:
         """Hold the candidate's start price, or say why the budget does not allow it."""
@@ -316,10 +367,14 @@ class GolemProvider(Provider):
         if exc.rejected:
             with self._lock:
                 count = self._rejections[proposal.provider_id] = self._rejections.get(proposal.provider_id, 0) + 1
-            if count >= AGREEMENT_REJECTIONS:  # its next offer would only be rejected again
-                logger.info("provider %s rejected %d agreements; not trying it again in this run",
-                            proposal.provider_name or proposal.provider_id, count)
-                self._market.exclude({proposal.provider_id})
+            if count >= AGREEMENT_REJECTIONS:  # its next offer would only be rejected again soon
+                with self._lock:
+                    self._rejections.pop(proposal.provider_id, None)
+                logger.info("provider %s rejected %d agreements; not trying it for %g s",
+                            proposal.provider_name or proposal.provider_id, count, self.timeouts.cooldown)
+                self._market.cool_down(proposal.provider_id, f"it rejected {count} agreements ({exc})")
+            else:
+                self._market.ledger.refused(proposal.provider_id, Refusal(PROVIDER_REFUSED, str(exc)))
 
     def _open(self, candidate: Candidate, abort: Optional[threading.Event], reservation: str) -> GolemSession:
         proposal = candidate.proposal
@@ -335,7 +390,8 @@ class GolemProvider(Provider):
         except BaseException as exc:
             self._abandon(agreement_id, activity_id)
             if isinstance(exc, (ApiError, CandidateFailed)):
-                self._market.exclude({proposal.provider_id})  # it cannot run our image; do not retry it
+                # It may not run our image, or it had a passing fault: not again for a while.
+                self._market.cool_down(proposal.provider_id, f"it could not start work: {exc}")
                 raise CandidateFailed(f"agreement {agreement_id} could not start work: {exc}",
                                       agreement_id) from exc
             raise
@@ -350,6 +406,7 @@ class GolemProvider(Provider):
             session.release()
             raise ProviderError("the GolemProvider was closed while engaging")
         logger.info("engaged %s (%s): agreement %s, activity %s", info.name, info.id, agreement_id, activity_id)
+        self._market.mark_engaged(info.id)
         return session
 
     def _deploy(self, activity_id: str, provider_id: str, abort: Optional[threading.Event]) -> None:
