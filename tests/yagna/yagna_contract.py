@@ -40,6 +40,8 @@ class Deviation:
             value deletes the key; a ``$ref`` must go, as its siblings are ignored).
         content_types: ``(operationId or '*', status, content type)`` accepted instead of
             the declared one (the body is then not schema-checked).
+        moved: ``(file, method, spec path, daemon path)``: the daemon serves the spec's
+            operation at another path (the spec's own operation object is re-keyed).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Deviation:
     undeclared: Tuple[Tuple[str, int], ...] = ()
     patches: Tuple[Tuple[str, str, Dict[str, Any]], ...] = ()
     content_types: Tuple[Tuple[str, int, str], ...] = ()
+    moved: Tuple[Tuple[str, str, str, str], ...] = ()
 
 
 # The ONLY deviations from the specs the client and the canned answers may show. Each one
@@ -96,6 +99,8 @@ DEVIATIONS: Tuple[Deviation, ...] = (
               patches=(("payment-api.yaml", "/components/schemas/DebitNote/properties/usageCounterVector",
                         {"type": None, "anyOf": [{"type": "object"},
                                                  {"type": "array", "items": {"type": "number"}}]}),)),
+    Deviation("scan-delete-path", "§1.4: DELETE scan is served at /scan/{id}, not the spec's /scan/{id}/events",
+              moved=(("market-api.yaml", "delete", "/scan/{subscriptionId}/events", "/scan/{subscriptionId}"),)),
     Deviation("sse-snake-case", "§1.4, §3.4: RuntimeEvent uses batch_id, finished.return_code, a null "
               "finished.message and bare output",
               content_types=(("getExecBatchResults", 200, "text/event-stream"),)),

@@ -99,6 +99,10 @@ class SpecBook:
                         target.pop(key, None)
                     else:
                         target[key] = value
+            for doc, method, spec_path, daemon_path in deviation.moved:
+                paths = self.docs[doc]["paths"]
+                operation = paths[spec_path].pop(method)
+                paths.setdefault(daemon_path, {})[method] = operation
         self.registry = Registry().with_resources(
             (self.uri(name), Resource.from_contents(doc, default_specification=DRAFT4))
             for name, doc in self.docs.items())
