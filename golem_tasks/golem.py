@@ -17,6 +17,8 @@ from . import events as ev
 from ._job import Job
 from ._pool import Pool
 from ._results import FragmentResult, JobRun
+from . import journal as _journal  # journal hook (beyond11)
+from .journal import JournalPath, KeyFunction  # journal hook (beyond11)
 from .errors import BatchCancelled, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
 from .providers.base import Provider
@@ -218,53 +220,67 @@ class Golem:
 
     def map(self, worker: Callable[..., Any], data: Iterable[Any], *, return_exceptions: bool = False,
             timeout: Optional[float] = None, max_workers: Optional[int] = None,
-            fragment_timeout: Optional[float] = None) -> Iterator[Any]:
+            fragment_timeout: Optional[float] = None, journal: Optional[JournalPath] = None,
+            key: Optional[KeyFunction] = None) -> Iterator[Any]:
         """Run ``worker(ctx, item)`` for every item; yield results lazily in input order.
 
         A failed fragment raises at its position (``FragmentFailed`` after retries, or
         the worker's own exception), and the rest of the job is cancelled; with
         ``return_exceptions=True`` the exception is yielded in its place instead.
         Leaving the loop early cancels the unfinished fragments and kills their commands.
+
+        ``journal=PATH`` records each delivered result in an SQLite file; the same job
+        run again yields the recorded results without running them and runs only the
+        rest (items matched by index and checked by hash, or by ``key=item -> id``).
+        See :mod:`golem_tasks.journal`.
         """
         return self._iterate("map", worker, data, ordered=True, return_exceptions=return_exceptions,
-                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
+                             journal=journal, key=key)
 
     def as_completed(self, worker: Callable[..., Any], data: Iterable[Any], *,
                      return_exceptions: bool = False, timeout: Optional[float] = None,
                      max_workers: Optional[int] = None,
-                     fragment_timeout: Optional[float] = None) -> Iterator[FragmentResult]:
+                     fragment_timeout: Optional[float] = None, journal: Optional[JournalPath] = None,
+                     key: Optional[KeyFunction] = None) -> Iterator[FragmentResult]:
         """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
-        fragments finish."""
+        fragments finish (recorded ones first, with ``journal=``)."""
         return self._iterate("as_completed", worker, data, ordered=False, return_exceptions=return_exceptions,
-                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout)
+                             timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
+                             journal=journal, key=key)
 
     def for_each(self, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float] = None,
-                 max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None) -> None:
+                 max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None,
+                 journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None) -> None:
         """Run ``worker(ctx, item)`` for every item, for its side effects. Raises the first
-        failure (and cancels the rest)."""
+        failure (and cancels the rest). With ``journal=``, items done before are skipped."""
         for _ in self.as_completed(worker, data, timeout=timeout, max_workers=max_workers,
-                                   fragment_timeout=fragment_timeout):
+                                   fragment_timeout=fragment_timeout, journal=journal, key=key):
             pass
 
     def execute_tasks(self, worker: Callable[..., Any], data: Iterable[Any], max_workers: Optional[int] = None,
                       timeout: Optional[float] = None, *, return_exceptions: bool = False,
-                      fragment_timeout: Optional[float] = None) -> Iterator[Task]:
+                      fragment_timeout: Optional[float] = None, journal: Optional[JournalPath] = None,
+                      key: Optional[KeyFunction] = None) -> Iterator[Task]:
         """yapapi style: ``worker(ctx, tasks)`` iterates ``tasks`` on one provider, yields
         batches, and calls ``task.accept_result(value)`` or ``task.reject_result(reason,
         retry=...)``. Yields each accepted :class:`Task` as it completes. A task that
         fails for good raises (``TaskRejected``, ``FragmentFailed``), or with
         ``return_exceptions=True`` is yielded with ``task.exception`` set.
 
-        ``data`` holds :class:`Task` objects or plain items (wrapped in Tasks).
+        ``data`` holds :class:`Task` objects or plain items (wrapped in Tasks). With
+        ``journal=``, tasks accepted before are yielded accepted without running (keyed
+        by ``task.data``).
         """
         return self._iterate("execute_tasks", worker, data, ordered=False, return_exceptions=return_exceptions,
                              timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
-                             stream=True)
+                             stream=True, journal=journal, key=key)
 
     def _iterate(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, ordered: bool,
                  return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
                  fragment_timeout: Optional[float] = None, stream: bool = False,
-                 checked: bool = False) -> Iterator[Any]:
+                 checked: bool = False, journal: Optional[JournalPath] = None,
+                 key: Optional[KeyFunction] = None) -> Iterator[Any]:
         # Checked here, eagerly, so bad input fails at the call, before anything runs.
         self._check_open()
         if not checked:
@@ -275,17 +291,27 @@ class Golem:
         timeout = _positive("timeout", timeout) if timeout is not None else self.timeout
         fragment_timeout = _positive("fragment_timeout", fragment_timeout) or self.fragment_timeout
         total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
+        _journal.check(journal, worker, kind, key)  # journal hook (beyond11): a wrong journal fails here
         return self._results(kind, worker, data, ordered, return_exceptions, timeout,
-                             max_workers, fragment_timeout, stream, total)
+                             max_workers, fragment_timeout, stream, total, journal, key)
 
     def _results(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], ordered: bool,
                  return_exceptions: bool, timeout: Optional[float], max_workers: Optional[int],
-                 fragment_timeout: Optional[float], stream: bool, total: Optional[int]) -> Iterator[Any]:
+                 fragment_timeout: Optional[float], stream: bool, total: Optional[int],
+                 journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None) -> Iterator[Any]:
         job = self._new_job(kind, worker, max_workers, fragment_timeout, stream=stream)
         if self._events.wants(ev.JobStarted):
             self._events.emit(ev.JobStarted(job_id=job.id, kind=kind, total=total))
         window = self.window if not stream else max(self.window, 2 * job.limit)
         run = JobRun(self, job, data, timeout=timeout, window=window)
+        run.journal = _journal.open_run(journal, worker, kind, key)  # journal hook (beyond11)
+        try:
+            yield from self._deliver(run, ordered, stream, return_exceptions)
+        finally:
+            if run.journal is not None:  # journal hook (beyond11)
+                run.journal.close()
+
+    def _deliver(self, run: JobRun, ordered: bool, stream: bool, return_exceptions: bool) -> Iterator[Any]:
         if ordered:
             yield from run.ordered(return_exceptions)
         elif stream:

@@ -93,6 +93,9 @@ class ProgressBar:
             elif isinstance(event, ev.FragmentFailed):
                 counts["failed"] += 1
                 bar.update(1)
+            elif isinstance(event, ev.FragmentReplayed):  # from the journal (beyond11)
+                counts["journal"] = counts.get("journal", 0) + 1
+                bar.update(1)
             elif isinstance(event, ev.FragmentRetried):
                 counts["retried"] += 1
             elif isinstance(event, ev.JobFinished):
