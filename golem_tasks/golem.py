@@ -19,6 +19,7 @@ from ._pool import Pool
 from ._results import FragmentResult, JobRun
 from . import journal as _journal  # journal hook (beyond11)
 from .journal import JournalPath, KeyFunction  # journal hook (beyond11)
+from .report import Recorder, Report  # report hook (beyond11)
 from .errors import BatchCancelled, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
 from .providers.base import Provider
@@ -154,6 +155,8 @@ class Golem:
         self.window = window or max(16, 4 * self.max_workers)
         self._events = ev.Emitter()
         self._install_consumers(events, progress)
+        self._recorder = Recorder()  # report hook (beyond11)
+        self._events.add(self._recorder, kinds=Recorder.kinds)  # report hook (beyond11)
         # A backend that reports its own events (offers, agreements, payments, costs)
         # hands them to the same consumers as the scheduler's.
         add_consumer = getattr(self.provider, "add_event_consumer", None)
@@ -358,6 +361,12 @@ class Golem:
                     job_id=job.id, done=job.done, failed=job.failed, retried=job.retried,
                     elapsed=time.monotonic() - job.started, providers=job.summary(),
                     error=failure))
+
+    def report(self) -> Report:  # report hook (beyond11)
+        """What happened: one row per fragment of this Golem's jobs (provider, attempts
+        and their causes, start, end, cost share), with ``to_csv``, ``to_pandas`` and a
+        ``timeline()`` picture. See :mod:`golem_tasks.report`."""
+        return self._recorder.report()
 
     # ---------------------------------------------------------------- lifecycle
     def _check_open(self) -> None:
