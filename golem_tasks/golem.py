@@ -162,6 +162,11 @@ class Golem:
         add_consumer = getattr(self.provider, "add_event_consumer", None)
         if callable(add_consumer):
             add_consumer(self._events.emit)
+        # provider record hook (beyond11): a backend that keeps a record of its providers
+        # (the Golem provider's provider_record=) learns from the scheduler's fragment events.
+        record = getattr(self.provider, "provider_record", None)
+        if record is not None:
+            self._events.add(record, kinds=record.kinds)
         self._pool = Pool(self.provider, max_workers=self.max_workers, policy=self.policy,
                           initializer=initializer, batch_timeout=self.batch_timeout, emitter=self._events)
         self._submit_job: Optional[Job] = None
