@@ -37,6 +37,7 @@ from .errors import (
     WorkerError,
 )
 from .golem import Golem
+from .journal import JournalError
 from .policy import RetryPolicy
 from .providers.base import Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
@@ -49,7 +50,7 @@ __all__ = (
     "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool",
     "BudgetExhausted", "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
     "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
-    "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
+    "Golem", "GolemTasksError", "JobTimeoutError", "JournalError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",
     "WorkerError",

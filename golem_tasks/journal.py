@@ -27,7 +27,7 @@ import pickle
 import sqlite3
 import struct
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import attrs
 
@@ -75,19 +75,19 @@ class JobSignature:
         return f"{job} of {self.worker}, keyed {keyed}"
 
 
-@attrs.frozen
-class Recorded:
+# Plain tuples, not attrs classes: one of each is made per item, on the replay path
+# whose speed is the point of a journal.
+class Recorded(NamedTuple):
     """A result found in the journal."""
 
     value: Any
 
 
-@attrs.frozen
-class FragmentKey:
+class FragmentKey(NamedTuple):
     """How one fragment is found: its index, its key, and the hash of its item (None
     when the item cannot be hashed and a ``key=`` function identifies it)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, like a named field should
     key: Key
     digest: Optional[bytes]
 
