@@ -42,6 +42,9 @@ FORMAT = "golem_tasks journal 1"
 #: be checkpointed while the job runs).
 CHUNK = 1024
 
+#: What :meth:`Journal.find` returns for a fragment that is not recorded.
+MISSING: Any = object()
+
 JournalPath = Union[str, "os.PathLike[str]"]
 KeyFunction = Callable[[Any], Any]
 Key = Union[int, str, bytes]
@@ -234,9 +237,14 @@ class Journal:
         Raises:
             JournalError: a different item was recorded under the same key.
         """
+        value = self.find(fragment)
+        return None if value is MISSING else Recorded(value)
+
+    def find(self, fragment: FragmentKey) -> Any:
+        """:meth:`lookup` without the wrapper: the value, or :data:`MISSING`."""
         row = self._by_index(fragment.index) if self._key is None else self._by_key(fragment.key)
         if row is None:
-            return None
+            return MISSING
         digest, blob = row
         if fragment.digest is not None and digest is not None and digest != fragment.digest:
             where = f"index {fragment.index}" if self._key is None else f"key {fragment.key!r}"
@@ -244,7 +252,7 @@ class Journal:
                 f"item {fragment.index} is not the item recorded under {where} in the journal {self.path!r}: "
                 f"the input changed. Use a new journal path (or delete this one) to start afresh"
                 + ("" if self._key is not None else ", or pass key=... so items are matched by their own id"))
-        return Recorded(pickle.loads(blob))
+        return pickle.loads(blob)
 
     def record(self, fragment: FragmentKey, value: Any) -> None:
         """Store ``value`` as the result of ``fragment`` (one commit).
@@ -386,15 +394,15 @@ class JournalRun:
             task = item if isinstance(item, Task) else Task(item)
             item = task.data
         key = self.journal.key_of(index, item)
-        found = self.journal.lookup(key)
-        if found is None:
+        value = self.journal.find(key)
+        if value is MISSING:
             with self._lock:
                 self._pending[index] = key
             return None
         self.replayed += 1
         if task is not None:
-            _settle(task, found.value)
-        return Replayed(index, item, found.value, task)
+            _settle(task, value)
+        return Replayed(index, item, value, task)
 
     def track(self, fragment: Any) -> None:
         """Record ``fragment``'s result when it finishes (failures are not recorded:
@@ -407,6 +415,8 @@ class JournalRun:
         Raises:
             JournalError: the result could not be stored.
         """
+        if type(fragment) is Replayed:  # recorded already; the common case of a rerun
+            return
         self._record(fragment)
         with self._lock:
             error = self._errors.pop(fragment.index, None)

@@ -314,7 +314,12 @@ class Recorder:
 
     def __call__(self, event: ev.Event) -> None:
         with self._lock:
-            if isinstance(event, ev.FragmentEvent):
+            if type(event) is ev.FragmentReplayed:  # a rerun makes one per item: first, and short
+                job = self._jobs.get(event.job_id)
+                attempts = None if job is None else self._attempts(job, event.index)
+                if attempts is not None:
+                    attempts.append((None, 0, event.timestamp, event.timestamp, JOURNAL, None, False))
+            elif isinstance(event, ev.FragmentEvent):
                 job = self._jobs.get(event.job_id)
                 if job is None:
                     job = self._jobs[event.job_id] = _Job("?")
