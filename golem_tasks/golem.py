@@ -237,10 +237,10 @@ class Golem:
         ``return_exceptions=True`` the exception is yielded in its place instead.
         Leaving the loop early cancels the unfinished fragments and kills their commands.
 
-        ``journal=PATH`` records each delivered result in an SQLite file; the same job
-        run again yields the recorded results without running them and runs only the
-        rest (items matched by index and checked by hash, or by ``key=item -> id``).
-        See :mod:`golem_tasks.journal`.
+        ``journal=PATH`` records each result in an SQLite file as its fragment finishes;
+        the same job run again yields the recorded results without running them and
+        runs only the rest (items matched by index and checked by hash, or by
+        ``key=item -> id``). See :mod:`golem_tasks.journal`.
         """
         return self._iterate("map", worker, data, ordered=True, return_exceptions=return_exceptions,
                              timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
@@ -252,7 +252,7 @@ class Golem:
                      fragment_timeout: Optional[float] = None, journal: Optional[JournalPath] = None,
                      key: Optional[KeyFunction] = None) -> Iterator[FragmentResult]:
         """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
-        fragments finish (recorded ones first, with ``journal=``)."""
+        fragments finish (with ``journal=``, recorded ones as soon as they are read)."""
         return self._iterate("as_completed", worker, data, ordered=False, return_exceptions=return_exceptions,
                              timeout=timeout, max_workers=max_workers, fragment_timeout=fragment_timeout,
                              journal=journal, key=key)

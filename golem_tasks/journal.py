@@ -385,6 +385,7 @@ class JournalRun:
         self._lock = threading.Lock()
         self._pending: Dict[int, FragmentKey] = {}
         self._errors: Dict[int, JournalError] = {}
+        self._closed = False
 
     def replay(self, index: int, item: Any) -> Optional[Replayed]:
         """The stand-in for the ``index``-th item when its result is recorded, else None
@@ -428,7 +429,7 @@ class JournalRun:
         # makes the other wait until the outcome (row or error) is known.
         with self._lock:
             key = self._pending.pop(fragment.index, None)
-            if key is None:
+            if key is None or self._closed:  # closed: a fragment finishing after its job ended
                 return
             future = fragment.future
             if future.cancelled() or future.exception() is not None:
@@ -440,7 +441,9 @@ class JournalRun:
                 self._errors[fragment.index] = exc
 
     def close(self) -> None:
-        self.journal.close()
+        with self._lock:
+            self._closed = True
+            self.journal.close()
 
 
 def _settle(task: Any, value: Any) -> None:
