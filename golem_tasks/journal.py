@@ -475,6 +475,10 @@ def check(path: Optional[JournalPath], worker: Callable[..., Any], kind: str,
 
 def recorded_values(path: JournalPath) -> Iterator[Tuple[int, Any]]:
     """``(index, value)`` of every recorded result, by index (for inspection)."""
-    with sqlite3.connect(os.fspath(path)) as db:
-        for index, blob in db.execute("SELECT idx, value FROM results ORDER BY idx"):
-            yield index, pickle.loads(blob)
+    db = sqlite3.connect(os.fspath(path))
+    try:
+        rows = db.execute("SELECT idx, value FROM results ORDER BY idx").fetchall()
+    finally:
+        db.close()
+    for index, blob in rows:
+        yield index, pickle.loads(blob)

@@ -256,7 +256,7 @@ def _draw(rows: Sequence[FragmentRow]) -> Any:
     if any(a.backup for _, a in attempts):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="backup copy"))
     if handles:
-        axes.legend(handles=handles, loc="upper right", fontsize="small")
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     figure.tight_layout()
     return figure
 
