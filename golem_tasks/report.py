@@ -29,7 +29,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast, overload
 
 import attrs
 
@@ -283,13 +283,15 @@ _Kept = Tuple[Optional[str], int, float, Optional[float], str, Optional[str], bo
 
 
 class _Job:
-    __slots__ = ("kind", "fragments", "open", "finished")
+    __slots__ = ("kind", "fragments", "open", "running", "finished")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.fragments: Dict[int, List[_Kept]] = {}
         #: running attempts: (index, provider_id) -> (number, start, backup)
         self.open: Dict[Tuple[int, Optional[str]], Tuple[int, float, bool]] = {}
+        #: how many copies of a fragment run now (more than one: backups)
+        self.running: Dict[int, int] = {}
         self.finished: Optional[float] = None
 
 
@@ -313,13 +315,18 @@ class Recorder:
         self._dropped = 0
 
     def __call__(self, event: ev.Event) -> None:
+        kind = type(event)
         with self._lock:
-            if type(event) is ev.FragmentReplayed:  # a rerun makes one per item: first, and short
-                job = self._jobs.get(event.job_id)
-                attempts = None if job is None else self._attempts(job, event.index)
-                if attempts is not None:
-                    attempts.append((None, 0, event.timestamp, event.timestamp, JOURNAL, None, False))
-            elif isinstance(event, ev.FragmentEvent):
+            # Every fragment makes a start and a finish, on the scheduler's threads: those
+            # two come first and short (the recorder is on in every run). type() is exact
+            # and cheaper than a chain of isinstance.
+            if kind is ev.FragmentStarted or kind is ev.FragmentFinished:
+                fragment = cast(ev.FragmentEvent, event)
+                job = self._jobs.get(fragment.job_id)
+                if job is not None:
+                    self._fragment(job, fragment)
+                    return
+            if isinstance(event, ev.FragmentEvent):
                 job = self._jobs.get(event.job_id)
                 if job is None:
                     job = self._jobs[event.job_id] = _Job("?")
@@ -354,36 +361,42 @@ class Recorder:
         return False
 
     def _fragment(self, job: _Job, event: ev.FragmentEvent) -> None:
-        index, provider = event.index, event.provider_id
         if isinstance(event, ev.FragmentStarted):
-            if self._attempts(job, index) is None:
-                return
-            running = any(key[0] == index for key in job.open) if job.open else False
-            job.open[(index, provider)] = (event.attempt, event.timestamp, running)
-            return
-        attempts = job.fragments.get(index)
-        if isinstance(event, ev.FragmentReplayed):
-            attempts = self._attempts(job, index)
+            self._started(job, event)
+        elif isinstance(event, ev.FragmentFinished):
+            self._ended(job, event, DONE, None, event.attempt)
+        elif isinstance(event, ev.FragmentRetried):
+            self._ended(job, event, RETRIED, event.reason, event.attempt)
+        elif isinstance(event, ev.FragmentFailed):
+            self._ended(job, event, FAILED, event.reason, event.attempts)
+        elif isinstance(event, ev.FragmentReplayed):
+            attempts = self._attempts(job, event.index)
             if attempts is not None:
                 attempts.append((None, 0, event.timestamp, event.timestamp, JOURNAL, None, False))
+
+    def _started(self, job: _Job, event: ev.FragmentStarted) -> None:
+        index = event.index
+        if self._attempts(job, index) is None:
             return
-        if attempts is None and isinstance(event, ev.FragmentFailed):
+        copies = job.running.get(index, 0)
+        job.running[index] = copies + 1
+        job.open[(index, event.provider_id)] = (event.attempt, event.timestamp, copies > 0)
+
+    def _ended(self, job: _Job, event: ev.FragmentEvent, outcome: str, cause: Optional[str], number: int) -> None:
+        index, provider = event.index, event.provider_id
+        attempts = job.fragments.get(index)
+        if attempts is None and outcome == FAILED:
             attempts = self._attempts(job, index)
         if attempts is None:
             return
         started = job.open.pop((index, provider), None)
-        if isinstance(event, ev.FragmentFinished):
-            outcome, cause, number = DONE, None, event.attempt
-        elif isinstance(event, ev.FragmentRetried):
-            outcome, cause, number = RETRIED, event.reason, event.attempt
-        elif isinstance(event, ev.FragmentFailed):
-            outcome, cause, number = FAILED, event.reason, event.attempts
-        else:  # pragma: no cover - no other fragment events are taken
-            return
         if started is None:  # failed before it started (cancelled, pool broken)
             attempts.append((provider, number, event.timestamp, event.timestamp, outcome, cause, False))
-        else:
-            attempts.append((provider, started[0], started[1], event.timestamp, outcome, cause, started[2]))
+            return
+        copies = job.running.pop(index, 1) - 1
+        if copies:
+            job.running[index] = copies
+        attempts.append((provider, started[0], started[1], event.timestamp, outcome, cause, started[2]))
 
     def _job_finished(self, event: ev.JobFinished) -> None:
         job = self._jobs.get(event.job_id)
@@ -395,6 +408,7 @@ class Recorder:
             if attempts is not None:
                 attempts.append((provider, number, start, event.timestamp, CANCELLED, None, backup))
         job.open.clear()
+        job.running.clear()
 
     # ------------------------------------------------------------------ report
     def report(self) -> Report:
