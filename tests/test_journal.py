@@ -221,19 +221,23 @@ def test_stable_hash_is_the_same_in_another_process():
 # ----------------------------------------------------------------- property
 @settings(max_examples=40)
 @given(n=st.integers(min_value=0, max_value=30), data=st.data(),
-       ordered=st.booleans())
-def test_any_journaled_subset_reruns_exactly_the_missing_fragments(tmp_path_factory, n, data, ordered):
+       kind=st.sampled_from(["map", "as_completed", "execute_tasks"]))
+def test_any_journaled_subset_reruns_exactly_the_missing_fragments(tmp_path_factory, n, data, kind):
     done = data.draw(st.sets(st.integers(min_value=0, max_value=max(0, n - 1)), max_size=n) if n else st.just(set()))
     path = tmp_path_factory.mktemp("j") / "job.journal"
-    with Journal.open(path, signature_of(square)) as journal:
+    worker = square_tasks if kind == "execute_tasks" else square
+    with Journal.open(path, signature_of(worker, kind)) as journal:
         for index in done:
             journal.record(journal.key_of(index, index), index * index)
     fake = echo_fake()
     with make_golem(fake, max_workers=3) as golem:
-        if ordered:
+        if kind == "map":
             values = list(golem.map(square, range(n), journal=path))
-        else:
+        elif kind == "as_completed":
             values = [r.value for r in sorted(golem.as_completed(square, range(n), journal=path))]
+        else:
+            tasks = golem.execute_tasks(square_tasks, range(n), journal=path)
+            values = [t.result for t in sorted(tasks, key=lambda t: t.data)]
     assert values == [i * i for i in range(n)]
     assert ran(fake) == sorted(set(range(n)) - done)
     assert [index for index, _ in recorded_values(path)] == list(range(n))
