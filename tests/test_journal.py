@@ -210,6 +210,7 @@ def test_stable_hash_ignores_set_and_dict_order_and_tells_types_apart():
     assert len({stable_hash(v) for v in (1, 1.0, "1", b"1", (1,), [1], True, None)}) == 8
 
 
+@pytest.mark.slow
 def test_stable_hash_is_the_same_in_another_process():
     code = ("from golem_tasks.journal import stable_hash; "
             "print(stable_hash({'s': {'a', 'b', 'c'}, 'n': [1, 2.5]}).hex())")
@@ -269,6 +270,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_job_killed_with_sigkill_loses_only_the_fragments_in_flight(tmp_path, path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
