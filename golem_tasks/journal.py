@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import pickle
@@ -151,7 +152,8 @@ def _key_of(key: KeyFunction, item: Any, index: int) -> Key:
 
 # ---------------------------------------------------------------------- journal
 class Journal:
-    """An open journal file. Thread-safe; every :meth:`record` is its own commit.
+    """An open journal file. Thread-safe; every :meth:`record` is its own commit, and
+    lookups are fastest in increasing index order (as a job reads its input).
 
     Open it with :meth:`open`; close it with :meth:`close` (or use it as a context
     manager).
@@ -164,9 +166,9 @@ class Journal:
         self.signature = signature
         self._key = key
         self._lock = threading.Lock()
-        self._chunk: List[Tuple[int, bytes, bytes]] = []
-        self._chunk_at = 0  # next row of _chunk to look at
-        self._chunk_end = -1  # the chunk covers indexes up to here (inclusive); -1: none read
+        self._chunk_keys: List[int] = []
+        self._chunk: List[Tuple[Optional[bytes], bytes]] = []
+        self._chunk_start, self._chunk_end = 0, -1  # none read yet
         self._seen_keys: Dict[Key, int] = {}
 
     @classmethod
@@ -270,6 +272,7 @@ class Journal:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO results (key, idx, digest, value) VALUES (?, ?, ?, ?)",
                              (fragment.key, fragment.index, fragment.digest, blob))
+            self._cache(fragment.index, fragment.digest, blob)
 
     def indexes(self) -> List[int]:
         """The indexes of the recorded results, sorted (as they were when recorded)."""
@@ -277,22 +280,33 @@ class Journal:
             return [row[0] for row in self._db.execute("SELECT idx FROM results ORDER BY idx")]
 
     # Index lookups come in increasing order (the input is read front to back), so
-    # rows are read in chunks ahead instead of one query per item.
+    # rows are read in chunks ahead instead of one query per item. The chunk covers the
+    # indexes [_chunk_start, _chunk_end]; a record inside that range is added to it, so
+    # any lookup order gives the file's answer.
     def _by_index(self, index: int) -> Optional[Tuple[Optional[bytes], bytes]]:
-        if index > self._chunk_end:
-            with self._lock:
-                self._chunk = self._db.execute(
+        with self._lock:
+            if not self._chunk_start <= index <= self._chunk_end:
+                rows = self._db.execute(
                     "SELECT key, digest, value FROM results WHERE key >= ? ORDER BY key LIMIT ?",
                     (index, CHUNK)).fetchall()
-            self._chunk_at = 0
-            self._chunk_end = self._chunk[-1][0] if len(self._chunk) == CHUNK else 1 << 62
-        chunk, at = self._chunk, self._chunk_at
-        while at < len(chunk) and chunk[at][0] < index:
-            at += 1
-        self._chunk_at = at
-        if at < len(chunk) and chunk[at][0] == index:
-            return chunk[at][1], chunk[at][2]
-        return None
+                self._chunk_keys = [row[0] for row in rows]
+                self._chunk = [(row[1], row[2]) for row in rows]
+                self._chunk_start = index
+                self._chunk_end = self._chunk_keys[-1] if len(rows) == CHUNK else 1 << 62
+            at = bisect.bisect_left(self._chunk_keys, index)
+            if at < len(self._chunk_keys) and self._chunk_keys[at] == index:
+                return self._chunk[at]
+            return None
+
+    def _cache(self, index: int, digest: Optional[bytes], blob: bytes) -> None:
+        """Keep the chunk true to the file after a record (locked)."""
+        if self._key is None and self._chunk_start <= index <= self._chunk_end:
+            at = bisect.bisect_left(self._chunk_keys, index)
+            if at < len(self._chunk_keys) and self._chunk_keys[at] == index:
+                self._chunk[at] = (digest, blob)
+            else:
+                self._chunk_keys.insert(at, index)
+                self._chunk.insert(at, (digest, blob))
 
     def _by_key(self, key: Key) -> Optional[Tuple[Optional[bytes], bytes]]:
         with self._lock:

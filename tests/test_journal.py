@@ -298,3 +298,13 @@ def test_a_job_killed_with_sigkill_loses_only_the_fragments_in_flight(tmp_path, 
     outcome = json.loads(rerun.stdout.splitlines()[-1])
     assert outcome["values"] == [n * n for n in range(20)]
     assert sorted(outcome["runs"]) == sorted(f"echo {n}" for n in range(10, 20))
+
+
+def test_lookups_in_any_order_see_every_record(path):
+    with Journal.open(path, signature_of(square)) as journal:
+        for index in (0, 5, 9):
+            journal.record(journal.key_of(index, index), index)
+        assert journal.lookup(journal.key_of(7, 7)) is None  # reads a chunk starting at 7
+        journal.record(journal.key_of(8, 8), 8)  # inside the chunk read
+        found = {i: journal.lookup(journal.key_of(i, i)) for i in (9, 8, 5, 0, 3)}
+    assert {i: (r.value if r else None) for i, r in found.items()} == {9: 9, 8: 8, 5: 5, 0: 0, 3: None}
