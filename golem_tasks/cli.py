@@ -18,6 +18,8 @@ commands:
   market scan [--image TAG] [--budget GLM] [--fragments N] [--seconds T] [--providers K]
                  the offers the demand would take (the others with their reason) and the
                  cost of N fragments of T s on K providers (golem-tasks market scan --help)
+  providers [--record PATH] [--forget ID]
+                 how each provider did in earlier runs (the provider record)
 
 options:
   -h, --help     show this help and exit
@@ -41,6 +43,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(localnet_main(args[1:]) or 0)
     if args[0] == "market":
         return market_main(args[1:])
+    if args[0] == "providers":
+        return providers(args[1:])
     print(f"golem-tasks: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
@@ -90,6 +94,26 @@ def market_main(argv: List[str]) -> int:
         return 2
     print(result.format(estimate))
     return 0 if result.matching else 1
+
+
+def providers(argv: List[str]) -> int:
+    """``golem-tasks providers``: print the provider record, or forget a provider."""
+    import argparse
+
+    from .provider_record import ProviderRecord, default_path
+
+    parser = argparse.ArgumentParser(prog="golem-tasks providers",
+                                     description="How each provider did in earlier runs.")
+    parser.add_argument("--record", default=None, help=f"the record file (default {default_path()})")
+    parser.add_argument("--forget", metavar="ID", action="append", default=[],
+                        help="drop a provider from the record (repeatable)")
+    options = parser.parse_args(argv)
+    with ProviderRecord(options.record or default_path()) as record:
+        for provider_id in options.forget:
+            print(f"forgot {provider_id} ({record.forget(provider_id)} run(s))")
+        if not options.forget:
+            print(record.format())
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -133,6 +133,12 @@ class FragmentFailed(FragmentEvent):
 
 
 @attrs.frozen(kw_only=True)
+class FragmentReplayed(FragmentEvent):
+    """A fragment's result was found in the job's ``journal=`` and handed back
+    without running (``provider_id`` is None)."""
+
+
+@attrs.frozen(kw_only=True)
 class ProviderEvent(Event):
     provider_id: str
     provider_name: str

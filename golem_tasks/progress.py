@@ -143,6 +143,8 @@ class ProgressBar:
                 counts["done"] += 1
             elif isinstance(event, ev.FragmentFailed):
                 counts["failed"] += 1
+            elif isinstance(event, ev.FragmentReplayed):  # a result read back from the journal
+                counts["journal"] = counts.get("journal", 0) + 1
             elif isinstance(event, ev.FragmentRetried):
                 counts["retried"] += 1
             elif isinstance(event, ev.JobFinished):

@@ -26,6 +26,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The Golem provider keeps its provider record in the cache directory: each test
+    gets its own, so tests never write to the user's and never see each other's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads() -> object:
     """Fail any test that leaves a thread running (CPython's executor tests do the same)."""
     before = set(threading.enumerate())

@@ -173,6 +173,12 @@ class Job:
         if self.outcomes is not None:
             self.outcomes.put(fragment)
 
+    def replayed(self) -> None:
+        """A fragment's result was read back from the journal: done, on no provider."""
+        with self._lock:
+            self.done += 1
+            self._settled += 1
+
     def straggler_after(self) -> Optional[float]:
         """Seconds after which a running fragment of this job deserves a backup copy."""
         if self.speculation is None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional
 from .. import _signals
 from .. import events as ev
 from ..errors import BatchCancelled, JobTimeoutError
+from ..journal import JournalRun
 from ..task import Task
 from .job import Fragment, Job
 from .pool import Pool
@@ -62,7 +63,8 @@ class JobRun:
     """
 
     def __init__(self, pool: Pool, job: Job, items: Iterable[Any], *, timeout: Optional[float], window: int,
-                 emitter: ev.Emitter, total: Optional[int] = None, args_of: ArgsOf = one_item) -> None:
+                 emitter: ev.Emitter, total: Optional[int] = None, args_of: ArgsOf = one_item,
+                 journal: Optional[Callable[[], Optional[JournalRun]]] = None) -> None:
         self.pool = pool
         self.job = job
         self.items = iter(items)
@@ -74,6 +76,9 @@ class JobRun:
         self.args_of = args_of
         self.exhausted = False
         self.unfinished = 0
+        #: Opens the job's journal when iteration starts (``journal=``), closed when it ends.
+        self.open_journal = journal
+        self.journal: Optional[JournalRun] = None
         assert job.outcomes is not None, "a JobRun collects its job's outcomes"
         self.done: "queue.SimpleQueue[Fragment]" = job.outcomes
 
@@ -88,7 +93,10 @@ class JobRun:
                 while next_index in buffered:
                     fragment = buffered.pop(next_index)
                     next_index += 1
-                    yield _outcome(fragment, return_exceptions)
+                    value = _outcome(fragment, return_exceptions)
+                    if self.journal is not None:
+                        self.journal.delivered(fragment)  # raises if its result could not be stored
+                    yield value
                     self._feed(buffered)
                 if self.unfinished == 0 and self.exhausted and not buffered:
                     return
@@ -104,6 +112,8 @@ class JobRun:
                     return
                 fragment = self._next_done()
                 value = _outcome(fragment, return_exceptions)  # raises a failure unless asked not to
+                if self.journal is not None:
+                    self.journal.delivered(fragment)
                 yield FragmentResult(fragment.index, fragment.item, value)
 
     def tasks(self, return_exceptions: bool) -> Iterator[Task]:
@@ -120,6 +130,8 @@ class JobRun:
                     task._failed(error)  # failed without reaching a slot (pool broken, cancelled)
                 if error is not None and not return_exceptions:
                     raise error
+                if self.journal is not None:
+                    self.journal.delivered(fragment)
                 yield task
 
     # ---------------------------------------------------------------- parts
@@ -137,11 +149,32 @@ class JobRun:
                 return
             args, kwargs = self.args_of(item)
             fragment = self.job.new_fragment(args, kwargs)
+            self.unfinished += 1
+            if self.journal is not None and self._replay(fragment, item):
+                continue
             if self.job.stream:
                 fragment.task = item if isinstance(item, Task) else Task(item)
                 fragment.args = (fragment.task.data,)
-            self.unfinished += 1
+            if self.journal is not None:
+                self.journal.track(fragment)
             self.pool.submit(fragment)
+
+    def _replay(self, fragment: Fragment, item: Any) -> bool:
+        """Resolve ``fragment`` from the journal when its result is recorded there: it
+        never reaches the pool and comes back through the job's outcomes like any other."""
+        assert self.journal is not None
+        recorded = self.journal.replay(fragment.index, item)
+        if recorded is None:
+            return False
+        if self.job.stream:
+            fragment.task = recorded.task
+            fragment.args = (recorded.task.data,)
+        fragment.begin()
+        self.job.replayed()
+        fragment.resolve(recorded.task if self.job.stream else recorded.value)
+        if self.emitter.wants(ev.FragmentReplayed):
+            self.emitter.emit(ev.FragmentReplayed(job_id=self.job.id, index=fragment.index))
+        return True
 
     def _next_done(self) -> Fragment:
         while True:
@@ -183,6 +216,8 @@ class _Scope:
     def __enter__(self) -> None:
         run = self.run
         self.signals.__enter__()
+        if run.open_journal is not None:
+            run.journal = run.open_journal()
         run.pool.input_started(run.job)
         if self.run.emitter.wants(ev.JobStarted):
             run.emitter.emit(ev.JobStarted(job_id=run.job.id, kind=run.job.kind, total=run.total))
@@ -191,6 +226,8 @@ class _Scope:
         try:
             self._end(error)
         finally:
+            if self.run.journal is not None:
+                self.run.journal.close()
             self.signals.__exit__(None, None, None)
 
     def _end(self, error: Optional[BaseException]) -> None:

@@ -17,7 +17,7 @@ import attrs
 from ...errors import ConfigurationError
 from ._json import parse_decimal
 from ._market import LinearPricing, Proposal
-from ._market_status import BUDGET, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
+from ._market_status import BUDGET, FAILED_EARLIER, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,9 @@ class OfferFilter:
     max_start_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
     max_cpu_hour_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
     max_env_hour_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
+    #: provider record hook (beyond11): ``skip(provider_id)`` gives a reason to refuse a
+    #: provider with a bad record (``ProviderRecord.skip``), or None.
+    skip: Optional[Callable[[str], Optional[str]]] = None
 
     def reject_reason(self, proposal: Proposal) -> Optional[str]:
         """Why ``proposal`` is refused, or None when it passes."""
@@ -106,6 +109,10 @@ class OfferFilter:
             if _matches(proposal, match):
                 return Refusal(FILTERS, f"denied provider (matches {getattr(match, 'pattern', match)!r})",
                                setting="deny_providers")
+        if self.skip is not None:  # the provider record: failed repeatedly in recent runs
+            skipped = self.skip(proposal.provider_id)
+            if skipped is not None:
+                return Refusal(FAILED_EARLIER, f"bad provider record: {skipped}", setting="provider_record")
         pricing = proposal.pricing
         if pricing is None:
             return Refusal(FILTERS, "no linear pricing in the offer (golem.com.pricing.model.linear.coeffs)")
@@ -180,3 +187,19 @@ class CheapestFirst:
         if pricing is None:
             return float("-inf")
         return -float(expected_cost(pricing, self.seconds))
+
+
+@attrs.frozen
+class PreferRecorded:
+    """provider record hook (beyond11): ``base`` weighed by how reliable the provider
+    was (``reliability(provider_id)`` in (0, 1], e.g. ``ProviderRecord.score``). A
+    negative base score is a cost (``CheapestFirst``): it is divided by the chance of
+    success, the expected cost of one good fragment; a positive one is multiplied by it."""
+
+    base: Score
+    reliability: Callable[[str], float]
+
+    def __call__(self, proposal: Proposal) -> float:
+        score = self.base(proposal)
+        chance = max(1e-6, self.reliability(proposal.provider_id))
+        return score / chance if score < 0 else score * chance

@@ -30,7 +30,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
+import attrs
+
 from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError, StartupTimeout
+from ...provider_record import RecordOption, open_record
 from ..base import Provider, ProviderInfo
 from ._agreement import Candidate, CandidateFailed, agree
 from ._batch import BatchDeadline, BatchStopped, collect, send_batch
@@ -41,7 +44,7 @@ from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer
 from ._market_status import PROVIDER_REFUSED, Refusal
 from ._scan import MarketScan, scan_market, unmatched_refusals
 from ._exescript import deploy_command, start_command
-from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
+from ._filters import CheapestFirst, OfferFilter, OfferPredicate, PreferRecorded, ProviderMatch, Score
 from ._image import registry_url as find_registry
 from ._image import registry_session, resolve_image
 from ._negotiator import Market
@@ -125,6 +128,10 @@ class GolemProvider(Provider):
             up to ``Timeouts.negotiation`` each time. Meanwhile a :class:`MarketStatus`
             event reports every change and a warning is logged every ``Timeouts.report`` s.
         events: a consumer, or several, of the records in :mod:`._events`.
+        provider_record: how providers did in earlier runs, kept in a file
+            (:mod:`golem_tasks.provider_record`): True (default) the user's cache
+            directory, a path, a ``ProviderRecord``, or False for none. Providers that
+            failed repeatedly in recent runs are refused; reliable ones are preferred.
         policies: retry policy per kind of REST call.
 
     Raises:
@@ -150,7 +157,8 @@ class GolemProvider(Provider):
                  inline_limit: int = 256 * 1024, timeouts: Optional[Timeouts] = None,
                  startup_timeout: Optional[float] = None,
                  events: Union[Consumer, Iterable[Consumer], None] = None,
-                 policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
+                 policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES,
+                 provider_record: RecordOption = True) -> None:
         self.budget = check_budget(budget)
         self.platform = payment_platform(payment_network, driver=payment_driver, mainnet=mainnet)
         self.subnet_tag = check_subnet(subnet_tag)
@@ -182,6 +190,13 @@ class GolemProvider(Provider):
         except BaseException:
             self._connection.close()
             raise
+        # provider record hook (beyond11), opened last so a failed start leaks no file:
+        # the record (fed by Golem with the scheduler's events) refuses providers that
+        # failed repeatedly and ranks the rest.
+        self.provider_record = open_record(provider_record)
+        if self.provider_record is not None:
+            self.offer_filter = attrs.evolve(self.offer_filter, skip=self.provider_record.skip)
+            self.score = PreferRecorded(self.score, self.provider_record.score)
         self._assemble()
 
     def _assemble(self) -> None:
@@ -500,3 +515,5 @@ class GolemProvider(Provider):
             if self._owns_storage and self.storage is not None:
                 self.storage.close()
             self._connection.close()
+            if self.provider_record is not None:  # provider record hook (beyond11)
+                self.provider_record.close()
