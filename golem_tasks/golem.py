@@ -221,7 +221,8 @@ class Golem:
     def map(self, worker: Callable[..., Any], data: Iterable[Any], *, return_exceptions: bool = False,
             timeout: Optional[float] = None, max_workers: Optional[int] = None,
             fragment_timeout: Optional[float] = None, speculate: Union[bool, Speculation, None] = None,
-            journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None) -> Iterator[Any]:
+            journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None,
+            total: Optional[int] = None) -> Iterator[Any]:
         """Run ``worker(ctx, item)`` for every item; yield results lazily in input order.
 
         A failed fragment raises at its position (``FragmentFailed`` after retries, or
@@ -234,39 +235,43 @@ class Golem:
         the same job run again yields the recorded results without running them and
         runs only the rest (items matched by index and checked by hash, or by
         ``key=item -> id``). See :mod:`golem_tasks.journal`.
+
+        ``total`` tells the progress bar how many items a generator input holds.
         """
         _driver.check_worker(worker)
         run = self._job_run("map", worker, data, timeout=timeout, max_workers=max_workers,
-                            fragment_timeout=fragment_timeout, speculate=speculate, journal=journal, key=key)
+                            fragment_timeout=fragment_timeout, speculate=speculate, journal=journal, key=key,
+                            total=total)
         return run.ordered(return_exceptions)
 
     def as_completed(self, worker: Callable[..., Any], data: Iterable[Any], *,
                      return_exceptions: bool = False, timeout: Optional[float] = None,
                      max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None,
                      speculate: Union[bool, Speculation, None] = None, journal: Optional[JournalPath] = None,
-                     key: Optional[KeyFunction] = None) -> Iterator[FragmentResult]:
+                     key: Optional[KeyFunction] = None, total: Optional[int] = None) -> Iterator[FragmentResult]:
         """Like :meth:`map`, but yield :class:`FragmentResult` ``(index, item, value)`` as
         fragments finish (with ``journal=``, recorded ones as soon as they are read)."""
         _driver.check_worker(worker)
         run = self._job_run("as_completed", worker, data, timeout=timeout, max_workers=max_workers,
-                            fragment_timeout=fragment_timeout, speculate=speculate, journal=journal, key=key)
+                            fragment_timeout=fragment_timeout, speculate=speculate, journal=journal, key=key,
+                            total=total)
         return run.completed(return_exceptions)
 
     def for_each(self, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float] = None,
                  max_workers: Optional[int] = None, fragment_timeout: Optional[float] = None,
                  speculate: Union[bool, Speculation, None] = None, journal: Optional[JournalPath] = None,
-                 key: Optional[KeyFunction] = None) -> None:
+                 key: Optional[KeyFunction] = None, total: Optional[int] = None) -> None:
         """Run ``worker(ctx, item)`` for every item, for its side effects. Raises the first
         failure (and cancels the rest). With ``journal=``, items done before are skipped."""
         for _ in self.as_completed(worker, data, timeout=timeout, max_workers=max_workers,
                                    fragment_timeout=fragment_timeout, speculate=speculate, journal=journal,
-                                   key=key):
+                                   key=key, total=total):
             pass
 
     def execute_tasks(self, worker: Callable[..., Any], data: Iterable[Any], max_workers: Optional[int] = None,
                       timeout: Optional[float] = None, *, return_exceptions: bool = False,
                       fragment_timeout: Optional[float] = None, journal: Optional[JournalPath] = None,
-                      key: Optional[KeyFunction] = None) -> Iterator[Task]:
+                      key: Optional[KeyFunction] = None, total: Optional[int] = None) -> Iterator[Task]:
         """yapapi style: ``worker(ctx, tasks)`` iterates ``tasks`` on one provider, yields
         batches, and calls ``task.accept_result(value)`` or ``task.reject_result(reason,
         retry=...)``. Yields each accepted :class:`Task` as it completes. A task that
@@ -279,13 +284,14 @@ class Golem:
         """
         _driver.check_worker(worker)
         run = self._job_run("execute_tasks", worker, data, timeout=timeout, max_workers=max_workers,
-                            fragment_timeout=fragment_timeout, stream=True, journal=journal, key=key)
+                            fragment_timeout=fragment_timeout, stream=True, journal=journal, key=key, total=total)
         return run.tasks(return_exceptions)
 
     def _job_run(self, kind: str, worker: Callable[..., Any], data: Iterable[Any], *, timeout: Optional[float],
                  max_workers: Optional[int], fragment_timeout: Optional[float], stream: bool = False,
                  args_of: Any = None, speculate: Union[bool, Speculation, None] = None,
-                 journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None) -> JobRun:
+                 journal: Optional[JournalPath] = None, key: Optional[KeyFunction] = None,
+                 total: Optional[int] = None) -> JobRun:
         # Checked here, eagerly, so bad input fails at the call, before anything runs.
         self._check_open()
         iter(data)  # raises TypeError now for a non-iterable
@@ -302,7 +308,10 @@ class Golem:
         job = Job(kind, worker, limit=limit, fragment_timeout=fragment_timeout, stream=stream,
                   speculation=speculation)
         window = self.window if not stream else max(self.window, 2 * limit)
-        total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+            raise ConfigurationError(f"total must be a whole number >= 0 (the items the input holds), got {total!r}")
+        if total is None and hasattr(data, "__len__"):
+            total = len(data)  # type: ignore[arg-type]
         extra: Dict[str, Any] = {} if args_of is None else {"args_of": args_of}
         if journal is not None:
             extra["journal"] = functools.partial(_journal.open_run, journal, worker, kind, key)

@@ -73,6 +73,9 @@ def format_summary(event: ev.JobFinished) -> str:
     """The end-of-job summary, one line per provider."""
     head = (f"job {event.job_id}: {event.done} done, {event.failed} failed, {event.retried} retried "
             f"in {event.elapsed:.2f} s")
+    if event.backups:
+        head += f", {event.backups} backup cop{'y' if event.backups == 1 else 'ies'} of stragglers " \
+                f"({event.backups_won} finished first)"
     if event.error:
         head += f" ({event.error})"
     lines = [head]

@@ -172,3 +172,25 @@ def test_a_failed_fragment_shows_the_first_stderr_line_of_each_attempt():
     attempts = message.splitlines()[1:]
     assert len(attempts) == 2
     assert all(line.endswith("; stderr: cat: data.csv: No such file or directory") for line in attempts)
+
+
+def test_a_generator_input_gets_its_total_from_total():
+    out = io.StringIO()
+    with make_golem(echo_provider(), max_workers=2, events=ProgressBar(file=out)) as golem:
+        assert [r[0] for r in golem.map(echo, (i for i in range(5)), total=5)] == list(range(5))
+    assert "5/5" in out.getvalue()  # without total= a generator has no length to show
+
+
+def test_a_bad_total_is_refused_at_the_call():
+    import pytest
+
+    from golem_tasks import ConfigurationError
+
+    with make_golem(echo_provider()) as golem:
+        with pytest.raises(ConfigurationError, match="total must be a whole number"):
+            golem.map(echo, range(3), total=-1)
+
+
+def test_the_summary_counts_backup_copies():
+    event = events.JobFinished(job_id=4, done=10, failed=0, retried=0, elapsed=2.0, backups=2, backups_won=1)
+    assert "2 backup copies of stragglers (1 finished first)" in format_summary(event)
