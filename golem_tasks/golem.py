@@ -103,6 +103,10 @@ class Golem:
             must be idempotent: they may run twice. Not for ``execute_tasks``.
         report: keep what each fragment did for :meth:`report` (a few microseconds per
             fragment; False for the last bit of dispatch speed).
+        provider_record: the Golem provider's record of how providers did in earlier
+            runs (:mod:`golem_tasks.provider_record`): on by default (a file in the user's
+            cache directory), a path, or False. Only the Golem provider built by name
+            keeps one; configure a ``GolemProvider`` instance itself.
         progress: show a progress bar; None (default) shows one in a terminal or notebook.
         events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
     """
@@ -115,6 +119,7 @@ class Golem:
                  batch_timeout: Optional[float] = None, fragment_timeout: Optional[float] = None,
                  timeout: Optional[float] = None, window: Optional[int] = None,
                  speculate: Union[bool, Speculation] = False, report: bool = True,
+                 provider_record: Any = _UNSET,
                  progress: Optional[bool] = None,
                  events: Union[ev.Consumer, Iterable[ev.Consumer], None] = None) -> None:
         # Everything is checked before the provider is built: a mistake costs nothing.
@@ -133,7 +138,8 @@ class Golem:
         self.fragment_timeout = _seconds("fragment_timeout", fragment_timeout)
         self.timeout = _seconds("timeout", timeout)
         self.speculation = speculation_of(speculate)
-        self.provider, owned = from_name(provider, image, provider_options)
+        golem_options = {} if provider_record is _UNSET else {"provider_record": provider_record}
+        self.provider, owned = from_name(provider, image, provider_options, golem_options=golem_options)
         self.max_workers = max_workers or max(1, int(self.provider.default_max_workers))
         self.window = window or max(16, 4 * self.max_workers)
         self._events = ev.Emitter()

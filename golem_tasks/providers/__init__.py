@@ -17,11 +17,14 @@ PROVIDER_NAMES = ("local", "golem", "fake")
 
 
 def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
-              options: Optional[Dict[str, Any]] = None) -> Tuple[Provider, bool]:
+              options: Optional[Dict[str, Any]] = None, *, golem_options: Optional[Dict[str, Any]] = None
+              ) -> Tuple[Provider, bool]:
     """The provider to use, and whether the caller created it (and so must close it).
 
-    The environment (``GOLEM_TASKS_PROVIDER``, ``GOLEM_TASKS_SANDBOX``, ``YAGNA_*``) is
-    read here, when a provider is built, never at import."""
+    ``golem_options`` apply only when the Golem provider is built (for example
+    ``provider_record``, which the other providers have no use for). The environment
+    (``GOLEM_TASKS_PROVIDER``, ``GOLEM_TASKS_SANDBOX``, ``YAGNA_*``) is read here, when a
+    provider is built, never at import."""
     options = dict(options or {})
     if isinstance(provider, Provider):
         if options:
@@ -41,6 +44,8 @@ def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
         return LocalProvider(**options), True
     if name == "golem":
         from .yagna import GolemProvider
+        for option, value in (golem_options or {}).items():
+            options.setdefault(option, value)
         _check_options(GolemProvider, name, options)
         if image:
             options["image_tag" if ":" in image else "image_hash"] = image
