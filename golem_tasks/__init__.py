@@ -26,6 +26,7 @@ from .errors import (
     BudgetExhausted,
     CommandExecutionError,
     ConfigurationError,
+    EngagementCancelled,
     FragmentFailed,
     FragmentTimeoutError,
     GolemTasksError,
@@ -48,7 +49,7 @@ __version__ = "0.1.0"
 __all__ = (
     "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool",
     "BudgetExhausted", "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
-    "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
+    "DownloadFile", "DownloadJson", "EngagementCancelled", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemTasksError", "JobTimeoutError", "LocalProvider", "Provider", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl", "WorkContext",

@@ -12,6 +12,7 @@ The tree::
     ├── ProviderError                           the provider itself failed
     │   ├── ProviderLost                        the provider went away; its work is gone
     │   ├── BudgetExhausted                     the budget allows no more providers or work
+    │   ├── EngagementCancelled                 engage() was called off: the work no longer needs it
     │   └── ApiError                            a backend API answered with an error (``status``)
     ├── UnexpectedCommand                       a FakeProvider got a command nobody scripted
     ├── FragmentFailed                          a fragment failed for good (``attempts`` says why)
@@ -172,6 +173,16 @@ class BudgetExhausted(ProviderError):
         self.budget = budget
         self.spent = spent
         self.expected = expected
+
+
+class EngagementCancelled(ProviderError):
+    """``engage()`` was called off because the work no longer needs the provider (its
+    ``abort`` event was set: the queue drained, the job ended, or the Golem is closing).
+
+    Not a failure: nothing is retried, counted or reported for it. Whatever the
+    engagement had reached was undone (no agreement confirmed after the abort; one
+    approved meanwhile is terminated without an activity).
+    """
 
 
 class ApiError(ProviderError):

@@ -232,17 +232,6 @@ def test_concurrent_engages_get_different_providers(daemon):
             session.release()
 
 
-def test_engage_stops_when_aborted(daemon):
-    daemon.nodes.clear()
-    abort = threading.Event()
-    with make_provider() as provider:
-        threading.Timer(0.2, abort.set).start()
-        started = time.monotonic()
-        with pytest.raises(ProviderError, match="aborted"):
-            provider.engage(abort=abort)
-        assert time.monotonic() - started < 2
-
-
 def test_starving_says_why_and_fails_fast_the_next_time(daemon):
     daemon.nodes[node(1).id].properties = polygon_only()
     daemon.nodes[node(2).id].properties = polygon_only()

@@ -7,10 +7,13 @@ demand plus the chosen payment platform and debit-note acceptance timeout. A pro
 draft answering our counter becomes a *candidate*; ``engage`` threads take the best
 candidate and turn it into an approved agreement (:mod:`._agreement`).
 
-The subscription is renewed with a freshly built demand when the daemon forgets it
-(404: subscriptions lapse after an hour), when half of its expiration window has
-passed (an agreement made from it lives only until that expiration), and when engage
-threads are waiting but every draft is used up (offers arrive again only for a new
+The demand is subscribed only while an ``engage`` needs it: the first one pending
+subscribes (:meth:`Market.engaging`), and when the last one returns the demand is
+withdrawn and its drafts are dropped, so no provider keeps negotiating for work that
+is not there. While engages wait, the subscription is renewed with a freshly built
+demand when the daemon forgets it (404: subscriptions lapse after an hour), when half
+of its expiration window has passed (an agreement made from it lives only until that
+expiration), and when every draft is used up (offers arrive again only for a new
 subscription).
 """
 
@@ -23,9 +26,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Callable, Dict, Optional, Set
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional, Set
 
 from ...errors import ApiError, ProviderError
+from ._agreement import check_abort
 from ._client import YagnaClient
 from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
 from ._agreement import Candidate
@@ -39,7 +44,9 @@ logger = logging.getLogger(__name__)
 
 #: How often a thread waiting for a candidate looks at the scheduler's abort event
 #: (an Event it cannot be woken by); new candidates wake it at once.
-ABORT_CHECK = 0.25
+ABORT_CHECK = 0.05
+#: How often an idle reader (no engage pending, so no demand) looks at the stop flag.
+IDLE_CHECK = 1.0
 
 
 class Market:
@@ -75,6 +82,8 @@ class Market:
         self.app_session_id = app_session_id
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._subscribing = threading.Lock()  # one subscribe or withdraw decision at a time
+        self._engaging = 0  # engage() calls pending
         self._stop = threading.Event()
         self._demand: Optional[Demand] = None
         self._subscription: Optional[str] = None
@@ -96,8 +105,10 @@ class Market:
     # ---------------------------------------------------------------- life
     def start(self) -> None:
         """Subscribe (errors raise here, so a bad demand fails the first engage) and
-        start the reader thread."""
-        self._renew()
+        start the reader thread. The demand is withdrawn when the first engage that
+        comes returns with no other pending."""
+        with self._subscribing:
+            self._renew()
         self._reader = threading.Thread(target=self._read_loop, name="golem_tasks-market", daemon=True)
         self._reader.start()
 
@@ -114,6 +125,38 @@ class Market:
         self._calls.shutdown(wait=True)
 
     # ------------------------------------------------------------- engaging
+    @contextmanager
+    def engaging(self) -> Iterator[None]:
+        """Around one ``engage``: the demand is subscribed while any is pending, and
+        withdrawn (its drafts dropped) when the last one leaves.
+
+        Raises:
+            ApiError: the demand could not be subscribed.
+        """
+        with self._lock:
+            self._engaging += 1
+            self._changed.notify_all()  # an idle reader starts reading again
+        try:
+            with self._subscribing:
+                if self._subscription is None and not self._stop.is_set():
+                    self._renew()
+            yield
+        finally:
+            with self._lock:
+                self._engaging -= 1
+            self._withdraw_if_idle()
+
+    def _withdraw_if_idle(self) -> None:
+        with self._subscribing:
+            with self._lock:
+                if self._engaging or self._subscription is None:
+                    return
+                subscription, self._subscription = self._subscription, None
+                self._candidates.clear()
+                self._countered.clear()
+            logger.debug("no engage pending: demand %s withdrawn", subscription)
+            self._unsubscribe(subscription)  # also ends the reader's long poll
+
     def exclude(self, provider_ids: Set[str]) -> None:
         with self._lock:
             self._excluded |= set(provider_ids)
@@ -123,8 +166,9 @@ class Market:
         ready; mark its provider busy and return it.
 
         Raises:
+            EngagementCancelled: ``abort`` was set.
             ProviderError: ``deadline`` passed (or nothing came since the last time it
-                did), ``abort`` was set, or the market was stopped.
+                did), or the market was stopped.
         """
         with self._lock:
             if self._starved:
@@ -132,8 +176,9 @@ class Market:
             self._waiting += 1
             try:
                 while True:
-                    if self._stop.is_set() or (abort is not None and abort.is_set()):
-                        raise ProviderError("engaging a Golem provider was aborted")
+                    check_abort(abort)
+                    if self._stop.is_set():
+                        raise ProviderError("the GolemProvider is closing: no more providers are engaged")
                     candidate = self._pop_best()
                     if candidate is not None:
                         self._busy.add(candidate.proposal.provider_id)
@@ -185,7 +230,7 @@ class Market:
 
     # ---------------------------------------------------------- subscription
     def _renew(self) -> None:
-        """Subscribe a freshly built demand; withdraw the old one."""
+        """Subscribe a freshly built demand; withdraw the old one (``_subscribing`` held)."""
         demand = self._build_demand()
         subscription = self._client.market.subscribe_demand(demand)
         now = datetime.now(timezone.utc)
@@ -218,7 +263,9 @@ class Market:
 
     def _renewal_due(self) -> bool:
         with self._lock:
-            if self._subscription is None or datetime.now(timezone.utc) >= self._renew_at:
+            if self._subscription is None:
+                return self._engaging > 0  # lapsed while needed (else: idle, none wanted)
+            if datetime.now(timezone.utc) >= self._renew_at:
                 return True
             starving = self._waiting > 0 and not any(
                 c.proposal.provider_id not in self._busy | self._excluded for c in self._candidates.values())
@@ -228,19 +275,27 @@ class Market:
     def _read_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            subscription = None
             try:
                 if self._renewal_due():
-                    self._renew()
-                subscription = self._subscription
-                if subscription is None:
-                    continue
+                    with self._subscribing:
+                        if self._renewal_due():
+                            self._renew()
+                with self._lock:
+                    subscription = self._subscription
+                    if subscription is None:  # idle: no engage pending, no demand
+                        self._changed.wait(IDLE_CHECK)
+                        continue
                 events = self._client.market.collect_offers(subscription, timeout=self._t.market_poll,
                                                             max_events=100)
                 failures = 0
             except NotFound:
-                logger.info("the demand subscription lapsed; subscribing again")
                 with self._lock:
-                    self._subscription = None
+                    lapsed = subscription is not None and self._subscription == subscription
+                    if lapsed:
+                        self._subscription = None
+                if lapsed:  # else it was withdrawn on purpose
+                    logger.info("the demand subscription lapsed; subscribing again")
                 continue
             except ApiError as exc:
                 failures += 1

@@ -10,6 +10,10 @@ What happens when:
   made, the demand is subscribed, and the negotiation and payment threads start.
 * **engage**: the best candidate provider gets an agreement (confirmed, approved), an
   activity, and ``deploy`` + ``start`` once; the session is then ready for batches.
+  The demand is subscribed only while an engage is pending. When the scheduler sets
+  engage's ``abort`` (the work no longer needs the provider) engage returns at once
+  with :class:`EngagementCancelled`, having confirmed nothing more, and an agreement
+  approved meanwhile is terminated without an activity.
 * **release** of a session: its activity is destroyed and its agreement terminated.
 * **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
   a bounded time and accepted, and the allocation released.
@@ -26,9 +30,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
-from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError
+from ...errors import ApiError, BudgetExhausted, ConfigurationError, EngagementCancelled, ProviderError
 from ..base import Provider, ProviderInfo
-from ._agreement import Candidate, CandidateFailed, agree
+from ._agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
 from ._batch import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
 from ._connect import Connection
@@ -263,14 +267,23 @@ class GolemProvider(Provider):
         deployed and started. Tries candidates until one works or the negotiation
         timeout passes.
 
+        ``abort`` is the scheduler's way to say the work no longer needs this engagement:
+        once it is set, engage returns promptly, confirms no agreement, and terminates
+        one the provider approved meanwhile without creating an activity.
+
         Raises:
             BudgetExhausted: the budget does not cover the next provider's start price
                 (on top of what the agreements made will cost), or it is spent.
-            ProviderError: no provider could be engaged in time, ``abort`` was set, or
-                the provider is closed.
+            EngagementCancelled: ``abort`` was set (not a failure).
+            ProviderError: no provider could be engaged in time, or the provider is closed.
         """
+        check_abort(abort)
         self.start()
         self._market.exclude(set(exclude))
+        with self._market.engaging():
+            return self._engage(abort)
+
+    def _engage(self, abort: Optional[threading.Event]) -> GolemSession:
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
             if self._budget_spent is not None:
@@ -328,6 +341,13 @@ class GolemProvider(Provider):
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
         self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation)
+        if abort is not None and abort.is_set():
+            # Approved after the work stopped needing it: end it before any activity exists
+            # (its invoice, if any, is still accepted at close).
+            logger.info("agreement %s with %s approved after engaging was called off: terminated",
+                        agreement_id, proposal.provider_name or proposal.provider_id)
+            self._abandon(agreement_id, None)
+            raise EngagementCancelled(CANCELLED_TEXT)
         activity_id = None
         try:
             activity_id = self.client.activity.create_activity(agreement_id, timeout=self.timeouts.activity)
@@ -363,7 +383,7 @@ class GolemProvider(Provider):
         except BatchDeadline:
             raise CandidateFailed(f"deploy did not finish within {self.timeouts.deploy:g} s") from None
         except BatchStopped:
-            raise ProviderError("engaging a Golem provider was aborted") from None
+            raise EngagementCancelled(CANCELLED_TEXT) from None
         for result in results.values():
             if not result.ok:
                 step = "deploy" if result.index == 0 else "start"
