@@ -49,9 +49,10 @@ def wait_for(condition, seconds=3.0):
 def test_an_offer_without_a_common_platform_is_rejected_and_the_other_countered(daemon, events):
     daemon.nodes[node(2).id].properties = polygon_only()
     with make_provider(events=events.append) as provider:
+        provider.start()
+        wait_for(lambda: daemon.rejected)  # before an engage is done and the demand withdrawn
         session = provider.engage()
         assert session.info.name == "provider-1"
-        wait_for(lambda: daemon.rejected)
         session.release()
     [(proposal_id, message)] = daemon.rejected
     assert message.startswith("no common payment platform")
@@ -84,6 +85,8 @@ def test_the_counter_takes_a_lower_accept_timeout_of_the_offer(daemon):
 def test_filters_reject_with_a_reason(daemon, events, options, reason):
     daemon.nodes[node(2).id].properties = priced(start=1, per_cpu_sec=0.001, per_env_sec=0.002)
     with make_provider(events=events.append, **options) as provider:
+        provider.start()
+        wait_for(lambda: daemon.rejected)  # before an engage is done and the demand withdrawn
         session = provider.engage()
         assert session.info.name == "provider-1"
         session.release()
@@ -179,9 +182,10 @@ def test_an_agreement_never_approved_is_cancelled(daemon, events):
 def test_a_counter_the_provider_rejects_is_reported(daemon, events):
     daemon.nodes[node(1).id].reject_counter = "No capacity available"
     with make_provider(events=events.append) as provider:
+        provider.start()  # the demand stays until an engage is done
+        wait_for(lambda: any(e.by_provider for e in of_type(events, OfferRejected)))
         session = provider.engage()
         assert session.info.name == "provider-2"
-        wait_for(lambda: any(e.by_provider for e in of_type(events, OfferRejected)))
         session.release()
     [rejected] = [e for e in of_type(events, OfferRejected) if e.by_provider]
     assert rejected.reason == "No capacity available" and rejected.provider_name == "provider-1"

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 PRICE_TOLERANCE = Decimal("1.000001")
 #: The longest payment-event poll: the daemon caps server timeouts at 60 s by default.
 MAX_EVENT_POLL = 60.0
+#: While stopping, how often the event polls in flight are interrupted again.
+INTERRUPT_AGAIN = 0.05
 
 
 @attrs.define
@@ -84,11 +86,18 @@ class Payments:
         sink: where events go.
         on_over_budget: called with an agreement id whose debit note would break the
             budget, so its work can be stopped.
+        events_client: what the event threads long-poll through (default ``client``).
+        interrupt: ends the event polls in flight (on ``events_client``'s own session),
+            so stopping waits out no poll.
     """
 
     def __init__(self, client: YagnaClient, *, budget: Decimal, platform: str, allocation_ttl: float,
-                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None]) -> None:
+                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None],
+                 events_client: Optional[YagnaClient] = None,
+                 interrupt: Callable[[], None] = lambda: None) -> None:
         self._client = client
+        self._events_client = events_client or client
+        self._interrupt = interrupt
         self.budget = budget
         self.platform = platform
         self._ttl = allocation_ttl
@@ -235,10 +244,13 @@ class Payments:
         self._release()
 
     def stop(self) -> None:
-        """Stop the event threads (each ends within one poll)."""
+        """Stop the event threads, ending their polls in flight."""
         self._stop.set()
         for thread in self._threads:
-            thread.join()
+            while thread.is_alive():
+                # Again and again: a poll may have begun just after the previous interrupt.
+                self._interrupt()
+                thread.join(INTERRUPT_AGAIN)
 
     def _release(self) -> None:
         if self.allocation is None:
@@ -254,11 +266,11 @@ class Payments:
 
     # ------------------------------------------------------------ event loops
     def _debit_note_loop(self) -> None:
-        self._event_loop(self._client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
+        self._event_loop(self._events_client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
                          lambda event: event.debit_note_id, self._on_debit_note, until_paid=False)
 
     def _invoice_loop(self) -> None:
-        self._event_loop(self._client.payment.collect_invoice_events, "InvoiceReceivedEvent",
+        self._event_loop(self._events_client.payment.collect_invoice_events, "InvoiceReceivedEvent",
                          lambda event: event.invoice_id, self._on_invoice, until_paid=True)
 
     def _event_loop(self, collect: Callable, wanted: str, document_id: Callable, handle: Callable, *,
@@ -272,6 +284,8 @@ class Payments:
             try:
                 events = collect(after_timestamp=after, timeout=timeout)
             except ApiError as exc:
+                if self._stop.is_set():
+                    return  # interrupted on purpose
                 failures += 1
                 logger.warning("reading payment events failed (%s); trying again", exc)
                 self._stop.wait(min(30.0, 2.0 ** failures))

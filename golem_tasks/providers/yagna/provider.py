@@ -173,9 +173,11 @@ class GolemProvider(Provider):
 
     def _assemble(self) -> None:
         """The parts that do the work, and the state they share."""
+        self._poller = self._connection.interruptible()  # payment polls ended at close, not waited out
         self._payments = Payments(self.client, budget=self.budget, platform=self.platform,
                                   allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
-                                  sink=self.sink, on_over_budget=self._over_budget)
+                                  sink=self.sink, on_over_budget=self._over_budget,
+                                  events_client=self._poller.client(), interrupt=self._poller.interrupt)
         self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
@@ -462,4 +464,5 @@ class GolemProvider(Provider):
         finally:
             if self._owns_storage and self.storage is not None:
                 self.storage.close()
+            self._poller.close()
             self._connection.close()
