@@ -28,7 +28,7 @@ class OfferSpec:
         mem_gib, storage_gib, threads, cores: advertised resources (``golem.inf.*``).
         runtime: ``golem.runtime.name``; SDKs ask for ``vm``.
         price_cpu_sec, price_duration_sec, price_start: linear pricing coefficients in GLM.
-        platform: the payment platform, e.g. ``erc20-holesky-tglm``.
+        platform: the payment platform, e.g. ``erc20-hoodi-tglm`` (the default).
         subnet: ``golem.node.debug.subnet``; SDKs default to ``public``.
         debit_note_interval: seconds between debit notes while an activity runs.
         accept_timeout: the longest debit-note acceptance deadline the provider agrees to.
@@ -42,7 +42,7 @@ class OfferSpec:
     price_cpu_sec: Decimal = attrs.field(default=Decimal("0.0001"), converter=_decimal)
     price_duration_sec: Decimal = attrs.field(default=Decimal("0.00002"), converter=_decimal)
     price_start: Decimal = attrs.field(default=Decimal(0), converter=_decimal)
-    platform: str = "erc20-holesky-tglm"
+    platform: str = "erc20-hoodi-tglm"
     subnet: str = "public"
     debit_note_interval: int = attrs.field(default=120, validator=attrs.validators.ge(1))
     accept_timeout: int = attrs.field(default=240, validator=attrs.validators.ge(5))

@@ -43,6 +43,7 @@ def daemon_get(net: LocalNet, path: str) -> Any:
 def test_a_called_off_engage_rents_nothing_and_withdraws_the_demand(net):
     collected: List[Any] = []
     provider = make_provider(net, collected)
+    assert provider.platform == "erc20-hoodi-tglm"  # localnet runs the default testnet
     try:
         sessions = [provider.engage(), provider.engage()]  # both providers
         assert daemon_get(net, "/market-api/v1/demands") == []  # no engage pending: withdrawn

@@ -299,6 +299,6 @@ def test_a_failed_start_gives_the_allocation_back(daemon):
 def test_short_funds_say_how_to_fund(daemon):
     daemon.fail("POST", r"/allocations$", 400, {"message": "Insufficient funds to make allocation"})
     with make_provider() as provider:
-        with pytest.raises(ApiError, match="yagna payment fund --network holesky"):
+        with pytest.raises(ApiError, match="yagna payment fund --network hoodi"):
             provider.start()
     assert daemon.subscriptions == {}

@@ -50,9 +50,9 @@ def test_hardware_capabilities_and_subnet():
 def test_payment_decoration_is_merged():
     demand = build_demand(PAYLOAD, now=NOW, decoration=MarketDecoration.from_json(decoration()))
     assert demand.properties["golem.com.payment.protocol.version"] == "3"
-    assert demand.properties["golem.com.payment.platform.erc20-holesky-tglm.address"].startswith("0x")
+    assert demand.properties["golem.com.payment.platform.erc20-hoodi-tglm.address"].startswith("0x")
     assert demand.constraints.endswith(
-        "(golem.node.debug.subnet=public))(golem.com.payment.platform.erc20-holesky-tglm.address=*)"
+        "(golem.node.debug.subnet=public))(golem.com.payment.platform.erc20-hoodi-tglm.address=*)"
         "(golem.com.payment.protocol.version>1))")
     assert demand.constraints.startswith("(&(&(golem.runtime.name=vm)")
 

@@ -80,7 +80,7 @@ class Payments:
     Args:
         client: the daemon.
         budget: the most GLM accepted in all (the allocation's amount).
-        platform: the payment platform, e.g. ``erc20-holesky-tglm``.
+        platform: the payment platform, e.g. ``erc20-hoodi-tglm``.
         allocation_ttl: seconds until the daemon releases the allocation by itself.
         poll: seconds each payment-event long poll waits.
         sink: where events go.

@@ -90,8 +90,12 @@ class GolemProvider(Provider):
         min_mem_gib, min_storage_gib, min_cpu_threads, min_cpu_cores, capabilities,
             runtime: what offers must have.
         budget: the most GLM spent in all (Decimal or decimal string).
-        mainnet: pay real GLM on polygon instead of test GLM on holesky.
-        payment_driver, payment_network: the payment platform's parts.
+        network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
+            ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
+            (real GLM); any other name is refused with the list. ``payment_network`` is
+            the older name of the same argument.
+        mainnet: pay real GLM: ``mainnet=True`` means ``network="polygon"``.
+        payment_driver: the payment driver (``erc20``).
         subnet_tag: the market subnet (``public``).
         expiration: how long an agreement may last: 5-30 min, or up to 10 h with a
             debit-note accept timeout (default 1 h, or 25 min without one).
@@ -127,8 +131,8 @@ class GolemProvider(Provider):
                  image_url: Optional[str] = None, payload: Optional[VmPayload] = None,
                  min_mem_gib: float = 0.5, min_storage_gib: float = 2.0, min_cpu_threads: int = 1,
                  min_cpu_cores: Optional[int] = None, capabilities: Iterable[str] = (), runtime: str = "vm",
-                 budget: Union[Decimal, str, int] = Decimal("1"), mainnet: bool = False,
-                 payment_driver: str = "erc20", payment_network: Optional[str] = None,
+                 budget: Union[Decimal, str, int] = Decimal("1"), network: Optional[str] = None,
+                 mainnet: bool = False, payment_driver: str = "erc20", payment_network: Optional[str] = None,
                  subnet_tag: str = "public", expiration: Optional[timedelta] = None,
                  debit_note_accept_timeout: Optional[int] = DEFAULT_ACCEPT_TIMEOUT,
                  allow_providers: Iterable[ProviderMatch] = (), deny_providers: Iterable[ProviderMatch] = (),
@@ -140,7 +144,10 @@ class GolemProvider(Provider):
                  events: Union[Consumer, Iterable[Consumer], None] = None,
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES) -> None:
         self.budget = check_budget(budget)
-        self.platform = payment_platform(payment_network, driver=payment_driver, mainnet=mainnet)
+        if network is not None and payment_network is not None and network != payment_network:
+            raise ConfigurationError(f"network={network!r} and payment_network={payment_network!r} disagree; "
+                                     "give network= only")
+        self.platform = payment_platform(network or payment_network, driver=payment_driver, mainnet=mainnet)
         self.subnet_tag = check_subnet(subnet_tag)
         self.accept_timeout = check_accept_timeout(debit_note_accept_timeout)
         self.expiration = check_expiration(expiration, self.accept_timeout)
@@ -195,8 +202,8 @@ class GolemProvider(Provider):
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
         """A provider configured by the environment, ``options`` winning:
         ``GOLEM_TASKS_IMAGE`` (a tag ``name:tag`` or a hash), ``GOLEM_TASKS_BUDGET``,
-        ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (``polygon``
-        or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY``, ``YAGNA_API_URL`` and
+        ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (the
+        ``network``: ``polygon`` or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY``, ``YAGNA_API_URL`` and
         ``GOLEM_TASKS_REGISTRY_URL`` (where tags are resolved)."""
         env = os.environ if environ is None else environ
         found: Dict[str, Any] = {}
@@ -205,10 +212,10 @@ class GolemProvider(Provider):
             found["image_tag" if ":" in image else "image_hash"] = image
         for variable, name in (("GOLEM_TASKS_BUDGET", "budget"), ("YAGNA_SUBNET", "subnet_tag"),
                                ("YAGNA_PAYMENT_DRIVER", "payment_driver"),
-                               ("YAGNA_PAYMENT_NETWORK", "payment_network")):
+                               ("YAGNA_PAYMENT_NETWORK", "network")):
             if env.get(variable):
                 found[name] = env[variable]
-        found["mainnet"] = found.get("payment_network") in MAINNETS
+        found["mainnet"] = found.get("network") in MAINNETS
         found.update(options)
         if not any(found.get(key) for key in ("image_tag", "image_hash", "payload")):
             raise ConfigurationError("no image: set GOLEM_TASKS_IMAGE to a tag (golem/alpine:latest) or a "
