@@ -96,6 +96,8 @@ def test_a_failed_command_is_reported_as_soon_as_the_batch_stops(session):
     assert (error.index, error.exit_code, error.stderr) == (1, 3, "bad\n")
     assert [r.stdout for r in error.results] == ["ok\n"]
     assert "program exited with code 3" in str(error)
+    assert f"on provider {session.info.name} (0x" in str(error) and "…" in str(error)  # name, short id
+    assert error.provider == session.info.id
     assert session.usable
     assert session.execute([sh("echo again")])[0].stdout == "again\n"
 

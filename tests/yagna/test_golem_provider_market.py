@@ -73,14 +73,34 @@ def test_the_counter_takes_a_lower_accept_timeout_of_the_offer(daemon):
             for c in daemon.counters} == {60}
 
 
+INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
+
+
+@pytest.mark.parametrize("offered, options, agreed", [
+    ({INTERVAL: 10, PAYMENT_TIMEOUT: 20}, {}, {INTERVAL: 10, PAYMENT_TIMEOUT: 20}),
+    ({INTERVAL: 120}, {}, {}),  # no payment timeout: debit notes are not payable mid-run
+    ({INTERVAL: 10, PAYMENT_TIMEOUT: 20}, {"debit_note_accept_timeout": None}, {}),
+    ({}, {}, {}),
+])
+def test_mid_agreement_payments_are_agreed_as_the_offer_proposes_them(daemon, offered, options, agreed):
+    for provider_node in daemon.nodes.values():
+        provider_node.properties.update(offered)
+    with make_provider(**options) as provider:
+        provider.engage().release()
+    for counter in daemon.counters:
+        properties = counter["demand"]["properties"]
+        assert {key: properties[key] for key in (INTERVAL, PAYMENT_TIMEOUT) if key in properties} == agreed
+
+
 @pytest.mark.parametrize("options, reason", [
     (dict(deny_providers=["provider-2"]), "denied provider"),
     (dict(deny_providers=[node(2).id.upper()]), "denied provider"),
     (dict(allow_providers=[re.compile(r"-1$")]), "not in the allowed providers"),
     (dict(offer_filter=lambda offer: offer.provider_name != "provider-2"), "rejected by offer_filter"),
-    (dict(max_start_price="0.5"), "start price 1 GLM is over the cap of 0.5"),
-    (dict(max_cpu_hour_price="1"), "price per CPU-hour 3.6 GLM is over the cap of 1"),
-    (dict(max_env_hour_price="1"), "price per env-hour 7.2 GLM is over the cap of 1"),
+    (dict(max_start_price="0.5"), "start price 1 tGLM is over the cap of 0.5 tGLM"),
+    (dict(max_cpu_hour_price="1"), "price per CPU-hour 3.6 tGLM is over the cap of 1 tGLM"),
+    (dict(max_env_hour_price="1"), "price per env-hour 7.2 tGLM is over the cap of 1 tGLM"),
 ])
 def test_filters_reject_with_a_reason(daemon, events, options, reason):
     daemon.nodes[node(2).id].properties = priced(start=1, per_cpu_sec=0.001, per_env_sec=0.002)
@@ -252,7 +272,7 @@ def test_a_start_price_over_the_budget_is_refused(daemon, events):
     daemon.nodes[node(2).id].properties = priced(start=2, per_cpu_sec=0, per_env_sec=0)
     with make_provider(events=events.append, budget=Decimal("1")) as provider:
         provider.engage().release()
-    assert "more than the whole budget of 1 GLM" in of_type(events, OfferRejected)[0].reason
+    assert "its start price 2 tGLM is more than the whole budget of 1 tGLM" in of_type(events, OfferRejected)[0].reason
 
 
 def test_a_long_expiration_needs_an_accept_timeout_in_the_offer(daemon, events):

@@ -34,6 +34,10 @@ SUBNET = "golem.node.debug.subnet"
 TASK_PACKAGE = "golem.srv.comp.task_package"
 ACCEPT_TIMEOUT = "golem.com.payment.debit-notes.accept-timeout?"
 CHOSEN_PLATFORM = "golem.com.payment.chosen-platform"
+#: Mid-agreement payments: debit notes every ``interval`` s, each payable within
+#: ``payment-timeout`` s of being issued (yagna-protocol.md §2.2).
+DEBIT_NOTE_INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
 
 _SHA3_224 = re.compile(r"[0-9a-f]{56}")
 

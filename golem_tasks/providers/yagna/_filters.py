@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Optional, Pattern, Tuple, Union
 
 import attrs
 
+from ..._format import money
 from ...errors import ConfigurationError
 from ._json import parse_decimal
 from ._market import LinearPricing, Proposal
@@ -83,6 +84,7 @@ class OfferFilter:
         max_cpu_hour_price: most GLM per CPU-hour (``golem.usage.cpu_sec`` x 3600).
         max_env_hour_price: most GLM per hour the activity exists
             (``golem.usage.duration_sec`` x 3600).
+        token: the token prices are in, for messages (``tGLM`` on testnets).
     """
 
     allow: Tuple[ProviderMatch, ...] = attrs.field(default=(), converter=_match_tuple)
@@ -91,6 +93,7 @@ class OfferFilter:
     max_start_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
     max_cpu_hour_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
     max_env_hour_price: Optional[Decimal] = attrs.field(default=None, converter=_price)
+    token: str = "GLM"
 
     def reject_reason(self, proposal: Proposal) -> Optional[str]:
         """Why ``proposal`` is refused, or None when it passes."""
@@ -118,7 +121,7 @@ class OfferFilter:
         )
         for name, price, cap in checks:
             if cap is not None and price > cap:
-                return f"{name} {price.normalize():f} GLM is over the cap of {cap.normalize():f}"
+                return f"{name} {money(price, self.token)} is over the cap of {money(cap, self.token)}"
         return None
 
     def _predicate_reason(self, proposal: Proposal) -> Optional[str]:

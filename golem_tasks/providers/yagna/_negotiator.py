@@ -29,10 +29,19 @@ from decimal import Decimal
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, Optional, Set
 
+from ..._format import money, token_of
 from ...errors import ApiError, ProviderError
 from ._agreement import check_abort
 from ._client import YagnaClient
-from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
+from ._demand import (
+    ACCEPT_TIMEOUT,
+    CHOSEN_PLATFORM,
+    DEBIT_NOTE_INTERVAL,
+    MAX_EXPIRATION,
+    MIN_EXPIRATION,
+    PAYMENT_TIMEOUT,
+    Demand,
+)
 from ._agreement import Candidate
 from ._events import EventSink, OfferCountered, OfferRejected
 from ._filters import OfferFilter, Score
@@ -363,7 +372,9 @@ class Market:
         if pricing is not None and pricing.fixed > self._budget:
             # Only the whole budget here: what is left changes, and a candidate that does
             # not fit now is refused at engage time with the numbers (BudgetExhausted).
-            return f"its start price {pricing.fixed} GLM is more than the whole budget of {self._budget} GLM"
+            token = token_of(self._platform)
+            return (f"its start price {money(pricing.fixed, token)} is more than the whole budget of "
+                    f"{money(self._budget, token)}")
         return None
 
     def _rejected(self, proposal: Optional[Proposal], proposal_id: str, reason: str,
@@ -405,11 +416,19 @@ class Market:
         properties = dict(demand.properties)
         properties[CHOSEN_PLATFORM] = self._platform
         theirs = proposal.debit_note_accept_timeout
+        for key in (DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT):
+            properties.pop(key, None)
         if self._accept_timeout is None or theirs is None:
             properties.pop(ACCEPT_TIMEOUT, None)
         else:
             # Providers refuse a longer timeout than they offer and echo a shorter one.
             properties[ACCEPT_TIMEOUT] = max(5, min(self._accept_timeout, theirs))
+            terms = proposal.mid_agreement_payments
+            if terms is not None:
+                # Mid-agreement payments as the provider proposes them: its debit notes
+                # become payable during the run, and the daemon pays each accepted one
+                # by its due date, so a long fragment is not all owed at the end.
+                properties[DEBIT_NOTE_INTERVAL], properties[PAYMENT_TIMEOUT] = terms
         return Demand(properties, demand.constraints)
 
     def _reject_call(self, proposal_id: str, reason: str) -> None:

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
+from ..._format import money, provider_label, token_of
 from ...errors import ApiError, BudgetExhausted
 from ._client import YagnaClient
 from ._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
@@ -48,6 +49,7 @@ class Account:
     provider_id: str
     pricing: Optional[LinearPricing]
     usage_names: Tuple[str, ...]
+    provider_name: str = ""
     activities: Dict[str, Decimal] = attrs.field(factory=dict)
     invoice: Optional[Decimal] = None
     terminated: bool = False
@@ -125,7 +127,7 @@ class Payments:
         timeout = self._since + timedelta(seconds=self._ttl)
         self.allocation = self._client.payment.create_allocation(
             total_amount=self.budget, payment_platform=self.platform, timeout=timeout)
-        logger.info("allocated %s GLM on %s (allocation %s)", self.budget, self.platform,
+        logger.info("allocated %s on %s (allocation %s)", self._money(self.budget), self.platform,
                     self.allocation.allocation_id)
         for name, target in (("debit-notes", self._debit_note_loop), ("invoices", self._invoice_loop)):
             thread = threading.Thread(target=target, name=f"golem_tasks-{name}", daemon=True)
@@ -148,10 +150,11 @@ class Payments:
                 self._reserved[token] = price
                 return
             made = len(self._accounts)
+        m = self._money
         raise BudgetExhausted(
-            f"the budget of {self.budget} GLM does not cover another provider: {spent} GLM accepted so far, "
-            f"{expected} GLM expected for the {made} agreement(s) made (their start prices at least), and "
-            f"{provider_name}'s start price is {price} GLM; give a larger budget= to engage more",
+            f"the budget of {m(self.budget)} does not cover another provider: {m(spent)} accepted so far, "
+            f"{m(expected)} expected for the {made} agreement(s) made (their start prices at least), and "
+            f"{provider_name}'s start price is {m(price)}; give a larger budget= to engage more",
             budget=self.budget, spent=spent, expected=expected)
 
     def unreserve(self, token: str) -> None:
@@ -160,14 +163,14 @@ class Payments:
             self._reserved.pop(token, None)
 
     def track(self, agreement_id: str, provider_id: str, offer_properties: Dict,
-              reservation: Optional[str] = None) -> None:
+              reservation: Optional[str] = None, provider_name: str = "") -> None:
         """Pay for this agreement from now on (call once it is approved); it replaces
         the ``reservation`` made for it."""
         usage = offer_properties.get("golem.com.usage.vector")
         names = tuple(usage) if isinstance(usage, list) else ()
         with self._lock:
             self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
-                                                   names)
+                                                   names, provider_name)
             if reservation is not None:
                 self._reserved.pop(reservation, None)
 
@@ -349,13 +352,14 @@ class Payments:
         due = note.total_amount_due
         price = _price_of(account, note.usage_counter_vector)
         if price is not None and due > price * PRICE_TOLERANCE + Decimal("1e-18"):
-            return (f"it asks {due} GLM, more than the agreed price of the usage it reports "
-                    f"({price} GLM)"), False
+            return (f"it asks {self._money(due)}, more than the agreed price of the usage it reports "
+                    f"({self._money(price)})"), False
         previous = account.activities.get(note.activity_id, Decimal(0))
         after = self._expected_locked() - account.expected + max(_with(account, note.activity_id, due),
                                                                   account.floor)
         if due > previous and after > self.budget:
-            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}", True
+            return (f"accepting it would bring the total to {self._money(after)}, over the budget of "
+                    f"{self._money(self.budget)}"), True
         return None, False
 
     def _on_invoice(self, invoice_id: str) -> None:
@@ -377,7 +381,8 @@ class Payments:
             with self._lock:
                 account.invoice = invoice.amount
                 self._changed.notify_all()
-        logger.info("accepted invoice %s of %s GLM from %s", invoice_id, invoice.amount, account.provider_id)
+        logger.info("accepted invoice %s of %s from %s", invoice_id, self._money(invoice.amount),
+                    provider_label(account.provider_name, account.provider_id))
         self._sink.emit(InvoiceAccepted(agreement_id=invoice.agreement_id, provider_id=account.provider_id,
                                         document_id=invoice_id, amount=invoice.amount))
 
@@ -387,7 +392,8 @@ class Payments:
             return reason
         after = self._expected_locked() - account.expected + invoice.amount
         if after > self.budget:
-            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}"
+            return (f"accepting it would bring the total to {self._money(after)}, over the budget of "
+                    f"{self._money(self.budget)}")
         return None
 
     def _payer_problem(self, platform: str, payer: str) -> Optional[str]:
@@ -397,6 +403,9 @@ class Payments:
         if platform != allocation.payment_platform or payer.lower() != allocation.address.lower():
             return f"it is payable on {platform} by {payer}, not by our allocation"
         return None
+
+    def _money(self, amount: Decimal) -> str:
+        return money(amount, token_of(self.platform))
 
     def _spent_locked(self) -> Decimal:
         return sum((a.committed for a in self._accounts.values()), Decimal(0))
@@ -411,7 +420,8 @@ class Payments:
         accept(document_id, amount, allocation.allocation_id)
 
     def _refuse(self, account: Account, agreement_id: str, document_id: str, amount: Decimal, reason: str) -> None:
-        logger.warning("not accepting %s from %s: %s", document_id, account.provider_id, reason)
+        logger.warning("not accepting %s from %s: %s", document_id,
+                       provider_label(account.provider_name, account.provider_id), reason)
         self._sink.emit(PaymentRefused(agreement_id=agreement_id, provider_id=account.provider_id,
                                        document_id=document_id, amount=amount, reason=reason))
 

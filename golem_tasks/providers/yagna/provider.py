@@ -30,6 +30,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
+from ..._format import money, provider_label, token_of
 from ...errors import ApiError, BudgetExhausted, ConfigurationError, EngagementCancelled, ProviderError
 from ..base import Provider, ProviderInfo
 from ._agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
@@ -153,7 +154,7 @@ class GolemProvider(Provider):
         self.expiration = check_expiration(expiration, self.accept_timeout)
         self.offer_filter = OfferFilter(allow=allow_providers, deny=deny_providers, predicate=offer_filter,
                                         max_start_price=max_start_price, max_cpu_hour_price=max_cpu_hour_price,
-                                        max_env_hour_price=max_env_hour_price)
+                                        max_env_hour_price=max_env_hour_price, token=token_of(self.platform))
         self.score = check_score(score) or CheapestFirst()
         self.inline_limit = check_inline_limit(inline_limit)
         self.timeouts = timeouts or Timeouts()
@@ -315,7 +316,8 @@ class GolemProvider(Provider):
         """Hold the candidate's start price, or say why the budget does not allow it."""
         proposal = candidate.proposal
         try:
-            self._payments.reserve(token, proposal.provider_name or proposal.provider_id, dict(proposal.properties))
+            self._payments.reserve(token, provider_label(proposal.provider_name, proposal.provider_id),
+                                   dict(proposal.properties))
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
             self._budget_reached(exc)
@@ -331,8 +333,8 @@ class GolemProvider(Provider):
 
     def _candidate_failed(self, candidate: Candidate, exc: CandidateFailed) -> None:
         proposal = candidate.proposal
-        logger.warning("provider %s (%s) could not be engaged: %s", proposal.provider_name,
-                       proposal.provider_id, exc)
+        logger.warning("provider %s could not be engaged: %s",
+                       provider_label(proposal.provider_name, proposal.provider_id), exc)
         self.sink.emit(AgreementFailed(agreement_id=exc.agreement_id, provider_id=proposal.provider_id,
                                        provider_name=proposal.provider_name, reason=str(exc)))
         if exc.rejected:
@@ -340,7 +342,7 @@ class GolemProvider(Provider):
                 count = self._rejections[proposal.provider_id] = self._rejections.get(proposal.provider_id, 0) + 1
             if count >= AGREEMENT_REJECTIONS:  # its next offer would only be rejected again
                 logger.info("provider %s rejected %d agreements; not trying it again in this run",
-                            proposal.provider_name or proposal.provider_id, count)
+                            provider_label(proposal.provider_name, proposal.provider_id), count)
                 self._market.exclude({proposal.provider_id})
 
     def _open(self, candidate: Candidate, abort: Optional[threading.Event], reservation: str) -> GolemSession:
@@ -349,12 +351,13 @@ class GolemProvider(Provider):
                              app_session_id=self._market.app_session_id, abort=abort)
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
-        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation)
+        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation,
+                             proposal.provider_name)
         if abort is not None and abort.is_set():
             # Approved after the work stopped needing it: end it before any activity exists
             # (its invoice, if any, is still accepted at close).
             logger.info("agreement %s with %s approved after engaging was called off: terminated",
-                        agreement_id, proposal.provider_name or proposal.provider_id)
+                        agreement_id, provider_label(proposal.provider_name, proposal.provider_id))
             self._abandon(agreement_id, None)
             raise EngagementCancelled(CANCELLED_TEXT)
         activity_id = None
@@ -378,7 +381,8 @@ class GolemProvider(Provider):
         if closed:
             session.release()
             raise ProviderError("the GolemProvider was closed while engaging")
-        logger.info("engaged %s (%s): agreement %s, activity %s", info.name, info.id, agreement_id, activity_id)
+        logger.info("engaged %s: agreement %s, activity %s", provider_label(info.name, info.id), agreement_id,
+                    activity_id)
         return session
 
     def _deploy(self, activity_id: str, provider_id: str, abort: Optional[threading.Event]) -> None:
@@ -421,10 +425,11 @@ class GolemProvider(Provider):
         """A debit note would break the budget: stop that work, engage no more."""
         with self._lock:
             sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
-        who = ", ".join(sorted({s.info.name or s.info.id for s in sessions})) or "a provider"
+        who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
         spent, expected = self._payments.committed, self._payments.expected
+        m = self._money
         error = BudgetExhausted(
-            f"the budget of {self.budget} GLM is spent: {spent} GLM accepted so far, and {who} asked for more "
+            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} asked for more "
             f"than is left, so its work was stopped; give a larger budget= to go on",
             budget=self.budget, spent=spent, expected=expected)
         first = self._budget_spent is None
@@ -433,6 +438,9 @@ class GolemProvider(Provider):
             self._budget_reached(error)
         for session in sessions:
             session.stop_work(str(error))
+
+    def _money(self, amount: Decimal) -> str:
+        return money(amount, token_of(self.platform))
 
     def costs(self) -> Dict[str, Decimal]:
         """GLM accepted so far per provider id (invoices, else debit notes)."""
