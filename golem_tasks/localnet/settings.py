@@ -66,6 +66,9 @@ class DaemonSettings:
         rpc_url: the Ethereum JSON-RPC for ``network``; ``None`` means a dead port, so
             allocations fail but nothing else does.
         network: the payment network whose RPC is ``rpc_url`` (hoodi by default).
+        payment_cycle: how often the daemon's payment cycle sends what is due
+            (``PAYMENT_CYCLE_DEFAULT_INTERVAL``; yagna's default is 5 min). Short, so
+            debit notes accepted mid-agreement are paid while the work runs.
         debug: log at debug level.
     """
 
@@ -75,6 +78,7 @@ class DaemonSettings:
     app_key: str
     rpc_url: Optional[str] = None
     network: str = attrs.field(default=DEFAULT_NETWORK, validator=attrs.validators.in_(PAYMENT_NETWORKS))
+    payment_cycle: str = "5s"
     debug: bool = False
 
     @property
@@ -105,6 +109,7 @@ class DaemonSettings:
             HTTPS_PROXY=DEAD_URL,
             NO_PROXY=f"{LOOPBACK},localhost",
         )
+        env["PAYMENT_CYCLE_DEFAULT_INTERVAL"] = self.payment_cycle
         if self.debug:
             env["RUST_LOG"] = "debug"
         for name in PAYMENT_NETWORKS:
