@@ -87,8 +87,8 @@ def test_spare_slots_sign_no_agreement(net):
     """40 fragments, max_workers=5, 2 providers: agreements only with providers that ran
     fragments, none approved after the last result, and close takes no negotiation
     timeout (the negotiation timeout is an hour: waiting it out would hang the test)."""
-    collected: List[Any] = []
-    provider = make_provider(net, collected, timeouts=Timeouts(negotiation=3600))
+    collected: List[Any] = []  # the Golem hands the provider's events on too
+    provider = make_provider(net, [], timeouts=Timeouts(negotiation=3600))
     done = threading.Event()
     results: List[Any] = []
 
