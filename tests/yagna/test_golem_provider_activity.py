@@ -313,7 +313,7 @@ def test_a_sent_executable_keeps_its_mode(daemon, session, tmp_path):
 
 
 def test_storage_gftp_is_made_and_closed_by_the_provider(daemon, monkeypatch):
-    from golem_tasks.providers.yagna import _gftp
+    from golem_tasks.providers.yagna.transfer import gftp as _gftp
 
     made = []
 
@@ -341,7 +341,7 @@ def test_storage_gftp_is_made_and_closed_by_the_provider(daemon, monkeypatch):
 def test_gftp_is_the_default_storage_and_small_downloads_stay_inline(daemon, monkeypatch, tmp_path):
     # Without a storage, data over the inline limit would fail mid-job; GFTP over GSB
     # needs no binary and opens nothing until the first large transfer.
-    from golem_tasks.providers.yagna import _gftp
+    from golem_tasks.providers.yagna.transfer import gftp as _gftp
 
     made = []
 

@@ -12,12 +12,7 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ProviderError
-from golem_tasks.providers.yagna import (
-    AgreementFailed,
-    AgreementTerminated,
-    OfferCountered,
-    OfferRejected,
-)
+from golem_tasks.providers.yagna import AgreementFailed, AgreementTerminated, OfferCountered, OfferRejected
 
 from golem_tasks.providers.yagna.provider import AGREEMENT_REJECTIONS
 

@@ -13,13 +13,7 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ApiError, BudgetExhausted, ProviderError
-from golem_tasks.providers.yagna import (
-    BudgetReached,
-    CostsSettled,
-    DebitNoteAccepted,
-    InvoiceAccepted,
-    PaymentRefused,
-)
+from golem_tasks.providers.yagna import BudgetReached, CostsSettled, DebitNoteAccepted, InvoiceAccepted, PaymentRefused
 
 from .golem_helpers import FAST, make_provider, node, of_type, ready
 from .yagna_samples import NODE, PLATFORM, offer_properties

@@ -5,14 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
-    CHOSEN_PLATFORM,
-    Demand,
-    MarketDecoration,
-    VmPayload,
-    and_constraints,
-    build_demand,
-)
+from golem_tasks.providers.yagna import VmPayload
+from golem_tasks.providers.yagna.market.demand import CHOSEN_PLATFORM, Demand, and_constraints, build_demand
+from golem_tasks.providers.yagna.payment.models import MarketDecoration
 
 from .yagna_samples import IMAGE_HASH, IMAGE_URL, decoration
 

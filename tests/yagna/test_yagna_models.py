@@ -7,25 +7,20 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
-    ActivityState,
-    Agreement,
-    AgreementEvent,
+from golem_tasks.providers.yagna import LinearPricing, Proposal
+from golem_tasks.providers.yagna.activity.models import ActivityState, ExeScriptCommandResult, RuntimeEvent
+from golem_tasks.providers.yagna.market.models import Agreement, AgreementEvent, parse_market_event
+from golem_tasks.providers.yagna.payment.models import (
     Allocation,
     DebitNote,
     DebitNoteEvent,
-    ExeScriptCommandResult,
     Invoice,
     InvoiceEvent,
-    LinearPricing,
     MarketDecoration,
-    Proposal,
-    RuntimeEvent,
-    parse_market_event,
     payment_platform,
     split_payment_platform,
 )
-from golem_tasks.providers.yagna._json import (
+from golem_tasks.providers.yagna._http.json import (
     format_decimal,
     format_timestamp,
     parse_decimal,

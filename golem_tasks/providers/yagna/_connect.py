@@ -22,8 +22,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ...errors import ConfigurationError
 from ._client import DEFAULT_API_URL, Identity, YagnaClient
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error, is_transient
-from ._transport import AppKey
+from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error, is_transient
+from ._http.transport import AppKey
 from .errors import NotFound, NotYagna
 
 #: Connections kept per host: engage threads, batch polls, the market reader, the
@@ -201,7 +201,7 @@ def gsb_errors_not_retried(policies: Policies) -> Policies:
 
     For a session's batch: a killed exe-unit answers every results poll with a GSB error,
     and the policy's backoff would hide that for seconds. The batch code checks the
-    activity state on the first one instead (``_batch``), and retries itself while the
+    activity state on the first one instead (``activity.polling``), and retries itself while the
     activity is alive; a state read failing with a GSB error means the provider is gone.
     """
     def without_gsb(retry_on: Callable[[BaseException], bool]) -> Callable[[BaseException], bool]:

@@ -24,13 +24,13 @@ from ...commands import Command, CommandResult
 from ..._format import provider_label
 from ...errors import ApiError, BatchCancelled, BatchTimeoutError, ProviderError, ProviderLost
 from ..base import ProviderInfo, Session
-from ._batch import BatchDeadline, BatchStopped, Results, collect, send_batch
+from .activity.polling import BatchDeadline, BatchStopped, Results, collect, send_batch
 from ._connect import Connection, cancellable, gsb_errors_not_retried
 from ._events import AgreementTerminated
-from ._live import LiveOutput
-from ._market_api import SUCCESS_REASON
-from ._retry import CallKind
-from ._script import Script, plan
+from .activity.live import LiveOutput
+from .market.api import SUCCESS_REASON
+from ._http.retry import CallKind
+from .activity.plan import Script, plan
 from .errors import Gone, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +58,7 @@ class GolemSession(Session):
         self.activity_id = activity_id
         self._owner = owner
         self._cancelled = threading.Event()
-        # Batch polls check the activity state on a GSB error instead of retrying it (_batch).
+        # Batch polls check the activity state on a GSB error instead of retrying it (activity.polling).
         self._gsb_retry = connection.policies[CallKind.POLL]
         policies = gsb_errors_not_retried(cancellable(connection.policies, self._cancelled.is_set))
         # Retries sleep on the cancel event: a cancel ends their backoff at once.

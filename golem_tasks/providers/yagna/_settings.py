@@ -11,9 +11,9 @@ from typing import Callable, Optional, Union
 import attrs
 
 from ...errors import ConfigurationError
-from ._demand import DEFAULT_EXPIRATION
-from ._exescript import INLINE_LIMIT
-from ._json import parse_decimal
+from .market.demand import DEFAULT_EXPIRATION
+from .activity.exescript import INLINE_LIMIT
+from ._http.json import parse_decimal
 
 #: Debit notes must be accepted within this many seconds (golem-js and
 #: golem-core-python use 120; providers accept up to 240). It also lets the demand

@@ -33,20 +33,20 @@ from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tup
 from ..._format import money, provider_label, token_of
 from ...errors import ApiError, BudgetExhausted, ConfigurationError, EngagementCancelled, ProviderError
 from ..base import Provider, ProviderInfo
-from ._agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
-from ._batch import BatchDeadline, BatchStopped, collect, send_batch
+from .market.agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
+from .activity.polling import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
 from ._connect import Connection
-from ._demand import Demand, VmPayload, build_demand
+from .market.demand import Demand, VmPayload, build_demand
 from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
-from ._exescript import deploy_command, start_command
-from ._filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
+from .activity.exescript import deploy_command, start_command
+from .market.filters import CheapestFirst, OfferFilter, OfferPredicate, ProviderMatch, Score
 from ._image import registry_url as find_registry
 from ._image import registry_session, resolve_image
-from ._negotiator import Market
-from ._payment import MAINNETS, MarketDecoration, payment_platform
-from ._payments import Payments
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from .market.negotiator import Negotiator
+from .payment.models import MAINNETS, MarketDecoration, payment_platform
+from .payment.payments import Payments
+from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
 from ._session import CANCELLED_REASON, GolemSession
 from ._settings import (
     DEFAULT_ACCEPT_TIMEOUT,
@@ -59,7 +59,7 @@ from ._settings import (
     check_score,
     check_subnet,
 )
-from ._storage import Storage
+from .transfer.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class GolemProvider(Provider):
                                   allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
                                   sink=self.sink, on_over_budget=self._over_budget,
                                   events_client=self._poller.client(), interrupt=self._poller.interrupt)
-        self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
+        self._market = Negotiator(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
                               timeouts=self.timeouts,
@@ -244,7 +244,7 @@ class GolemProvider(Provider):
         if storage != "gftp":
             raise ConfigurationError(f"storage must be a Storage, 'gftp' or None, got {storage!r}")
         try:
-            from ._gftp import GsbGftpStorage
+            from .transfer.gftp import GsbGftpStorage
         except ImportError as exc:
             raise ConfigurationError(f"storage='gftp' needs its WebSocket and flexbuffers libraries ({exc}): "
                                      "pip install websocket-client flatbuffers") from exc

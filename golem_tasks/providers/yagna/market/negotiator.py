@@ -5,10 +5,10 @@ Market events are consumed on read, so exactly one thread reads them (yagna-prot
 §2.4). It answers each fresh offer: rejected with a reason, or countered with our
 demand plus the chosen payment platform and debit-note acceptance timeout. A provider's
 draft answering our counter becomes a *candidate*; ``engage`` threads take the best
-candidate and turn it into an approved agreement (:mod:`._agreement`).
+candidate and turn it into an approved agreement (:mod:`.agreement`).
 
 The demand is subscribed only while an ``engage`` needs it: the first one pending
-subscribes (:meth:`Market.engaging`), and when the last one returns the demand is
+subscribes (:meth:`Negotiator.engaging`), and when the last one returns the demand is
 withdrawn and its drafts are dropped, so no provider keeps negotiating for work that
 is not there. While engages wait, the subscription is renewed with a freshly built
 demand when the daemon forgets it (404: subscriptions lapse after an hour), when half
@@ -29,11 +29,11 @@ from decimal import Decimal
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, Optional, Set
 
-from ..._format import money, token_of
-from ...errors import ApiError, ProviderError
-from ._agreement import check_abort
-from ._client import YagnaClient
-from ._demand import (
+from ...._format import money, token_of
+from ....errors import ApiError, ProviderError
+from .agreement import check_abort
+from .._client import YagnaClient
+from .demand import (
     ACCEPT_TIMEOUT,
     CHOSEN_PLATFORM,
     DEBIT_NOTE_INTERVAL,
@@ -42,12 +42,12 @@ from ._demand import (
     PAYMENT_TIMEOUT,
     Demand,
 )
-from ._agreement import Candidate
-from ._events import EventSink, OfferCountered, OfferRejected
-from ._filters import OfferFilter, Score
-from ._market import Proposal, ProposalEvent, ProposalRejectedEvent
-from ._settings import Timeouts
-from .errors import NotFound
+from .agreement import Candidate
+from .._events import EventSink, OfferCountered, OfferRejected
+from .filters import OfferFilter, Score
+from .models import Proposal, ProposalEvent, ProposalRejectedEvent
+from .._settings import Timeouts
+from ..errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ ABORT_CHECK = 0.05
 IDLE_CHECK = 1.0
 
 
-class Market:
+class Negotiator:
     """Negotiation with providers for one ``GolemProvider``.
 
     Args:

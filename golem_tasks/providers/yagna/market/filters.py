@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterable, Optional, Pattern, Tuple, Union
 
 import attrs
 
-from ..._format import money
-from ...errors import ConfigurationError
-from ._json import parse_decimal
-from ._market import LinearPricing, Proposal
+from ...._format import money
+from ....errors import ConfigurationError
+from .._http.json import parse_decimal
+from .models import LinearPricing, Proposal
 
 logger = logging.getLogger(__name__)
 

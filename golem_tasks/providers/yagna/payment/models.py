@@ -12,8 +12,8 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import attrs
 
-from ...errors import ConfigurationError
-from ._json import (
+from ....errors import ConfigurationError
+from .._http.json import (
     format_decimal,
     format_timestamp,
     frozen_mapping,

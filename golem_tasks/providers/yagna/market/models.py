@@ -12,8 +12,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from ._demand import ACCEPT_TIMEOUT, DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT
-from ._json import (
+from .demand import ACCEPT_TIMEOUT, DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT
+from .._http.json import (
     format_timestamp,
     frozen_mapping,
     optional_str,

@@ -29,11 +29,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import attrs
 
-from ...commands import Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile
-from ...errors import CommandExecutionError, ConfigurationError
-from ..base import decode_download
-from ._activity import ExeScriptCommandResult
-from ._exescript import (
+from ....commands import Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile
+from ....errors import CommandExecutionError, ConfigurationError
+from ...base import decode_download
+from .models import ExeScriptCommandResult
+from .exescript import (
     CAPTURE_STREAM,
     INLINE_LIMIT,
     SHELL,
@@ -43,7 +43,7 @@ from ._exescript import (
     run_command,
     transfer_command,
 )
-from ._storage import Download, SendUrl, Storage, Upload, UploadUrl, source_size
+from ..transfer.storage import Download, SendUrl, Storage, Upload, UploadUrl, source_size
 
 #: Written to stderr after a ``check=False`` program, followed by its exit code.
 EXIT_MARK = "golem_tasks-exit-code:"

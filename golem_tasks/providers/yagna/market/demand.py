@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from ...errors import ConfigurationError
-from ._json import epoch_millis, frozen_mapping, string_tuple
+from ....errors import ConfigurationError
+from .._http.json import epoch_millis, frozen_mapping, string_tuple
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._payment import MarketDecoration
+    from ..payment.models import MarketDecoration
 
 #: Providers reject a demand whose expiration is less than 5 min or more than 30 min
 #: ahead (ya-provider's builtin expiration negotiator), see yagna-provider-side.md.

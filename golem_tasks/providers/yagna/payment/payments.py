@@ -24,13 +24,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
-from ..._format import money, provider_label, token_of
-from ...errors import ApiError, BudgetExhausted
-from ._client import YagnaClient
-from ._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
-from ._market import LinearPricing
-from ._payment import Allocation, DebitNote, Invoice, MarketDecoration
-from .errors import Gone, NotFound
+from ...._format import money, provider_label, token_of
+from ....errors import ApiError, BudgetExhausted
+from .._client import YagnaClient
+from .._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
+from ..market.models import LinearPricing
+from .models import Allocation, DebitNote, Invoice, MarketDecoration
+from ..errors import Gone, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ INTERRUPT_AGAIN = 0.05
 
 
 @attrs.define
-class Account:
+class AgreementCost:
     """What one agreement has cost so far."""
 
     provider_id: str
@@ -109,7 +109,7 @@ class Payments:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
-        self._accounts: Dict[str, Account] = {}
+        self._accounts: Dict[str, AgreementCost] = {}
         self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
         self._seen: set = set()
         self._stop = threading.Event()
@@ -169,7 +169,7 @@ class Payments:
         usage = offer_properties.get("golem.com.usage.vector")
         names = tuple(usage) if isinstance(usage, list) else ()
         with self._lock:
-            self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
+            self._accounts[agreement_id] = AgreementCost(provider_id, LinearPricing.from_properties(offer_properties),
                                                    names, provider_name)
             if reservation is not None:
                 self._reserved.pop(reservation, None)
@@ -344,7 +344,7 @@ class Payments:
         self._sink.emit(DebitNoteAccepted(agreement_id=note.agreement_id, provider_id=account.provider_id,
                                           document_id=note_id, amount=note.total_amount_due))
 
-    def _debit_note_problem(self, account: Account, note: DebitNote) -> Tuple[Optional[str], bool]:
+    def _debit_note_problem(self, account: AgreementCost, note: DebitNote) -> Tuple[Optional[str], bool]:
         """Why the note must not be accepted (and whether it is the budget), under the lock."""
         reason = self._payer_problem(note.payment_platform, note.payer_addr)
         if reason is not None:
@@ -386,7 +386,7 @@ class Payments:
         self._sink.emit(InvoiceAccepted(agreement_id=invoice.agreement_id, provider_id=account.provider_id,
                                         document_id=invoice_id, amount=invoice.amount))
 
-    def _invoice_problem(self, account: Account, invoice: Invoice) -> Optional[str]:
+    def _invoice_problem(self, account: AgreementCost, invoice: Invoice) -> Optional[str]:
         reason = self._payer_problem(invoice.payment_platform, invoice.payer_addr)
         if reason is not None:
             return reason
@@ -419,14 +419,15 @@ class Payments:
         assert allocation is not None  # checked by _payer_problem under the same lock
         accept(document_id, amount, allocation.allocation_id)
 
-    def _refuse(self, account: Account, agreement_id: str, document_id: str, amount: Decimal, reason: str) -> None:
+    def _refuse(self, account: AgreementCost, agreement_id: str, document_id: str, amount: Decimal,
+                reason: str) -> None:
         logger.warning("not accepting %s from %s: %s", document_id,
                        provider_label(account.provider_name, account.provider_id), reason)
         self._sink.emit(PaymentRefused(agreement_id=agreement_id, provider_id=account.provider_id,
                                        document_id=document_id, amount=amount, reason=reason))
 
 
-def _with(account: Account, activity_id: str, due: Decimal) -> Decimal:
+def _with(account: AgreementCost, activity_id: str, due: Decimal) -> Decimal:
     """The account's committed amount if ``activity_id`` were at ``due``."""
     if account.invoice is not None:
         return account.invoice
@@ -435,7 +436,7 @@ def _with(account: Account, activity_id: str, due: Decimal) -> Decimal:
     return sum(activities.values(), Decimal(0))
 
 
-def _price_of(account: Account, vector: Optional[Sequence]) -> Optional[Decimal]:
+def _price_of(account: AgreementCost, vector: Optional[Sequence]) -> Optional[Decimal]:
     """The agreed linear price of a usage vector, or None when it cannot be known."""
     if account.pricing is None or not isinstance(vector, list) or len(vector) != len(account.usage_names):
         return None

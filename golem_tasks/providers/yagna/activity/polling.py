@@ -29,11 +29,11 @@ import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ..._format import provider_label
-from ...errors import ApiError, ProviderError, ProviderLost
-from ._activity import ExeScriptCommandResult
-from ._activity_api import ActivityApi
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error
+from ...._format import provider_label
+from ....errors import ApiError, ProviderError, ProviderLost
+from .models import ExeScriptCommandResult
+from .api import ActivityApi
+from .._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Optional
 
 import attrs
 
-from ...errors import ApiError, EngagementCancelled
-from ._market import Proposal
-from ._market_api import MarketApi
-from .errors import Gone
+from ....errors import ApiError, EngagementCancelled
+from .models import Proposal
+from .api import MarketApi
+from ..errors import Gone
 
 logger = logging.getLogger(__name__)
 
