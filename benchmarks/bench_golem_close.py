@@ -1,7 +1,9 @@
 """How fast leaving a job is on the real yagna daemon (localnet): from the last result
 to ``GolemProvider.close()`` returning, and from the last invoice accepted to close
 returning (issue 9 item 6: at most 0.5 s; pending long polls must be ended, not
-waited out).
+waited out); with the job's other parts: ``Golem()`` (the first demand) to the first
+fragment running, and the steady rate (fragments per second from the first start to
+the last result).
 
     python benchmarks/bench_golem_close.py [--fragments 50] [--providers 2] [--runs 3]
 
@@ -43,8 +45,10 @@ def one_run(net: LocalNet, fragments: int, providers: int) -> Dict[str, float]:
     provider.close()
     closed = time.monotonic()
     last_result = max(t for t, e in seen if isinstance(e, events.FragmentFinished))
+    first_start = min(t for t, e in seen if isinstance(e, events.FragmentStarted))
     invoices = [t for t, e in seen if isinstance(e, InvoiceAccepted)]
-    return {"wall": closed - started, "result_to_closed": closed - last_result,
+    return {"wall": closed - started, "to_first_fragment": first_start - started,
+            "steady_rate": fragments / (last_result - first_start), "result_to_closed": closed - last_result,
             "job_exit": job_left - last_result, "provider_close": closed - job_left,
             "invoice_to_closed": closed - max(invoices) if invoices else float("nan"),
             "invoices": float(len(invoices))}
@@ -58,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     with LocalNet(providers=args.providers) as net:
         runs = [one_run(net, args.fragments, args.providers) for _ in range(args.runs)]
-    for key in ("wall", "result_to_closed", "job_exit", "provider_close", "invoice_to_closed", "invoices"):
+    for key in ("wall", "to_first_fragment", "steady_rate", "result_to_closed", "job_exit", "provider_close",
+                "invoice_to_closed", "invoices"):
         values = [r[key] for r in runs]
         print(f"{key:>18}: median {statistics.median(values):7.3f}   all " +
               " ".join(f"{v:.3f}" for v in values))

@@ -101,7 +101,9 @@ class GolemProvider(Provider):
         expiration: how long an agreement may last: 5-30 min, or up to 10 h with a
             debit-note accept timeout (default 1 h, or 25 min without one).
         debit_note_accept_timeout: seconds within which debit notes are promised to be
-            accepted (5-240); None negotiates none.
+            accepted (5-240); None negotiates none. With it, an offer's mid-agreement
+            payment terms (debit-note interval, payment timeout) are agreed as offered:
+            its debit notes are then accepted and paid by the daemon during the run.
         allow_providers, deny_providers: provider ids, names or compiled regexes.
         offer_filter: ``offer_filter(proposal) -> bool``, any custom rule.
         max_start_price, max_cpu_hour_price, max_env_hour_price: price caps (GLM).
