@@ -28,7 +28,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: golem_tasks and tests
 from golem_tasks import Golem  # noqa: E402
-from golem_tasks.providers.yagna import GolemProvider  # noqa: E402
+from golem_tasks.providers.yagna import GolemProvider
 from tests.localnet.requestor import PlainRequestor  # noqa: E402  (plain REST flows)
 from tests.yagna.fake_daemon import node  # noqa: E402
 from tests.yagna.http_daemon import MockDaemonProcess  # noqa: E402

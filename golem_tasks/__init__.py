@@ -1,6 +1,7 @@
 """golem_tasks: run batch work on the Golem Network from plain synchronous Python."""
 
 import logging
+from typing import Any, List
 
 from .batch import Batch
 from .commands import (
@@ -26,6 +27,7 @@ from .errors import (
     BudgetExhausted,
     CommandExecutionError,
     ConfigurationError,
+    EngagementCancelled,
     FragmentFailed,
     FragmentTimeoutError,
     GolemTasksError,
@@ -67,8 +69,9 @@ __version__ = "0.1.0"
 __all__ = (
     "ApiError", "Batch", "BatchCancelled", "BatchError", "BatchTimeoutError", "BrokenPool",
     "BudgetExhausted", "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
-    "DownloadFile", "DownloadJson", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
-    "Golem", "GolemTasksError", "JobTimeoutError", "JournalError", "LocalProvider", "Provider", "ProviderError",
+    "DownloadFile", "DownloadJson", "EngagementCancelled", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
+    "Golem", "GolemProvider", "GolemTasksError", "JobTimeoutError", "JournalError", "LocalProvider", "Provider",
+    "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl",
     "WorkContext", "WorkerError",
@@ -82,3 +85,17 @@ __all__ = (
 
 # The library never configures logging; applications do (requests does the same).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    # GolemProvider is imported on first use: importing golem_tasks for local work does
+    # not load the yagna backend (its HTTP layer and optional WebSocket libraries).
+    if name == "GolemProvider":
+        from .providers.yagna import GolemProvider
+
+        return GolemProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | {"GolemProvider"})

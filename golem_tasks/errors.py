@@ -13,6 +13,7 @@ The tree::
     │   ├── ProviderLost                        the provider went away; its work is gone
     │   ├── BudgetExhausted                     the budget allows no more providers or work
     │   ├── StartupTimeout (also TimeoutError)  no provider engaged within ``startup_timeout``
+    │   ├── EngagementCancelled                 engage() was called off: the work no longer needs it
     │   └── ApiError                            a backend API answered with an error (``status``)
     ├── UnexpectedCommand                       a FakeProvider got a command nobody scripted
     ├── FragmentFailed                          a fragment failed for good (``attempts`` says why)
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from ._format import provider_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from .commands import Command
@@ -56,12 +59,15 @@ class BatchError(GolemTasksError):
 
     Attributes:
         provider: id of the provider that ran the batch, when known.
+        provider_name: its name, when known (messages show both, the id shortened).
     """
 
-    def __init__(self, message: str, *, provider: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, provider: Optional[str] = None,
+                 provider_name: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         self.provider = provider
+        self.provider_name = provider_name
 
     def __reduce__(self) -> Any:
         return (_rebuild, (type(self), self.args, self.__dict__))
@@ -99,9 +105,10 @@ class CommandExecutionError(BatchError):
         stdout: str = "",
         stderr: str = "",
         provider: Optional[str] = None,
+        provider_name: Optional[str] = None,
         results: Sequence[Any] = (),
     ) -> None:
-        super().__init__(message, provider=provider)
+        super().__init__(message, provider=provider, provider_name=provider_name)
         self.command = command
         self.index = index
         self.exit_code = exit_code
@@ -116,7 +123,7 @@ class CommandExecutionError(BatchError):
         if self.exit_code is not None:
             parts.append(f"exit code {self.exit_code}")
         if self.provider:
-            parts.append(f"on provider {self.provider}")
+            parts.append(f"on provider {provider_label(getattr(self, 'provider_name', None), self.provider)}")
         text = "; ".join(parts)
         if self.stderr:
             tail = self.stderr.strip()[-2000:]
@@ -189,6 +196,16 @@ class StartupTimeout(ProviderError, TimeoutError):
     def __init__(self, message: str, *, reasons: Sequence[str] = (), provider: Optional[str] = None) -> None:
         super().__init__(message, provider=provider)
         self.reasons = tuple(reasons)
+
+
+class EngagementCancelled(ProviderError):
+    """``engage()`` was called off because the work no longer needs the provider (its
+    ``abort`` event was set: the queue drained, the job ended, or the Golem is closing).
+
+    Not a failure: nothing is retried, counted or reported for it. Whatever the
+    engagement had reached was undone (no agreement confirmed after the abort; one
+    approved meanwhile is terminated without an activity).
+    """
 
 
 class ApiError(ProviderError):

@@ -24,7 +24,8 @@ _job_ids = itertools.count(1)
 class Fragment:
     """One piece of work: an input item, its future, and its history of attempts."""
 
-    __slots__ = ("job", "index", "args", "kwargs", "future", "causes", "failed_on", "deadline", "task", "_begun")
+    __slots__ = ("job", "index", "args", "kwargs", "future", "causes", "failed_on", "deadline", "task", "_begun",
+                 "_claimed")
 
     def __init__(self, job: "Job", index: int, args: Tuple[Any, ...],
                  kwargs: Optional[Dict[str, Any]] = None) -> None:
@@ -38,6 +39,7 @@ class Fragment:
         self.deadline: Optional[float] = None
         self.task: Any = None  # the Task object of an execute_tasks job
         self._begun = False
+        self._claimed = False
 
     @property
     def attempt(self) -> int:
@@ -60,8 +62,23 @@ class Fragment:
         if provider_id is not None:
             self.failed_on.add(provider_id)
 
+    @property
+    def settled(self) -> bool:
+        """An outcome was claimed or given: nothing more to decide for this fragment."""
+        return self._claimed or self.future.done()
+
+    def claim(self) -> bool:
+        """Reserve the right to give this fragment its outcome: True for exactly one
+        caller (of two copies of a speculated fragment, or a copy and a cancel), so its
+        events and counts are made once, before the caller can see the outcome."""
+        with self.job._lock:  # the job's lock: one lock per fragment would cost more than it saves
+            if self._claimed or self.future.done():
+                return False
+            self._claimed = True
+            return True
+
     def resolve(self, value: Any) -> bool:
-        """Deliver ``value``; False when the fragment already had an outcome."""
+        """Deliver ``value`` (after :meth:`claim`); False when the future already had an outcome."""
         try:
             self.future.set_result(value)
         except InvalidStateError:  # lost a race with a cancel; that outcome stands
@@ -70,7 +87,7 @@ class Fragment:
         return True
 
     def reject(self, error: BaseException) -> bool:
-        """Fail with ``error``; False when the fragment already had an outcome."""
+        """Fail with ``error`` (after :meth:`claim`); False when the future already had an outcome."""
         if self.task is not None:
             self.task._failed(error)
         try:
@@ -81,7 +98,10 @@ class Fragment:
         return True
 
     def abandon(self, error: BaseException) -> bool:
-        """The job was cancelled: cancel a fragment that never started, fail a started one."""
+        """The job was cancelled: cancel a fragment that never started, fail a started one
+        (unless an outcome was already claimed for it)."""
+        if not self.claim():
+            return False
         if self.task is not None:
             self.task._failed(error)
         if self.future.cancel():

@@ -22,8 +22,8 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import events as ev
-from ..errors import (BatchCancelled, BrokenPool, BudgetExhausted, GolemTasksError, ProviderLost, StartupTimeout,
-                      TaskRejected)
+from ..errors import (BatchCancelled, BrokenPool, BudgetExhausted, EngagementCancelled, GolemTasksError, ProviderLost,
+                      StartupTimeout, TaskRejected)
 from ..policy import RetryPolicy
 from ..providers.base import Provider, Session
 from . import attempt, decision
@@ -344,7 +344,7 @@ class Pool:
             return None
         for fragment, copies in self._attempts.items():
             job = fragment.job
-            if len(copies) != 1 or job.cancelled or fragment.future.done():
+            if len(copies) != 1 or job.cancelled or fragment.settled:
                 continue  # (a delivered fragment's losing copy may still be winding down)
             original, started = copies[0]
             if original.provider_id == slot.provider_id or slot.provider_id in fragment.failed_on:
@@ -372,7 +372,7 @@ class Pool:
             now = time.monotonic()
             for fragment, copies in self._attempts.items():
                 after = fragment.job.straggler_after() if len(copies) == 1 else None
-                if after is not None and not fragment.future.done() and now - copies[0][1] >= after:
+                if after is not None and not fragment.settled and now - copies[0][1] >= after:
                     self._spawn()
                     return
 
@@ -380,7 +380,7 @@ class Pool:
         """When a running speculative fragment crosses its threshold (locked)."""
         times = []
         for fragment, copies in self._attempts.items():
-            after = fragment.job.straggler_after() if len(copies) == 1 and not fragment.future.done() else None
+            after = fragment.job.straggler_after() if len(copies) == 1 and not fragment.settled else None
             if after is not None:
                 times.append(copies[0][1] + after)
         return max(now, min(times)) if times else None
@@ -473,7 +473,7 @@ class Pool:
             try:
                 session = self.provider.engage(exclude=exclude, abort=slot.abort)
             except Exception as exc:
-                if slot.abort.is_set():
+                if slot.abort.is_set() or isinstance(exc, EngagementCancelled):
                     return None  # not wanted any more: not a failure
                 if self._engage_failed(exc, slot):
                     return None
@@ -580,18 +580,21 @@ class Pool:
                 backup = bool(copies) and copies[0][0] is not slot
         if outcome.error is None and outcome.rejection is None:
             self._provider_succeeded(info.id)
-            if not fragment.resolve(outcome.value):
-                return None  # the other copy of a speculated fragment won
+            if not fragment.claim():
+                return None  # the other copy of a speculated fragment won, or the job was cancelled
             job.delivered(info.id, info.name, outcome.elapsed, backup=backup)
-            self._cancel_copies(others)
-            if job.speculation is not None:
-                self._recheck_stragglers()
+            # The event goes out before the result is handed over: whoever sees the result
+            # (and maybe ends the job) has seen its FragmentFinished first.
             if self.emitter.wants(ev.FragmentFinished):
                 self.emitter.emit(ev.FragmentFinished(job_id=job.id, index=fragment.index, provider_id=info.id,
                                                       attempt=fragment.attempt, duration=outcome.elapsed,
                                                       backup=backup))
+            fragment.resolve(outcome.value)
+            self._cancel_copies(others)
+            if job.speculation is not None:
+                self._recheck_stragglers()
             return None
-        if fragment.future.done():
+        if fragment.settled:
             return None  # a copy that lost the race (and was cancelled): nothing to decide
         if others and outcome.error is not None:
             # The other copy still runs and may succeed: only remember why this one failed.
@@ -672,12 +675,13 @@ class Pool:
     def _settle_failure(self, fragment: Fragment, error: BaseException, provider_id: Optional[str],
                         counted: bool = True) -> None:
         job = fragment.job
-        if not fragment.reject(error):
+        if not fragment.claim():
             return
         job.failed_for_good(provider_id, counted)
         if counted and self.emitter.wants(ev.FragmentFailed):
             self.emitter.emit(ev.FragmentFailed(job_id=job.id, index=fragment.index, provider_id=provider_id,
                                                 attempts=max(1, len(fragment.causes)), reason=_reason(error)))
+        fragment.reject(error)
 
     # ----------------------------------------------------- provider records
     def _provider_succeeded(self, provider_id: str) -> None:

@@ -170,10 +170,11 @@ class JobRun:
             fragment.task = recorded.task
             fragment.args = (recorded.task.data,)
         fragment.begin()
+        fragment.claim()  # a fragment made a moment ago: nothing else can have claimed it
         self.job.replayed()
-        fragment.resolve(recorded.task if self.job.stream else recorded.value)
         if self.emitter.wants(ev.FragmentReplayed):
             self.emitter.emit(ev.FragmentReplayed(job_id=self.job.id, index=fragment.index))
+        fragment.resolve(recorded.task if self.job.stream else recorded.value)
         return True
 
     def _next_done(self) -> Fragment:

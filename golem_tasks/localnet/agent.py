@@ -112,7 +112,8 @@ class ProviderAgent:
         self.billing: Optional[Billing] = None
         self.activities: Optional[ActivityService] = None
         if gsb_url is not None and sandbox is not None:
-            self.billing = Billing(api_url, app_key, offer=self.negotiator.offer, name=name)
+            self.billing = Billing(api_url, app_key, offer=self.negotiator.offer, name=name,
+                                   terms=self._terms)
             self.activities = ActivityService(
                 api_url,
                 app_key,
@@ -185,6 +186,11 @@ class ProviderAgent:
         logger.info("%s: %s %s %s", self.name, kind, id, detail)
         with self._lock:
             self.events.append(AgentEvent(kind, id, detail))
+
+    def _terms(self, agreement_id: str) -> Dict[str, Any]:
+        with self._lock:
+            agreement = self.agreements.get(agreement_id)
+            return dict(agreement.demand) if agreement is not None else {}
 
     # -- offers and proposals ------------------------------------------------------
 

@@ -30,6 +30,10 @@ from ._loopback import LoopbackServer
 logger = logging.getLogger(__name__)
 
 HOLESKY_CHAIN_ID = 17000
+HOODI_CHAIN_ID = 560048
+#: The chain id the erc20 driver expects on each payment network it knows.
+CHAIN_IDS = {"hoodi": HOODI_CHAIN_ID, "holesky": HOLESKY_CHAIN_ID, "sepolia": 11155111, "amoy": 80002,
+             "polygon": 137, "mainnet": 1}
 
 _CALL_WITH_DETAILS = "863e0a02"  # callWithDetails(address,bytes)
 _BALANCE_OF = "70a08231"  # balanceOf(address)
@@ -64,7 +68,7 @@ class ChainStub(LoopbackServer):
 
     Args:
         port: 0 picks a free port.
-        chain_id: the id the driver expects for its network (holesky: 17000).
+        chain_id: the id the driver expects for its network (:data:`CHAIN_IDS`; hoodi by default).
         balance: every account's token and native balance, in wei (default 10**24,
             i.e. one million tGLM and tETH).
 
@@ -76,7 +80,7 @@ class ChainStub(LoopbackServer):
     name = "chain stub"
 
     def __init__(
-        self, *, port: int = 0, chain_id: int = HOLESKY_CHAIN_ID, balance: int = 10**24
+        self, *, port: int = 0, chain_id: int = HOODI_CHAIN_ID, balance: int = 10**24
     ) -> None:
         self.chain_id = chain_id
         self.balance = balance

@@ -30,7 +30,7 @@ import requests
 from ._parent_death import Spawner
 from ._ports import free_port
 from .errors import DaemonNotInstalled, LocalNetError
-from .settings import DaemonSettings
+from .settings import DEFAULT_NETWORK, DaemonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,9 @@ class YagnaDaemon:
     Args:
         workdir: an existing directory owned by the caller; the daemon keeps ``data/``
             and ``yagna.log`` there and runs with it as cwd (yagna reads ``./.env``).
-        rpc_url: Ethereum JSON-RPC for the holesky network (a :class:`ChainStub`);
-            without it allocations fail.
+        rpc_url: Ethereum JSON-RPC for ``network`` (a :class:`ChainStub`); without it
+            allocations fail.
+        network: the payment network whose RPC is ``rpc_url`` (hoodi by default).
         app_key: the requestor app key; random when omitted.
         api_port, gsb_port: fixed ports; free ones are picked (and re-picked if the
             daemon loses the race for them) when omitted.
@@ -100,6 +101,7 @@ class YagnaDaemon:
         workdir: str,
         *,
         rpc_url: Optional[str] = None,
+        network: str = DEFAULT_NETWORK,
         app_key: Optional[str] = None,
         api_port: Optional[int] = None,
         gsb_port: Optional[int] = None,
@@ -119,6 +121,7 @@ class YagnaDaemon:
             gsb_port=gsb,
             app_key=app_key or secrets.token_hex(16),
             rpc_url=rpc_url,
+            network=network,
             debug=debug,
         )
         self.log_path = os.path.join(self.workdir, "yagna.log")

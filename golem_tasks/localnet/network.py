@@ -27,10 +27,12 @@ from ..providers.yagna._image import REGISTRY_VARIABLE
 from . import _flex
 from ._rest import Rest
 from .agent import ProviderAgent
-from .chain import ChainStub
+from .chain import CHAIN_IDS, ChainStub
 from .daemon import YagnaDaemon
 from .negotiator import Negotiator
+from .offer import OfferSpec
 from .registry import DEFAULT_IMAGES, ImageRegistry
+from .settings import DEFAULT_NETWORK
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class LocalNet:
         debug: daemon debug logging.
         images: the ``name:tag`` VM images the loopback :class:`ImageRegistry` knows
             (the examples' tags by default); other tags get the registry's 404.
+        network: the payment network the chain stub plays and the default offers take
+            (``hoodi``, the default testnet; any of :data:`.chain.CHAIN_IDS`).
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -75,16 +79,20 @@ class LocalNet:
         binary: Optional[str] = None,
         debug: bool = False,
         images: Iterable[str] = DEFAULT_IMAGES,
+        network: str = DEFAULT_NETWORK,
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
+        if network not in CHAIN_IDS:
+            raise ValueError(f"unknown payment network {network!r}: use one of {', '.join(CHAIN_IDS)}")
+        self.network = network
         if negotiators is not None and len(negotiators) != providers:
             raise ValueError(f"{len(negotiators)} negotiators for {providers} providers")
         self.provider_count = providers
         self.negotiators = (
             list(negotiators)
             if negotiators is not None
-            else [Negotiator() for _ in range(providers)]
+            else [Negotiator(offer=OfferSpec(platform=_platform(network))) for _ in range(providers)]
         )
         self._own_workdir = workdir is None
         self.workdir = workdir or ""
@@ -139,10 +147,10 @@ class LocalNet:
         if self._own_workdir:
             self.workdir = tempfile.mkdtemp(prefix="golem-localnet-")
         self.registry = ImageRegistry(self.images).start()
-        self.chain = ChainStub().start()
+        self.chain = ChainStub(chain_id=CHAIN_IDS[self.network]).start()
         t = self._phase("chain", t)
         self.daemon = YagnaDaemon(
-            self.workdir, rpc_url=self.chain.url, binary=self.binary, debug=self.debug
+            self.workdir, rpc_url=self.chain.url, network=self.network, binary=self.binary, debug=self.debug
         )
         self.daemon.start()
         t = self._phase("daemon", t)
@@ -206,3 +214,8 @@ class LocalNet:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _platform(network: str) -> str:
+    token = "glm" if network in ("polygon", "mainnet") else "tglm"
+    return f"erc20-{network}-{token}"

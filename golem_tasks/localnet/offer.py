@@ -8,7 +8,7 @@ it would see on the real network.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import attrs
 
@@ -28,9 +28,12 @@ class OfferSpec:
         mem_gib, storage_gib, threads, cores: advertised resources (``golem.inf.*``).
         runtime: ``golem.runtime.name``; SDKs ask for ``vm``.
         price_cpu_sec, price_duration_sec, price_start: linear pricing coefficients in GLM.
-        platform: the payment platform, e.g. ``erc20-holesky-tglm``.
+        platform: the payment platform, e.g. ``erc20-hoodi-tglm`` (the default).
         subnet: ``golem.node.debug.subnet``; SDKs default to ``public``.
         debit_note_interval: seconds between debit notes while an activity runs.
+        payment_timeout: with it, the offer proposes mid-agreement payments: each debit
+            note is due (``paymentDueDate``) this many seconds after it is issued, if the
+            requestor agrees (``golem.com.scheme.payu.payment-timeout-sec?``).
         accept_timeout: the longest debit-note acceptance deadline the provider agrees to.
     """
 
@@ -42,9 +45,12 @@ class OfferSpec:
     price_cpu_sec: Decimal = attrs.field(default=Decimal("0.0001"), converter=_decimal)
     price_duration_sec: Decimal = attrs.field(default=Decimal("0.00002"), converter=_decimal)
     price_start: Decimal = attrs.field(default=Decimal(0), converter=_decimal)
-    platform: str = "erc20-holesky-tglm"
+    platform: str = "erc20-hoodi-tglm"
     subnet: str = "public"
     debit_note_interval: int = attrs.field(default=120, validator=attrs.validators.ge(1))
+    payment_timeout: Optional[int] = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
     accept_timeout: int = attrs.field(default=240, validator=attrs.validators.ge(5))
 
     @property
@@ -68,14 +74,23 @@ class OfferSpec:
             "golem.node.id.name": name,
             "golem.node.debug.subnet": self.subnet,
             "golem.com.scheme": "payu",
-            "golem.com.scheme.payu.debit-note.interval-sec?": self.debit_note_interval,
-            "golem.com.payment.debit-notes.accept-timeout?": self.accept_timeout,
+            **self.terms(),
             "golem.com.pricing.model": "linear",
             "golem.com.pricing.model.linear.coeffs": [float(c) for c in self.coeffs],
             "golem.com.usage.vector": list(USAGE_VECTOR),
             f"golem.com.payment.platform.{self.platform}.address": node_id,
             "golem.com.payment.protocol.version": 3,
         }
+
+    def terms(self) -> Dict[str, Any]:
+        """The payment terms the offer proposes (mirrored only if the requestor agrees)."""
+        terms: Dict[str, Any] = {
+            "golem.com.scheme.payu.debit-note.interval-sec?": self.debit_note_interval,
+            "golem.com.payment.debit-notes.accept-timeout?": self.accept_timeout,
+        }
+        if self.payment_timeout is not None:
+            terms["golem.com.scheme.payu.payment-timeout-sec?"] = self.payment_timeout
+        return terms
 
     def constraints(self) -> str:
         """What the offer asks of a demand (ya-provider asks for the subnet and an expiration)."""

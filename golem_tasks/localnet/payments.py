@@ -2,8 +2,11 @@
 
 Amounts follow the offer's linear pricing over the exe-unit's usage counters. Like
 ya-provider, a debit note carries the activity's cumulative amount and is sent every
-``debit_note_interval`` seconds of an activity's life; after the agreement ends, one
-invoice covers all its activities.
+debit-note interval (the agreed one, else the offer's) of an activity's life; after
+the agreement ends, one invoice covers all its activities. When the agreement has
+mid-agreement payments (``golem.com.scheme.payu.payment-timeout-sec?``), every debit
+note is due that many seconds after it is issued, so the requestor's daemon pays it
+during the run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 import time
 from decimal import Decimal
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import attrs
 
@@ -25,6 +28,8 @@ from .offer import OfferSpec
 logger = logging.getLogger(__name__)
 
 PAYMENT = "/payment-api/v1"
+INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
 
 #: How often the billing thread looks for due debit notes.
 _TICK = 0.25
@@ -45,6 +50,8 @@ class Document:
 class _Tracked:
     unit: ExeUnit
     next_due: float
+    interval: float
+    payment_timeout: Optional[int] = None
     final: Optional[Decimal] = None
 
 
@@ -55,10 +62,13 @@ class Billing:
         api_url, app_key: the daemon and the provider's key.
         offer: prices and the debit-note interval.
         name: for logs.
+        terms: the agreed properties of an agreement (the requestor's demand), by id.
     """
 
-    def __init__(self, api_url: str, app_key: str, *, offer: OfferSpec, name: str) -> None:
+    def __init__(self, api_url: str, app_key: str, *, offer: OfferSpec, name: str,
+                 terms: Callable[[str], Mapping[str, Any]] = lambda agreement_id: {}) -> None:
         self.offer = offer
+        self._terms = terms
         self.name = name
         self.documents: List[Document] = []
         self._rest = Rest(api_url, app_key, who=name)
@@ -88,9 +98,12 @@ class Billing:
     # -- activities ------------------------------------------------------------------
 
     def activity_started(self, unit: ExeUnit) -> None:
+        terms = self._terms(unit.agreement_id)
+        interval = float(terms.get(INTERVAL) or self.offer.debit_note_interval)
+        timeout = terms.get(PAYMENT_TIMEOUT) if self.offer.payment_timeout is not None else None
         with self._lock:
             self._activities[unit.activity_id] = _Tracked(
-                unit, time.monotonic() + self.offer.debit_note_interval
+                unit, time.monotonic() + interval, interval, int(timeout) if timeout else None
             )
 
     def activity_ended(self, unit: ExeUnit) -> None:
@@ -108,17 +121,20 @@ class Billing:
                     t for t in self._activities.values() if t.final is None and t.next_due <= now
                 ]
                 for tracked in due:
-                    tracked.next_due = now + self.offer.debit_note_interval
+                    tracked.next_due = now + tracked.interval
             for tracked in due:
-                self._debit_note(tracked.unit)
+                self._debit_note(tracked.unit, tracked.payment_timeout)
 
-    def _debit_note(self, unit: ExeUnit) -> None:
+    def _debit_note(self, unit: ExeUnit, payment_timeout: Optional[int]) -> None:
         amount = self.cost(unit)
-        body = {
+        body: Dict[str, Any] = {
             "activityId": unit.activity_id,
             "totalAmountDue": str(amount),
             "usageCounterVector": unit.usage(),
         }
+        if payment_timeout is not None:  # mid-agreement payments: this note is payable
+            due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=payment_timeout)
+            body["paymentDueDate"] = due.isoformat()
         try:
             note = self._rest.post(f"{PAYMENT}/debitNotes", json=body)
             self._rest.post(f"{PAYMENT}/debitNotes/{note['debitNoteId']}/send")

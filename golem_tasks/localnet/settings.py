@@ -27,6 +27,10 @@ PAYMENT_NETWORKS = (
     "rinkeby",
 )
 
+#: The payment network a local network runs: the default testnet of golem_tasks,
+#: golem-js and the yagna 0.17.6 CLI (Ethereum's Holesky is shut down).
+DEFAULT_NETWORK = "hoodi"
+
 #: A loopback port nothing listens on: "connection refused" at once, never a look-up.
 DEAD_URL = f"http://{LOOPBACK}:9"
 
@@ -61,7 +65,10 @@ class DaemonSettings:
         app_key: the requestor's app key, installed at start-up (``YAGNA_AUTOCONF_APPKEY``).
         rpc_url: the Ethereum JSON-RPC for ``network``; ``None`` means a dead port, so
             allocations fail but nothing else does.
-        network: the payment network whose RPC is ``rpc_url`` (the REST default is holesky).
+        network: the payment network whose RPC is ``rpc_url`` (hoodi by default).
+        payment_cycle: how often the daemon's payment cycle sends what is due
+            (``PAYMENT_CYCLE_DEFAULT_INTERVAL``; yagna's default is 5 min). Short, so
+            debit notes accepted mid-agreement are paid while the work runs.
         debug: log at debug level.
     """
 
@@ -70,7 +77,8 @@ class DaemonSettings:
     gsb_port: int = attrs.field(validator=attrs.validators.le(9999))
     app_key: str
     rpc_url: Optional[str] = None
-    network: str = attrs.field(default="holesky", validator=attrs.validators.in_(PAYMENT_NETWORKS))
+    network: str = attrs.field(default=DEFAULT_NETWORK, validator=attrs.validators.in_(PAYMENT_NETWORKS))
+    payment_cycle: str = "5s"
     debug: bool = False
 
     @property
@@ -101,6 +109,7 @@ class DaemonSettings:
             HTTPS_PROXY=DEAD_URL,
             NO_PROXY=f"{LOOPBACK},localhost",
         )
+        env["PAYMENT_CYCLE_DEFAULT_INTERVAL"] = self.payment_cycle
         if self.debug:
             env["RUST_LOG"] = "debug"
         for name in PAYMENT_NETWORKS:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import requests
 
-PLATFORM = "erc20-holesky-tglm"
+PLATFORM = "erc20-hoodi-tglm"
 
 
 def iso_in(seconds: float) -> str:

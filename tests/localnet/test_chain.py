@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import requests
 
-from golem_tasks.localnet.chain import HOLESKY_CHAIN_ID, ChainStub
+from golem_tasks.localnet.chain import HOODI_CHAIN_ID, ChainStub
 from golem_tasks.localnet.network import LocalNet
 
 from .conftest import assert_no_daemon_left
@@ -29,7 +29,7 @@ def _words(hex_data: str) -> list:
 
 def test_chain_id_and_recent_block() -> None:
     chain = ChainStub()
-    assert int(_rpc(chain, "eth_chainId")["result"], 16) == HOLESKY_CHAIN_ID
+    assert int(_rpc(chain, "eth_chainId")["result"], 16) == HOODI_CHAIN_ID
     block = _rpc(chain, "eth_getBlockByNumber", "latest", False)["result"]
     assert {"number", "timestamp", "sha3Uncles", "logsBloom", "transactions"} <= set(block)
 
@@ -48,7 +48,7 @@ def test_call_with_details_wraps_balance_of() -> None:
     words = _words(result)
     # offset, then tuple(chainId, block, timestamp, callerBalance, offset of bytes),
     # then the bytes: length, balance
-    assert words[0] == 32 and words[1] == HOLESKY_CHAIN_ID and words[4] == 12345 and words[5] == 160
+    assert words[0] == 32 and words[1] == HOODI_CHAIN_ID and words[4] == 12345 and words[5] == 160
     assert words[6] == 32 and words[7] == 12345
 
 
@@ -59,7 +59,7 @@ def test_batches_and_unknown_methods() -> None:
         for i, m in enumerate(["eth_chainId", "eth_foo"])
     ]
     answers = json.loads(chain.handle(json.dumps(batch).encode()))
-    assert answers[0]["result"] == hex(HOLESKY_CHAIN_ID)
+    assert answers[0]["result"] == hex(HOODI_CHAIN_ID)
     assert answers[1]["error"]["code"] == -32601
     assert chain.calls == ["eth_chainId", "eth_foo"]
 
@@ -71,7 +71,7 @@ def test_serves_on_loopback_and_stops() -> None:
         answer = requests.post(
             url, json={"jsonrpc": "2.0", "id": 7, "method": "eth_chainId"}, timeout=5
         ).json()
-        assert answer == {"jsonrpc": "2.0", "id": 7, "result": hex(HOLESKY_CHAIN_ID)}
+        assert answer == {"jsonrpc": "2.0", "id": 7, "result": hex(HOODI_CHAIN_ID)}
     with pytest.raises(requests.ConnectionError):
         requests.post(url, json={}, timeout=5)
 

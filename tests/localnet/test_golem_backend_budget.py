@@ -126,7 +126,7 @@ def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):
     approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
     assert len(approved) == 1  # a second start price of 0.3 would not fit in 0.5
     [first, *_] = [e for e in seen if isinstance(e, BudgetReached)]
-    assert "budget of 0.5 GLM" in first.reason and "start price is 0.3 GLM" in first.reason
+    assert "budget of 0.5 tGLM" in first.reason and "start price is 0.3 tGLM" in first.reason
     assert "budget=" in first.reason and first.expected == Decimal("0.3")
     accepted = accepted_by_daemon(net, approved)
     assert sum(accepted.values()) <= Decimal("0.5")
@@ -152,7 +152,7 @@ def test_work_that_outgrows_the_budget_is_stopped_and_nothing_beyond_it_is_accep
     finally:
         provider.close()
     message = str(caught.value)
-    assert "budget of 0.4 GLM is spent" in message and "budget=" in message, message
+    assert "budget of 0.4 tGLM is spent" in message and "budget=" in message, message
     assert isinstance(caught.value.__cause__, BudgetExhausted)
     assert any(isinstance(e, BudgetReached) for e in seen)
     assert any(isinstance(e, PaymentRefused) and "over the budget" in e.reason for e in seen)

@@ -45,7 +45,7 @@ def test_offer_negotiation_agreement_approval_termination(
         and len(offered["golem.com.pricing.model.linear.coeffs"]) == 3
     )
     assert offered["golem.inf.mem.gib"] >= 0.5 and offered["golem.inf.cpu.threads"] >= 1
-    assert offered["golem.com.payment.platform.erc20-holesky-tglm.address"] == provider.node_id
+    assert offered["golem.com.payment.platform.erc20-hoodi-tglm.address"] == provider.node_id
     assert (
         offered["golem.com.payment.debit-notes.accept-timeout?"] == 120
     )  # our lower value, echoed

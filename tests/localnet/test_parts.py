@@ -19,7 +19,7 @@ from golem_tasks.localnet.transfer import TransferError, container_path, split_h
 NOW = 1_800_000_000.0
 DEMAND = {
     "golem.srv.comp.expiration": int((NOW + 20 * 60) * 1000),
-    "golem.com.payment.chosen-platform": "erc20-holesky-tglm",
+    "golem.com.payment.chosen-platform": "erc20-hoodi-tglm",
 }
 
 
@@ -192,7 +192,8 @@ def test_daemon_environment_pins_everything_to_loopback() -> None:
     assert env["GSB_URL"] == "tcp://127.0.0.1:4321" and env["CENTRAL_NET_HOST"] == "127.0.0.1:4321"
     assert env["YA_NET_TYPE"] == "central" and env["HTTPS_PROXY"] == "http://127.0.0.1:9"
     assert (
-        env["HOLESKY_GETH_ADDR"] == "http://127.0.0.1:9999"
+        env["HOODI_GETH_ADDR"] == "http://127.0.0.1:9999"  # hoodi: the default network
+        and env["HOLESKY_GETH_ADDR"] == "http://127.0.0.1:9"
         and env["POLYGON_GETH_ADDR"] == "http://127.0.0.1:9"
     )
     with pytest.raises(ValueError):
@@ -208,3 +209,13 @@ def test_transfer_urls() -> None:
     assert split_hash("hash:sha3:" + "ab" * 32 + ":http://x/y") == ("ab" * 32, "http://x/y")
     with pytest.raises(TransferError):
         split_hash("hash:md5:00:http://x")
+
+
+def test_a_local_network_runs_hoodi_unless_told_and_refuses_unknown_networks() -> None:
+    from golem_tasks.localnet import LocalNet
+
+    assert LocalNet(providers=0).network == "hoodi"
+    assert DaemonSettings(data_dir="/d", api_port=1, gsb_port=2, app_key="k").network == "hoodi"
+    assert OfferSpec().platform == "erc20-hoodi-tglm"
+    with pytest.raises(ValueError, match="unknown payment network 'goerli'"):
+        LocalNet(providers=0, network="goerli")

@@ -17,7 +17,7 @@ import requests
 import responses
 from responses.registries import FirstMatchRegistry, OrderedRegistry
 
-from golem_tasks.providers.yagna import YagnaClient
+from golem_tasks.providers.yagna._client import YagnaClient
 
 from .yagna_contract import load_book
 from .yagna_samples import API_URL, APP_KEY

@@ -28,6 +28,7 @@ import attrs
 from .fake_exeunit import ExeUnit, RunHandler, now_text, script_of
 from .fake_payments import Answer, PaymentRoutes, _json
 from .yagna_samples import API_URL, NODE, offer_properties
+from .yagna_samples import agreement as sample_agreement
 
 GSB_GONE = {"message": "GSB error: GSB failure: Bad request: endpoint address not found"}
 MAX_WAIT = 5.0  # no fake long poll waits longer, whatever it is asked
@@ -41,7 +42,7 @@ class Node:
     name: str
     properties: Dict[str, Any] = attrs.field(factory=offer_properties)
     reject_counter: Optional[str] = None      # answer counters with ProposalRejectedEvent
-    approve: str = "approve"                   # "approve" | "reject" | "never"
+    approve: str = "approve"                   # "approve" | "reject" | "never" (see approve_now)
     deploy_error: Optional[str] = None
     invoice: Optional[str] = "0.01"            # issued on terminate; None: never
     handler: Optional[RunHandler] = None
@@ -103,6 +104,17 @@ class FakeDaemon(PaymentRoutes):
             self.activities[activity_id]["state"] = "Terminated"
             self.lock.notify_all()
 
+    def approve_now(self, agreement_id: str) -> None:
+        """The provider approves a pending agreement (for nodes with ``approve="never"``)."""
+        with self.lock:
+            self.agreements[agreement_id]["state"] = "Approved"
+            self.lock.notify_all()
+
+    def pending(self) -> List[str]:
+        """Agreements confirmed and not decided yet."""
+        with self.lock:
+            return [a_id for a_id, a in self.agreements.items() if a["state"] == "Pending"]
+
     def exeunit(self, activity_id: str) -> ExeUnit:
         return self.activities[activity_id]["unit"]
 
@@ -129,6 +141,7 @@ class FakeDaemon(PaymentRoutes):
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/confirm", self._confirm),
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/wait", self._wait),
             ("POST", r"/market-api/v1/agreements/(?P<id>[^/]+)/(?P<how>terminate|cancel)", self._terminate),
+            ("GET", r"/market-api/v1/agreements/(?P<id>[^/]+)", self._get_agreement),
             ("GET", r"/market-api/v1/agreementEvents", self._agreement_events),
             ("POST", r"/market-api/v1/scan", self._begin_scan),
             ("GET", r"/market-api/v1/scan/(?P<id>[^/]+)/events", self._collect_scan),
@@ -270,11 +283,20 @@ class FakeDaemon(PaymentRoutes):
             self.agreement_events.append({"eventType": "AgreementRejectedEvent", "eventDate": now_text(),
                                           "agreementId": id, "reason": {"message": "No capacity available"}})
             return _json(410, {"message": "Rejected"})
+        if agreement["state"] == "Approved":
+            return 204, {}, ""
         if behaviour == "never" or agreement["state"] == "Cancelled":
-            self._wait_until(lambda: False, query)
+            if self._wait_until(lambda: agreement["state"] == "Approved", query):
+                return 204, {}, ""
             return _json(408, {"message": "Timeout"})
         agreement["state"] = "Approved"
         return 204, {}, ""
+
+    def _get_agreement(self, id: str, **_: Any) -> Answer:
+        agreement = self.agreements[id]
+        body = sample_agreement(state=agreement["state"])
+        body["agreementId"] = id
+        return _json(200, body)
 
     def _agreement_events(self, **_: Any) -> Answer:
         return _json(200, list(self.agreement_events))
@@ -283,6 +305,8 @@ class FakeDaemon(PaymentRoutes):
         agreement = self.agreements[id]
         if agreement["state"] in ("Terminated", "Cancelled"):
             return _json(410, {"message": f"Agreement [{id}] already {agreement['state']}"})
+        if how == "cancel" and agreement["state"] == "Approved":
+            return _json(409, {"message": f"Agreement [{id}] is Approved: terminate it instead"})
         agreement["state"], agreement["reason"] = ("Terminated" if how == "terminate" else "Cancelled"), body
         amount = self.nodes[agreement["node"]].invoice
         if how == "terminate" and amount is not None:

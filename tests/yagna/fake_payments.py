@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from golem_tasks.providers.yagna._json import parse_timestamp
+from golem_tasks.providers.yagna._http.json import parse_timestamp
 
 from .fake_exeunit import now_text
 from .yagna_samples import NODE, PLATFORM, TS

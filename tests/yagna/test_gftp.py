@@ -11,8 +11,8 @@ import pytest
 import requests
 from flatbuffers import flexbuffers
 
-from golem_tasks.providers.yagna import YagnaClient
-from golem_tasks.providers.yagna._gftp import MAX_CHUNK, GsbGftpStorage, TransferFailed
+from golem_tasks.providers.yagna._client import YagnaClient
+from golem_tasks.providers.yagna.transfer.gftp import MAX_CHUNK, GsbGftpStorage, TransferFailed
 
 from .gftp_helpers import CHUNK, OK, data_of, fetch, gftp_threads, push, sha3
 from .gsb_daemon import CallFailed, FakeGsbDaemon, encode_request

@@ -11,9 +11,11 @@ import pytest
 import requests
 
 from golem_tasks.errors import ApiError, CommandExecutionError, ProviderError
-from golem_tasks.providers.yagna import AppKeyRefused, GsbServices, NotFound, YagnaClient, YagnaUnreachable, _storage
-from golem_tasks.providers.yagna._gftp import GsbGftpStorage, TransferFailed
-from golem_tasks.providers.yagna._gsb_ws import BoundService
+from golem_tasks.providers.yagna import AppKeyRefused, NotFound, YagnaUnreachable
+from golem_tasks.providers.yagna._client import GsbServices, YagnaClient
+from golem_tasks.providers.yagna.transfer import storage as _storage
+from golem_tasks.providers.yagna.transfer.gftp import GsbGftpStorage, TransferFailed
+from golem_tasks.providers.yagna.transfer.gsb_ws import BoundService
 
 from .gftp_helpers import OK, fetch, gftp_threads, push, sha3
 from .gsb_daemon import CallFailed, FakeGsbDaemon

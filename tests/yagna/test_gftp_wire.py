@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flatbuffers import flexbuffers
 
-from golem_tasks.providers.yagna._gsb_ws import (
+from golem_tasks.providers.yagna.transfer.gsb_ws import (
     MalformedRequest,
     decode_request,
     encode_error,

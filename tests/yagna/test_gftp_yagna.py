@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from golem_tasks.providers.yagna import NotFound, YagnaClient
-from golem_tasks.providers.yagna._gftp import MAX_CHUNK, GsbGftpStorage, TransferFailed
+from golem_tasks.providers.yagna import NotFound
+from golem_tasks.providers.yagna._client import YagnaClient
+from golem_tasks.providers.yagna.transfer.gftp import MAX_CHUNK, GsbGftpStorage, TransferFailed
 
 pytestmark = pytest.mark.slow
 

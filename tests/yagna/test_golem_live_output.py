@@ -12,11 +12,11 @@ import pytest
 
 from golem_tasks.commands import Run
 from golem_tasks.errors import ApiError
-from golem_tasks.providers.yagna import YagnaClient
-from golem_tasks.providers.yagna._activity import ExeScriptCommandResult
-from golem_tasks.providers.yagna._activity_api import ActivityApi
-from golem_tasks.providers.yagna._live import ExitMarkFilter, LiveOutput
-from golem_tasks.providers.yagna._script import EXIT_MARK, plan, split_exit_code
+from golem_tasks.providers.yagna._client import YagnaClient
+from golem_tasks.providers.yagna.activity.models import ExeScriptCommandResult
+from golem_tasks.providers.yagna.activity.api import ActivityApi
+from golem_tasks.providers.yagna.activity.live import ExitMarkFilter, LiveOutput
+from golem_tasks.providers.yagna.activity.plan import EXIT_MARK, plan, split_exit_code
 
 from .golem_helpers import make_provider
 from .yagna_samples import ACTIVITY, APP_KEY, exe_result, runtime_event, sse_frame

@@ -96,6 +96,8 @@ def test_a_failed_command_is_reported_as_soon_as_the_batch_stops(session):
     assert (error.index, error.exit_code, error.stderr) == (1, 3, "bad\n")
     assert [r.stdout for r in error.results] == ["ok\n"]
     assert "program exited with code 3" in str(error)
+    assert f"on provider {session.info.name} (0x" in str(error) and "…" in str(error)  # name, short id
+    assert error.provider == session.info.id
     assert session.usable
     assert session.execute([sh("echo again")])[0].stdout == "again\n"
 
@@ -311,7 +313,7 @@ def test_a_sent_executable_keeps_its_mode(daemon, session, tmp_path):
 
 
 def test_storage_gftp_is_made_and_closed_by_the_provider(daemon, monkeypatch):
-    from golem_tasks.providers.yagna import _gftp
+    from golem_tasks.providers.yagna.transfer import gftp as _gftp
 
     made = []
 
@@ -339,7 +341,7 @@ def test_storage_gftp_is_made_and_closed_by_the_provider(daemon, monkeypatch):
 def test_gftp_is_the_default_storage_and_small_downloads_stay_inline(daemon, monkeypatch, tmp_path):
     # Without a storage, data over the inline limit would fail mid-job; GFTP over GSB
     # needs no binary and opens nothing until the first large transfer.
-    from golem_tasks.providers.yagna import _gftp
+    from golem_tasks.providers.yagna.transfer import gftp as _gftp
 
     made = []
 

@@ -103,6 +103,9 @@ def test_an_unreachable_registry_is_a_provider_error(daemon, daemon_mock):
     (dict(max_cpu_hour_price=0.1), "not the float"),
     (dict(allow_providers=[3]), "matched by id, name or re.compile"),
     (dict(payment_network="holesky", mainnet=True), "test network"),
+    (dict(network="goerli"), r"unknown payment network 'goerli': use one of hoodi \(tGLM\), holesky"),
+    (dict(network="Polygon"), "lowercase"),
+    (dict(network="hoodi", payment_network="amoy"), "disagree"),
     (dict(inline_limit=10**7), "inline_limit"),
 ])
 def test_bad_arguments_fail_before_the_daemon_is_asked(daemon_mock, options, message):
@@ -115,7 +118,11 @@ def test_one_argument_switches_to_mainnet(daemon):
     with make_provider(mainnet=True) as provider:
         assert provider.platform == "erc20-polygon-glm"
     with make_provider() as provider:
+        assert provider.platform == "erc20-hoodi-tglm"  # the default testnet
+    with make_provider(network="holesky") as provider:
         assert provider.platform == "erc20-holesky-tglm"
+    with make_provider(network="amoy") as provider:
+        assert provider.platform == "erc20-amoy-tglm"
 
 
 def test_from_env_reads_image_budget_and_network(daemon, monkeypatch):

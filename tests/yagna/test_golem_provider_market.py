@@ -12,12 +12,7 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ProviderError
-from golem_tasks.providers.yagna import (
-    AgreementFailed,
-    AgreementTerminated,
-    OfferCountered,
-    OfferRejected,
-)
+from golem_tasks.providers.yagna import AgreementFailed, AgreementTerminated, OfferCountered, OfferRejected
 
 from golem_tasks.providers.yagna.provider import AGREEMENT_REJECTIONS
 
@@ -49,9 +44,10 @@ def wait_for(condition, seconds=3.0):
 def test_an_offer_without_a_common_platform_is_rejected_and_the_other_countered(daemon, events):
     daemon.nodes[node(2).id].properties = polygon_only()
     with make_provider(events=events.append) as provider:
+        provider.start()
+        wait_for(lambda: daemon.rejected)  # before an engage is done and the demand withdrawn
         session = provider.engage()
         assert session.info.name == "provider-1"
-        wait_for(lambda: daemon.rejected)
         session.release()
     [(proposal_id, message)] = daemon.rejected
     assert message.startswith("no common payment platform")
@@ -72,18 +68,40 @@ def test_the_counter_takes_a_lower_accept_timeout_of_the_offer(daemon):
             for c in daemon.counters} == {60}
 
 
+INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
+
+
+@pytest.mark.parametrize("offered, options, agreed", [
+    ({INTERVAL: 10, PAYMENT_TIMEOUT: 20}, {}, {INTERVAL: 10, PAYMENT_TIMEOUT: 20}),
+    ({INTERVAL: 120}, {}, {}),  # no payment timeout: debit notes are not payable mid-run
+    ({INTERVAL: 10, PAYMENT_TIMEOUT: 20}, {"debit_note_accept_timeout": None}, {}),
+    ({}, {}, {}),
+])
+def test_mid_agreement_payments_are_agreed_as_the_offer_proposes_them(daemon, offered, options, agreed):
+    for provider_node in daemon.nodes.values():
+        provider_node.properties.update(offered)
+    with make_provider(**options) as provider:
+        provider.engage().release()
+    for counter in daemon.counters:
+        properties = counter["demand"]["properties"]
+        assert {key: properties[key] for key in (INTERVAL, PAYMENT_TIMEOUT) if key in properties} == agreed
+
+
 @pytest.mark.parametrize("options, reason", [
     (dict(deny_providers=["provider-2"]), "denied provider"),
     (dict(deny_providers=[node(2).id.upper()]), "denied provider"),
     (dict(allow_providers=[re.compile(r"-1$")]), "not in the allowed providers"),
     (dict(offer_filter=lambda offer: offer.provider_name != "provider-2"), "rejected by offer_filter"),
-    (dict(max_start_price="0.5"), "start price 1 GLM is over the cap of 0.5"),
-    (dict(max_cpu_hour_price="1"), "price per CPU-hour 3.6 GLM is over the cap of 1"),
-    (dict(max_env_hour_price="1"), "price per env-hour 7.2 GLM is over the cap of 1"),
+    (dict(max_start_price="0.5"), "start price 1 tGLM is over the cap of 0.5 tGLM"),
+    (dict(max_cpu_hour_price="1"), "price per CPU-hour 3.6 tGLM is over the cap of 1 tGLM"),
+    (dict(max_env_hour_price="1"), "price per env-hour 7.2 tGLM is over the cap of 1 tGLM"),
 ])
 def test_filters_reject_with_a_reason(daemon, events, options, reason):
     daemon.nodes[node(2).id].properties = priced(start=1, per_cpu_sec=0.001, per_env_sec=0.002)
     with make_provider(events=events.append, **options) as provider:
+        provider.start()
+        wait_for(lambda: daemon.rejected)  # before an engage is done and the demand withdrawn
         session = provider.engage()
         assert session.info.name == "provider-1"
         session.release()
@@ -179,9 +197,10 @@ def test_an_agreement_never_approved_is_cancelled(daemon, events):
 def test_a_counter_the_provider_rejects_is_reported(daemon, events):
     daemon.nodes[node(1).id].reject_counter = "No capacity available"
     with make_provider(events=events.append) as provider:
+        provider.start()  # the demand stays until an engage is done
+        wait_for(lambda: any(e.by_provider for e in of_type(events, OfferRejected)))
         session = provider.engage()
         assert session.info.name == "provider-2"
-        wait_for(lambda: any(e.by_provider for e in of_type(events, OfferRejected)))
         session.release()
     [rejected] = [e for e in of_type(events, OfferRejected) if e.by_provider]
     assert rejected.reason == "No capacity available" and rejected.provider_name == "provider-1"
@@ -232,17 +251,6 @@ def test_concurrent_engages_get_different_providers(daemon):
             session.release()
 
 
-def test_engage_stops_when_aborted(daemon):
-    daemon.nodes.clear()
-    abort = threading.Event()
-    with make_provider() as provider:
-        threading.Timer(0.2, abort.set).start()
-        started = time.monotonic()
-        with pytest.raises(ProviderError, match="aborted"):
-            provider.engage(abort=abort)
-        assert time.monotonic() - started < 2
-
-
 def test_starving_says_why_and_fails_fast_the_next_time(daemon):
     daemon.nodes[node(1).id].properties = polygon_only()
     daemon.nodes[node(2).id].properties = polygon_only()
@@ -263,7 +271,7 @@ def test_a_start_price_over_the_budget_is_refused(daemon, events):
     daemon.nodes[node(2).id].properties = priced(start=2, per_cpu_sec=0, per_env_sec=0)
     with make_provider(events=events.append, budget=Decimal("1")) as provider:
         provider.engage().release()
-    assert "more than the whole budget of 1 GLM" in of_type(events, OfferRejected)[0].reason
+    assert "its start price 2 tGLM is more than the whole budget of 1 tGLM" in of_type(events, OfferRejected)[0].reason
 
 
 def test_a_long_expiration_needs_an_accept_timeout_in_the_offer(daemon, events):

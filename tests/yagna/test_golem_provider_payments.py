@@ -13,13 +13,7 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ApiError, BudgetExhausted, ProviderError
-from golem_tasks.providers.yagna import (
-    BudgetReached,
-    CostsSettled,
-    DebitNoteAccepted,
-    InvoiceAccepted,
-    PaymentRefused,
-)
+from golem_tasks.providers.yagna import BudgetReached, CostsSettled, DebitNoteAccepted, InvoiceAccepted, PaymentRefused
 
 from .golem_helpers import FAST, make_provider, node, of_type, ready
 from .yagna_samples import NODE, PLATFORM, offer_properties
@@ -123,7 +117,8 @@ def test_the_budget_is_never_exceeded(daemon, events):
         wait_for(lambda: not session.usable)  # its work was stopped
         assert daemon.activities[session.activity_id]["state"] == "Terminated"
         session.release()
-        with pytest.raises(BudgetExhausted, match="budget of 0.05 GLM is spent") as caught:
+        spent = r"budget of 0.05 tGLM is spent: 0.03 tGLM accepted so far, and provider-1 \(0x0101…0101\)"
+        with pytest.raises(BudgetExhausted, match=spent) as caught:
             provider.engage()
         assert caught.value.spent == Decimal("0.03") and "budget=" in str(caught.value)
         [reached] = of_type(events, BudgetReached)
@@ -147,7 +142,8 @@ def test_no_provider_is_engaged_whose_start_price_does_not_fit_what_is_left(daem
             provider.engage()
         error = caught.value
         assert (error.budget, error.spent, error.expected) == (Decimal(1), Decimal(0), Decimal("0.6"))
-        assert "budget of 1 GLM" in str(error) and "start price is 0.6 GLM" in str(error)
+        other = "provider-2 (0x0202…0202)" if first.info.id == node(1).id else "provider-1 (0x0101…0101)"
+        assert "budget of 1 tGLM" in str(error) and f"{other}'s start price is 0.6 tGLM" in str(error)
         assert "budget=" in str(error)
         with pytest.raises(BudgetExhausted):  # told again at once: the candidate was kept
             provider.engage()
@@ -299,6 +295,6 @@ def test_a_failed_start_gives_the_allocation_back(daemon):
 def test_short_funds_say_how_to_fund(daemon):
     daemon.fail("POST", r"/allocations$", 400, {"message": "Insufficient funds to make allocation"})
     with make_provider() as provider:
-        with pytest.raises(ApiError, match="yagna payment fund --network holesky"):
+        with pytest.raises(ApiError, match="yagna payment fund --network hoodi"):
             provider.start()
     assert daemon.subscriptions == {}

@@ -14,8 +14,8 @@ from golem_tasks.commands import Run
 from golem_tasks.errors import ConfigurationError
 from golem_tasks.providers.yagna import CheapestFirst, OfferFilter, OfferRejected, Proposal, Timeouts
 from golem_tasks.providers.yagna._events import EventSink
-from golem_tasks.providers.yagna._payments import Account, _price_of
-from golem_tasks.providers.yagna._script import (
+from golem_tasks.providers.yagna.payment.payments import AgreementCost, _price_of
+from golem_tasks.providers.yagna.activity.plan import (
     EXIT_MARK,
     inline_read,
     inline_send,
@@ -112,7 +112,7 @@ def test_cheapest_first_weighs_start_and_hourly_prices():
 
 
 def test_the_price_of_a_usage_vector():
-    account = Account(provider_id="p", pricing=offer().pricing,
+    account = AgreementCost(provider_id="p", pricing=offer().pricing,
                       usage_names=("golem.usage.duration_sec", "golem.usage.cpu_sec"))
     assert _price_of(account, [10, 5.5]) == Decimal("0.0121")
     assert _price_of(account, [10]) is None

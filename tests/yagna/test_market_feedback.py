@@ -21,7 +21,7 @@ from golem_tasks.events import ProviderSearch
 from golem_tasks.progress import ProgressBar
 from golem_tasks.events import JobStarted
 from golem_tasks.providers.yagna import MarketStatus, OfferRejected
-from golem_tasks.providers.yagna._market_status import (
+from golem_tasks.providers.yagna.market.status import (
     BUDGET,
     FAILED_EARLIER,
     PAYMENT_NETWORK,

@@ -15,7 +15,7 @@ import pytest
 from golem_tasks import BrokenPool, Golem, LocalProvider
 from golem_tasks.errors import ConfigurationError, StartupTimeout
 from golem_tasks.providers.yagna import MarketScan, MarketStatus
-from golem_tasks.providers.yagna._market_status import (
+from golem_tasks.providers.yagna.market.status import (
     BUDGET,
     HARDWARE,
     PAYMENT_NETWORK,

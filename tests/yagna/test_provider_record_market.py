@@ -6,7 +6,7 @@ from __future__ import annotations
 from golem_tasks import events as ev
 from golem_tasks.provider_record import ProviderRecord
 from golem_tasks.providers.yagna import CheapestFirst, OfferRejected
-from golem_tasks.providers.yagna._filters import OfferFilter, PreferRecorded
+from golem_tasks.providers.yagna.market.filters import OfferFilter, PreferRecorded
 
 from .golem_helpers import make_provider, node, of_type
 from .test_golem_units import offer

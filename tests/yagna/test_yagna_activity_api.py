@@ -7,14 +7,9 @@ import pytest
 from responses import matchers
 
 from golem_tasks.errors import ApiError
-from golem_tasks.providers.yagna import (
-    ActivityState,
-    NotFound,
-    NotYagna,
-    TransportError,
-    deploy_command,
-    start_command,
-)
+from golem_tasks.providers.yagna import NotFound, NotYagna, TransportError
+from golem_tasks.providers.yagna.activity.exescript import deploy_command, start_command
+from golem_tasks.providers.yagna.activity.models import ActivityState
 
 from .yagna_samples import ACTIVITY, exe_result, runtime_event, sse_frame
 

@@ -4,14 +4,8 @@ import pytest
 from responses import matchers
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
-    AppKeyRefused,
-    GsbServices,
-    Identity,
-    NotYagna,
-    YagnaClient,
-    YagnaVersion,
-)
+from golem_tasks.providers.yagna import AppKeyRefused, NotYagna
+from golem_tasks.providers.yagna._client import GsbServices, Identity, YagnaClient, YagnaVersion
 
 from .yagna_samples import API_URL, APP_KEY, GSB, NODE
 

@@ -8,8 +8,9 @@ import pytest
 import responses
 
 from golem_tasks.errors import ProviderError, ProviderLost
-from golem_tasks.providers.yagna import DEFAULT_POLICIES, CallKind, Timeouts, YagnaClient
-from golem_tasks.providers.yagna._batch import collect
+from golem_tasks.providers.yagna import DEFAULT_POLICIES, CallKind, Timeouts
+from golem_tasks.providers.yagna._client import YagnaClient
+from golem_tasks.providers.yagna.activity.polling import collect
 from golem_tasks.providers.yagna._connect import gsb_errors_not_retried
 
 from .yagna_samples import ACTIVITY, API_URL, APP_KEY, exe_result
@@ -121,7 +122,7 @@ def test_a_quick_batch_reads_no_state(rsps, api):
 
 
 def test_a_cancel_during_the_state_read_is_a_cancel_not_a_lost_provider(rsps, api):
-    from golem_tasks.providers.yagna._batch import BatchStopped
+    from golem_tasks.providers.yagna.activity.polling import BatchStopped
     stop = threading.Event()
 
     def terminated_by_our_cancel(request):

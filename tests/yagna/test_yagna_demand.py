@@ -5,14 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
-    CHOSEN_PLATFORM,
-    Demand,
-    MarketDecoration,
-    VmPayload,
-    and_constraints,
-    build_demand,
-)
+from golem_tasks.providers.yagna import VmPayload
+from golem_tasks.providers.yagna.market.demand import CHOSEN_PLATFORM, Demand, and_constraints, build_demand
+from golem_tasks.providers.yagna.payment.models import MarketDecoration
 
 from .yagna_samples import IMAGE_HASH, IMAGE_URL, decoration
 
@@ -50,9 +45,9 @@ def test_hardware_capabilities_and_subnet():
 def test_payment_decoration_is_merged():
     demand = build_demand(PAYLOAD, now=NOW, decoration=MarketDecoration.from_json(decoration()))
     assert demand.properties["golem.com.payment.protocol.version"] == "3"
-    assert demand.properties["golem.com.payment.platform.erc20-holesky-tglm.address"].startswith("0x")
+    assert demand.properties["golem.com.payment.platform.erc20-hoodi-tglm.address"].startswith("0x")
     assert demand.constraints.endswith(
-        "(golem.node.debug.subnet=public))(golem.com.payment.platform.erc20-holesky-tglm.address=*)"
+        "(golem.node.debug.subnet=public))(golem.com.payment.platform.erc20-hoodi-tglm.address=*)"
         "(golem.com.payment.protocol.version>1))")
     assert demand.constraints.startswith("(&(&(golem.runtime.name=vm)")
 

@@ -16,9 +16,9 @@ from golem_tasks.providers.yagna import (
     NotFound,
     NotYagna,
     TransportError,
-    YagnaClient,
     YagnaUnreachable,
 )
+from golem_tasks.providers.yagna._client import YagnaClient
 
 from .yagna_samples import ACTIVITY, API_URL, APP_KEY, MARKET, PAYMENT
 

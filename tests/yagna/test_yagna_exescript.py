@@ -18,7 +18,7 @@ from golem_tasks.commands import (
     SendJson,
 )
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
+from golem_tasks.providers.yagna.activity.exescript import (
     command_json,
     container_url,
     decode_inline_read,

@@ -6,15 +6,10 @@ import pytest
 from responses import matchers
 
 from golem_tasks.errors import ApiError, ConfigurationError
-from golem_tasks.providers.yagna import (
-    SUCCESS_REASON,
-    Demand,
-    Gone,
-    NotFound,
-    OtherMarketEvent,
-    ProposalEvent,
-    ProposalRejectedEvent,
-)
+from golem_tasks.providers.yagna import Gone, NotFound
+from golem_tasks.providers.yagna.market.api import SUCCESS_REASON
+from golem_tasks.providers.yagna.market.demand import Demand
+from golem_tasks.providers.yagna.market.models import OtherMarketEvent, ProposalEvent, ProposalRejectedEvent
 
 from .yagna_samples import (
     MARKET,

@@ -7,25 +7,20 @@ import attrs
 import pytest
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.providers.yagna import (
-    ActivityState,
-    Agreement,
-    AgreementEvent,
+from golem_tasks.providers.yagna import LinearPricing, Proposal
+from golem_tasks.providers.yagna.activity.models import ActivityState, ExeScriptCommandResult, RuntimeEvent
+from golem_tasks.providers.yagna.market.models import Agreement, AgreementEvent, parse_market_event
+from golem_tasks.providers.yagna.payment.models import (
     Allocation,
     DebitNote,
     DebitNoteEvent,
-    ExeScriptCommandResult,
     Invoice,
     InvoiceEvent,
-    LinearPricing,
     MarketDecoration,
-    Proposal,
-    RuntimeEvent,
-    parse_market_event,
     payment_platform,
     split_payment_platform,
 )
-from golem_tasks.providers.yagna._json import (
+from golem_tasks.providers.yagna._http.json import (
     format_decimal,
     format_timestamp,
     parse_decimal,
@@ -94,12 +89,12 @@ def test_parse_decimal_of_a_float_keeps_its_short_form():
 
 # -- payment platforms -----------------------------------------------------------------
 @pytest.mark.parametrize("kwargs,name", [
-    ({}, "erc20-holesky-tglm"),
-    ({"network": "hoodi"}, "erc20-hoodi-tglm"),
+    ({}, "erc20-hoodi-tglm"),
+    ({"network": "holesky"}, "erc20-holesky-tglm"),
+    ({"network": "amoy"}, "erc20-amoy-tglm"),
     ({"network": "polygon"}, "erc20-polygon-glm"),
     ({"mainnet": True}, "erc20-polygon-glm"),
     ({"network": "mainnet"}, "erc20-mainnet-glm"),
-    ({"network": "newnet", "token": "tglm"}, "erc20-newnet-tglm"),
     ({"driver": "erc20next", "network": "sepolia"}, "erc20next-sepolia-tglm"),
 ])
 def test_payment_platform(kwargs, name):
@@ -107,7 +102,9 @@ def test_payment_platform(kwargs, name):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"network": "newnet"}, "unknown payment network"),
+    ({"network": "newnet"}, "unknown payment network 'newnet': use one of hoodi"),
+    ({"network": "newnet", "token": "tglm"}, "unknown payment network"),
+    ({"network": "goerli"}, "unknown payment network"),
     ({"network": "Holesky"}, "lowercase"),
     ({"token": "tGLM"}, "lowercase"),
     ({"network": "holesky", "mainnet": True}, "test network"),
@@ -118,7 +115,7 @@ def test_payment_platform_refuses(kwargs, match):
 
 
 def test_split_payment_platform():
-    assert split_payment_platform(PLATFORM) == ("erc20", "holesky", "tglm")
+    assert split_payment_platform(PLATFORM) == ("erc20", "hoodi", "tglm")
     with pytest.raises(ValueError):
         split_payment_platform("erc20-holesky")
 
@@ -177,7 +174,7 @@ def test_debit_note_optional_fields():
 def test_proposal_facts():
     offer = Proposal.from_json(proposal())
     assert offer.provider_id == PROVIDER and offer.provider_name == "provider-1"
-    assert offer.payment_platforms == ("erc20-holesky-tglm", "erc20-polygon-glm")
+    assert offer.payment_platforms == ("erc20-hoodi-tglm", "erc20-polygon-glm")
     assert offer.debit_note_accept_timeout == 240
     assert offer.timestamp == datetime(2025, 10, 4, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -7,7 +7,8 @@ import pytest
 from responses import matchers
 
 from golem_tasks.errors import ApiError, ConfigurationError
-from golem_tasks.providers.yagna import Account, Gone, MarketDecoration, NotFound
+from golem_tasks.providers.yagna import Gone, NotFound
+from golem_tasks.providers.yagna.payment.models import Account, MarketDecoration
 
 from .yagna_samples import (
     NODE,

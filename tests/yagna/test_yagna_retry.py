@@ -19,11 +19,10 @@ from golem_tasks.providers.yagna import (
     NotFound,
     RetryPolicy,
     TransportError,
-    YagnaClient,
     YagnaUnreachable,
-    is_transient,
-    was_never_sent,
 )
+from golem_tasks.providers.yagna._client import YagnaClient
+from golem_tasks.providers.yagna._http.retry import is_transient, was_never_sent
 
 from .yagna_samples import ACTIVITY, API_URL, APP_KEY, MARKET, PAYMENT, exe_result
 
@@ -155,7 +154,7 @@ def test_retries_are_logged_as_warnings(client, rsps, caplog):
     rsps.get(ACTIVITY + "/activity/AC/state", json=STATE)
     client.activity.get_state("AC")
     [record] = caplog.records
-    assert record.levelno == logging.WARNING and record.name == "golem_tasks.providers.yagna._retry"
+    assert record.levelno == logging.WARNING and record.name == "golem_tasks.providers.yagna._http.retry"
     assert "GET /activity-api/v1/activity/AC/state in" in record.getMessage()
     assert "GSB error" in record.getMessage()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from golem_tasks.providers.yagna._sse import SseMessage, iter_lines, iter_messages
+from golem_tasks.providers.yagna._http.sse import SseMessage, iter_lines, iter_messages
 
 FRAMES = (b':ping\n\nevent: runtime\ndata: {"index":0}\nid: 1\n\n'
           b'event: runtime\r\ndata: {"a":\r\ndata: "caf\xc3\xa9"}\r\nid: 2\r\n\r\n'

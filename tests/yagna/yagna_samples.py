@@ -8,7 +8,7 @@ APP_KEY = "s3cret-app-key-d0-not-leak-9f8e7d"
 NODE = "0x" + "a1" * 20
 PROVIDER = "0x" + "b2" * 20
 TS = "2025-10-04T12:00:00.123456789Z"
-PLATFORM = "erc20-holesky-tglm"
+PLATFORM = "erc20-hoodi-tglm"
 IMAGE_HASH = "9a3b5d67b0b27746283cb5f287c13eab1beaa12d92a9f536b747c7ae"
 IMAGE_URL = "http://registry.golem.network/download/9a3b5d67.gvmi"
 

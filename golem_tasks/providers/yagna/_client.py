@@ -10,12 +10,12 @@ import attrs
 import requests
 
 from ...errors import ConfigurationError
-from ._activity_api import ActivityApi
-from ._json import required_str, string_tuple
-from ._market_api import MarketApi
-from ._payment_api import PaymentApi
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy
-from ._transport import Transport, path_id
+from .activity.api import ActivityApi
+from ._http.json import required_str, string_tuple
+from .market.api import MarketApi
+from .payment.api import PaymentApi
+from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from ._http.transport import Transport, path_id
 
 #: Where ``yagna service run`` listens unless told otherwise (``YAGNA_API_URL``).
 DEFAULT_API_URL = "http://127.0.0.1:7465"
@@ -103,7 +103,7 @@ class YagnaClient:
 
     Every failure is raised as a :class:`golem_tasks.errors.ApiError` (narrow ones in
     :mod:`golem_tasks.providers.yagna.errors`); transient ones are retried first, as
-    :mod:`._retry` describes. The app key is sent as a Bearer token and never shown.
+    :mod:`._http.retry` describes. The app key is sent as a Bearer token and never shown.
 
     Usage::
 

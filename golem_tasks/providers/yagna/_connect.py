@@ -9,17 +9,21 @@ held by an object that hides it from reprs, logs and pickles.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
-from typing import Callable, Mapping, Optional
+import weakref
+from typing import Any, Callable, Mapping, Optional
 
 import attrs
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ...errors import ConfigurationError
 from ._client import DEFAULT_API_URL, Identity, YagnaClient
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error, is_transient
-from ._transport import AppKey
+from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error, is_transient
+from ._http.transport import AppKey
 from .errors import NotFound, NotYagna
 
 #: Connections kept per host: engage threads, batch polls, the market reader, the
@@ -106,8 +110,82 @@ class Connection:
                            status=404) from exc
         return client.me()
 
+    def interruptible(self) -> "Interruptible":
+        """Clients on a session of their own whose pending calls :meth:`Interruptible.interrupt`
+        ends at once: for long polls that must not be waited out at close."""
+        return Interruptible(self)
+
     def close(self) -> None:
         self.http.close()
+
+
+class Interruptible:
+    """A ``requests`` session for long polls, whose open sockets can be shut down from
+    another thread: a poll blocked in the daemon then fails at once (a broken
+    connection), where the daemon itself would answer only at the poll's timeout.
+
+    Calls made through :meth:`client` are not retried once interrupted.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.interrupted = False
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self._adapter = _TrackingAdapter(pool_connections=2, pool_maxsize=4)
+        self.http.mount("http://", self._adapter)
+        self.http.mount("https://", self._adapter)
+
+    def client(self) -> YagnaClient:
+        policies = cancellable(self._connection.policies, lambda: self.interrupted)
+        return YagnaClient(self.http, self._connection.api_url, self._connection._key._value, policies=policies,
+                           sleep=self._connection.sleep, read_timeout=READ_TIMEOUT)
+
+    def interrupt(self) -> None:
+        """End every call in flight now (it fails as a broken connection). Call it
+        again if a call may have started meanwhile: each call ends what is open."""
+        self.interrupted = True
+        self._adapter.shutdown_sockets()
+
+    def close(self) -> None:
+        self.interrupt()
+        self.http.close()
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """An adapter that remembers the connections its pools make (weakly)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._made: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._made_lock = threading.Lock()
+        super().__init__(**options)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        adapter = self
+
+        def tracking(base: type) -> type:
+            def _new_conn(pool: Any) -> Any:
+                conn = base._new_conn(pool)  # type: ignore[attr-defined]
+                with adapter._made_lock:
+                    adapter._made.add(conn)
+                return conn
+            return type(f"Tracking{base.__name__}", (base,), {"_new_conn": _new_conn})
+
+        self.poolmanager.pool_classes_by_scheme = {"http": tracking(HTTPConnectionPool),
+                                                   "https": tracking(HTTPSConnectionPool)}
+
+    def shutdown_sockets(self) -> None:
+        with self._made_lock:
+            connections = list(self._made)
+        for conn in connections:
+            sock = getattr(conn, "sock", None)
+            if sock is None:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
 
 
 def cancellable(policies: Policies, cancelled: "Callable[[], bool]") -> Policies:
@@ -123,7 +201,7 @@ def gsb_errors_not_retried(policies: Policies) -> Policies:
 
     For a session's batch: a killed exe-unit answers every results poll with a GSB error,
     and the policy's backoff would hide that for seconds. The batch code checks the
-    activity state on the first one instead (``_batch``), and retries itself while the
+    activity state on the first one instead (``activity.polling``), and retries itself while the
     activity is alive; a state read failing with a GSB error means the provider is gone.
     """
     def without_gsb(retry_on: Callable[[BaseException], bool]) -> Callable[[BaseException], bool]:

@@ -21,15 +21,16 @@ import time
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from ...commands import Command, CommandResult
+from ..._format import provider_label
 from ...errors import ApiError, BatchCancelled, BatchTimeoutError, ProviderError, ProviderLost
 from ..base import ProviderInfo, Session
-from ._batch import BatchDeadline, BatchStopped, Results, collect, send_batch
+from .activity.polling import BatchDeadline, BatchStopped, Results, collect, send_batch
 from ._connect import Connection, cancellable, gsb_errors_not_retried
 from ._events import AgreementTerminated
-from ._live import LiveOutput
-from ._market_api import SUCCESS_REASON
-from ._retry import CallKind
-from ._script import Script, plan
+from .activity.live import LiveOutput
+from .market.api import SUCCESS_REASON
+from ._http.retry import CallKind
+from .activity.plan import Script, plan
 from .errors import Gone, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +58,7 @@ class GolemSession(Session):
         self.activity_id = activity_id
         self._owner = owner
         self._cancelled = threading.Event()
-        # Batch polls check the activity state on a GSB error instead of retrying it (_batch).
+        # Batch polls check the activity state on a GSB error instead of retrying it (activity.polling).
         self._gsb_retry = connection.policies[CallKind.POLL]
         policies = gsb_errors_not_retried(cancellable(connection.policies, self._cancelled.is_set))
         # Retries sleep on the cancel event: a cancel ends their backoff at once.
@@ -71,6 +72,11 @@ class GolemSession(Session):
 
     def __repr__(self) -> str:
         return f"<GolemSession {self.info.name} ({self.info.id}) activity={self.activity_id}>"
+
+    @property
+    def label(self) -> str:
+        """The provider as messages name it: ``provider-1 (0xcc5f…3a1b)``."""
+        return provider_label(self.info.name, self.info.id)
 
     def _sleep(self, seconds: float) -> None:
         self._cancelled.wait(seconds)
@@ -105,14 +111,14 @@ class GolemSession(Session):
         if self._cancelled.is_set():
             raise BatchCancelled("the session was cancelled", provider=self.info.id)
         if self._spoiled is not None:
-            raise ProviderLost(f"provider {self.info.id} cannot take more work: {self._spoiled}",
+            raise ProviderLost(f"provider {self.label} cannot take more work: {self._spoiled}",
                                provider=self.info.id)
 
     def _run(self, script: Script, deadline: Optional[float], timeout: Optional[float]) -> List[CommandResult]:
-        api, provider = self._client.activity, self.info.id
+        api, provider, name, who = self._client.activity, self.info.id, self.info.name, self.label
         exe = script.exe_commands
         try:
-            batch_id = send_batch(api, self.activity_id, exe, provider)
+            batch_id = send_batch(api, self.activity_id, exe, provider, name)
         except ProviderLost as exc:
             self._spoil(exc.message)
             raise
@@ -122,15 +128,15 @@ class GolemSession(Session):
         raw: Results = {}
         try:
             raw = collect(api, self.activity_id, batch_id, len(exe), deadline=deadline,
-                          poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider,
+                          poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider, name=name,
                           gsb_retry=self._gsb_retry)
         except BatchDeadline as exc:
             self._spoil("a batch ran past its timeout and was stopped")
             raise BatchTimeoutError(
                 f"batch timed out after {timeout:g} s with {len(exc.results)} of {len(exe)} commands done; "
-                f"its work on provider {provider} was stopped", provider=provider) from None
+                f"its work on provider {who} was stopped", provider=provider) from None
         except BatchStopped:
-            raise BatchCancelled(f"batch cancelled on provider {provider}", provider=provider) from None
+            raise BatchCancelled(f"batch cancelled on provider {who}", provider=provider) from None
         except ProviderLost as exc:
             self._spoil(exc.message)
             raise
@@ -138,17 +144,17 @@ class GolemSession(Session):
             if not self._cancelled.is_set():
                 self._spoil(exc.message)  # the batch may still run there: never reuse the VM
                 raise
-            raise BatchCancelled(f"batch cancelled on provider {provider}", provider=provider) from exc
+            raise BatchCancelled(f"batch cancelled on provider {who}", provider=provider) from exc
         finally:
             if live is not None:  # before the results go back: no callback runs after the batch
                 live.finish(raw if not self._cancelled.is_set() else {})
         # Stopping the activity may end the poll in flight with an "Error" result (the
         # real daemon answers "Runtime error: batch cancelled"): that is not the command's fault.
         if self._cancelled.is_set():
-            raise BatchCancelled(f"batch cancelled on provider {provider}", provider=provider)
+            raise BatchCancelled(f"batch cancelled on provider {who}", provider=provider)
         if self._spoiled is not None:
-            raise ProviderLost(f"provider {provider} cannot take more work: {self._spoiled}", provider=provider)
-        return script.results(raw, provider)
+            raise ProviderLost(f"provider {who} cannot take more work: {self._spoiled}", provider=provider)
+        return script.results(raw, provider, name)
 
     # ---------------------------------------------------------------- stopping
     def cancel(self) -> None:

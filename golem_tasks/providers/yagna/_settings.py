@@ -11,9 +11,9 @@ from typing import Callable, Optional, Union
 import attrs
 
 from ...errors import ConfigurationError
-from ._demand import DEFAULT_EXPIRATION
-from ._exescript import INLINE_LIMIT
-from ._json import parse_decimal
+from .market.demand import DEFAULT_EXPIRATION
+from .activity.exescript import INLINE_LIMIT
+from ._http.json import parse_decimal
 
 #: Debit notes must be accepted within this many seconds (golem-js and
 #: golem-core-python use 120; providers accept up to 240). It also lets the demand
@@ -42,9 +42,9 @@ class Timeouts:
             It bounds how long a dead exe-unit goes unnoticed: the daemon does not end a
             pending poll when the exe-unit dies. A batch that runs longer costs one more
             poll and one state read per ``poll`` seconds.
-        market_poll: long poll for offers; ``close`` may wait this long for the reader (the
-            daemon does not end a pending poll when the demand is withdrawn).
-        payment_poll: long poll for payment events; ``close`` may wait this long too.
+        market_poll: long poll for offers (withdrawing the demand ends a pending one, so
+            ``close`` does not wait it out).
+        payment_poll: long poll for payment events (``close`` ends a pending one at once).
         invoices: at ``close``, most time to wait for the invoices of ended agreements
             (yapapi waits 30 s, golem-js 60 s).
         resubscribe: with engage waiting and every offer used, subscribe anew after this

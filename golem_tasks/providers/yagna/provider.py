@@ -10,6 +10,10 @@ What happens when:
   made, the demand is subscribed, and the negotiation and payment threads start.
 * **engage**: the best candidate provider gets an agreement (confirmed, approved), an
   activity, and ``deploy`` + ``start`` once; the session is then ready for batches.
+  The demand is subscribed only while an engage is pending. When the scheduler sets
+  engage's ``abort`` (the work no longer needs the provider) engage returns at once
+  with :class:`EngagementCancelled`, having confirmed nothing more, and an agreement
+  approved meanwhile is terminated without an activity.
 * **release** of a session: its activity is destroyed and its agreement terminated.
 * **scan** (any time, no allocation needed): the offers the daemon knows, judged as the
   demand would judge them, with a cost estimate; nothing is reserved or spent.
@@ -32,25 +36,27 @@ from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tup
 
 import attrs
 
-from ...errors import ApiError, BudgetExhausted, ConfigurationError, ProviderError, StartupTimeout
+from ..._format import money, provider_label, token_of
+from ...errors import (ApiError, BudgetExhausted, ConfigurationError, EngagementCancelled, ProviderError,
+                       StartupTimeout)
 from ...provider_record import RecordOption, open_record
 from ..base import Provider, ProviderInfo
-from ._agreement import Candidate, CandidateFailed, agree
-from ._batch import BatchDeadline, BatchStopped, collect, send_batch
+from .market.agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
+from .activity.polling import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
 from ._connect import Connection
-from ._demand import Demand, VmPayload, build_demand
+from .market.demand import Demand, VmPayload, build_demand
 from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
-from ._market_status import PROVIDER_REFUSED, Refusal
-from ._scan import MarketScan, scan_market, unmatched_refusals
-from ._exescript import deploy_command, start_command
-from ._filters import CheapestFirst, OfferFilter, OfferPredicate, PreferRecorded, ProviderMatch, Score
+from .market.status import PROVIDER_REFUSED, Refusal
+from .market.scan import MarketScan, scan_market, unmatched_refusals
+from .activity.exescript import deploy_command, start_command
+from .market.filters import CheapestFirst, OfferFilter, OfferPredicate, PreferRecorded, ProviderMatch, Score
 from ._image import registry_url as find_registry
 from ._image import registry_session, resolve_image
-from ._negotiator import Market
-from ._payment import MAINNETS, MarketDecoration, payment_platform
-from ._payments import Payments
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from .market.negotiator import Negotiator
+from .payment.models import MAINNETS, MarketDecoration, payment_platform
+from .payment.payments import Payments
+from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
 from ._session import CANCELLED_REASON, GolemSession
 from ._settings import (
     DEFAULT_ACCEPT_TIMEOUT,
@@ -64,7 +70,7 @@ from ._settings import (
     check_startup_timeout,
     check_subnet,
 )
-from ._storage import Storage
+from .transfer.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +104,19 @@ class GolemProvider(Provider):
         min_mem_gib, min_storage_gib, min_cpu_threads, min_cpu_cores, capabilities,
             runtime: what offers must have.
         budget: the most GLM spent in all (Decimal or decimal string).
-        mainnet: pay real GLM on polygon instead of test GLM on holesky.
-        payment_driver, payment_network: the payment platform's parts.
+        network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
+            ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
+            (real GLM); any other name is refused with the list. ``payment_network`` is
+            the older name of the same argument.
+        mainnet: pay real GLM: ``mainnet=True`` means ``network="polygon"``.
+        payment_driver: the payment driver (``erc20``).
         subnet_tag: the market subnet (``public``).
         expiration: how long an agreement may last: 5-30 min, or up to 10 h with a
             debit-note accept timeout (default 1 h, or 25 min without one).
         debit_note_accept_timeout: seconds within which debit notes are promised to be
-            accepted (5-240); None negotiates none.
+            accepted (5-240); None negotiates none. With it, an offer's mid-agreement
+            payment terms (debit-note interval, payment timeout) are agreed as offered:
+            its debit notes are then accepted and paid by the daemon during the run.
         allow_providers, deny_providers: provider ids, names or compiled regexes.
         offer_filter: ``offer_filter(proposal) -> bool``, any custom rule.
         max_start_price, max_cpu_hour_price, max_env_hour_price: price caps (GLM).
@@ -145,8 +157,8 @@ class GolemProvider(Provider):
                  image_url: Optional[str] = None, payload: Optional[VmPayload] = None,
                  min_mem_gib: float = 0.5, min_storage_gib: float = 2.0, min_cpu_threads: int = 1,
                  min_cpu_cores: Optional[int] = None, capabilities: Iterable[str] = (), runtime: str = "vm",
-                 budget: Union[Decimal, str, int] = Decimal("1"), mainnet: bool = False,
-                 payment_driver: str = "erc20", payment_network: Optional[str] = None,
+                 budget: Union[Decimal, str, int] = Decimal("1"), network: Optional[str] = None,
+                 mainnet: bool = False, payment_driver: str = "erc20", payment_network: Optional[str] = None,
                  subnet_tag: str = "public", expiration: Optional[timedelta] = None,
                  debit_note_accept_timeout: Optional[int] = DEFAULT_ACCEPT_TIMEOUT,
                  allow_providers: Iterable[ProviderMatch] = (), deny_providers: Iterable[ProviderMatch] = (),
@@ -160,13 +172,16 @@ class GolemProvider(Provider):
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES,
                  provider_record: RecordOption = True) -> None:
         self.budget = check_budget(budget)
-        self.platform = payment_platform(payment_network, driver=payment_driver, mainnet=mainnet)
+        if network is not None and payment_network is not None and network != payment_network:
+            raise ConfigurationError(f"network={network!r} and payment_network={payment_network!r} disagree; "
+                                     "give network= only")
+        self.platform = payment_platform(network or payment_network, driver=payment_driver, mainnet=mainnet)
         self.subnet_tag = check_subnet(subnet_tag)
         self.accept_timeout = check_accept_timeout(debit_note_accept_timeout)
         self.expiration = check_expiration(expiration, self.accept_timeout)
         self.offer_filter = OfferFilter(allow=allow_providers, deny=deny_providers, predicate=offer_filter,
                                         max_start_price=max_start_price, max_cpu_hour_price=max_cpu_hour_price,
-                                        max_env_hour_price=max_env_hour_price)
+                                        max_env_hour_price=max_env_hour_price, token=token_of(self.platform))
         self.score = check_score(score) or CheapestFirst()
         self.inline_limit = check_inline_limit(inline_limit)
         self.timeouts = timeouts or Timeouts()
@@ -201,10 +216,12 @@ class GolemProvider(Provider):
 
     def _assemble(self) -> None:
         """The parts that do the work, and the state they share."""
+        self._poller = self._connection.interruptible()  # payment polls ended at close, not waited out
         self._payments = Payments(self.client, budget=self.budget, platform=self.platform,
                                   allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
-                                  sink=self.sink, on_over_budget=self._over_budget)
-        self._market = Market(self.client, build_demand=self._build_demand, platform=self.platform,
+                                  sink=self.sink, on_over_budget=self._over_budget,
+                                  events_client=self._poller.client(), interrupt=self._poller.interrupt)
+        self._market = Negotiator(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
                               timeouts=self.timeouts, startup_timeout=self.startup_timeout,
@@ -222,8 +239,8 @@ class GolemProvider(Provider):
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "GolemProvider":
         """A provider configured by the environment, ``options`` winning:
         ``GOLEM_TASKS_IMAGE`` (a tag ``name:tag`` or a hash), ``GOLEM_TASKS_BUDGET``,
-        ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (``polygon``
-        or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY``, ``YAGNA_API_URL`` and
+        ``YAGNA_SUBNET``, ``YAGNA_PAYMENT_DRIVER``, ``YAGNA_PAYMENT_NETWORK`` (the
+        ``network``: ``polygon`` or ``mainnet`` pays real GLM), plus ``YAGNA_APPKEY``, ``YAGNA_API_URL`` and
         ``GOLEM_TASKS_REGISTRY_URL`` (where tags are resolved)."""
         env = os.environ if environ is None else environ
         found: Dict[str, Any] = {}
@@ -232,10 +249,10 @@ class GolemProvider(Provider):
             found["image_tag" if ":" in image else "image_hash"] = image
         for variable, name in (("GOLEM_TASKS_BUDGET", "budget"), ("YAGNA_SUBNET", "subnet_tag"),
                                ("YAGNA_PAYMENT_DRIVER", "payment_driver"),
-                               ("YAGNA_PAYMENT_NETWORK", "payment_network")):
+                               ("YAGNA_PAYMENT_NETWORK", "network")):
             if env.get(variable):
                 found[name] = env[variable]
-        found["mainnet"] = found.get("payment_network") in MAINNETS
+        found["mainnet"] = found.get("network") in MAINNETS
         found.update(options)
         if not any(found.get(key) for key in ("image_tag", "image_hash", "payload")):
             raise ConfigurationError("no image: set GOLEM_TASKS_IMAGE to a tag (golem/alpine:latest) or a "
@@ -263,7 +280,7 @@ class GolemProvider(Provider):
         if storage != "gftp":
             raise ConfigurationError(f"storage must be a Storage, 'gftp' or None, got {storage!r}")
         try:
-            from ._gftp import GsbGftpStorage
+            from .transfer.gftp import GsbGftpStorage
         except ImportError as exc:
             raise ConfigurationError(f"storage='gftp' needs its WebSocket and flexbuffers libraries ({exc}): "
                                      "pip install websocket-client flatbuffers") from exc
@@ -296,15 +313,24 @@ class GolemProvider(Provider):
         deployed and started. Tries candidates until one works or the negotiation
         timeout passes.
 
+        ``abort`` is the scheduler's way to say the work no longer needs this engagement:
+        once it is set, engage returns promptly, confirms no agreement, and terminates
+        one the provider approved meanwhile without creating an activity.
+
         Raises:
             BudgetExhausted: the budget does not cover the next provider's start price
                 (on top of what the agreements made will cost), or it is spent.
             StartupTimeout: no provider was engaged within ``startup_timeout``.
-            ProviderError: no provider could be engaged in time, ``abort`` was set, or
-                the provider is closed.
+            EngagementCancelled: ``abort`` was set (not a failure).
+            ProviderError: no provider could be engaged in time, or the provider is closed.
         """
+        check_abort(abort)
         self.start()
         self._market.exclude(exclude)
+        with self._market.engaging():
+            return self._engage(abort)
+
+    def _engage(self, abort: Optional[threading.Event]) -> GolemSession:
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
             if self._budget_spent is not None:
@@ -359,7 +385,8 @@ class GolemProvider(Provider):
         """Hold the candidate's start price, or say why the budget does not allow it."""
         proposal = candidate.proposal
         try:
-            self._payments.reserve(token, proposal.provider_name or proposal.provider_id, dict(proposal.properties))
+            self._payments.reserve(token, provider_label(proposal.provider_name, proposal.provider_id),
+                                   dict(proposal.properties))
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
             self._budget_reached(exc)
@@ -375,8 +402,8 @@ class GolemProvider(Provider):
 
     def _candidate_failed(self, candidate: Candidate, exc: CandidateFailed) -> None:
         proposal = candidate.proposal
-        logger.warning("provider %s (%s) could not be engaged: %s", proposal.provider_name,
-                       proposal.provider_id, exc)
+        logger.warning("provider %s could not be engaged: %s",
+                       provider_label(proposal.provider_name, proposal.provider_id), exc)
         self.sink.emit(AgreementFailed(agreement_id=exc.agreement_id, provider_id=proposal.provider_id,
                                        provider_name=proposal.provider_name, reason=str(exc)))
         if exc.rejected:
@@ -386,7 +413,8 @@ class GolemProvider(Provider):
                 with self._lock:
                     self._rejections.pop(proposal.provider_id, None)
                 logger.info("provider %s rejected %d agreements; not trying it for %g s",
-                            proposal.provider_name or proposal.provider_id, count, self.timeouts.cooldown)
+                            provider_label(proposal.provider_name, proposal.provider_id), count,
+                            self.timeouts.cooldown)
                 self._market.cool_down(proposal.provider_id, f"it rejected {count} agreements ({exc})")
             else:
                 self._market.ledger.refused(proposal.provider_id, Refusal(PROVIDER_REFUSED, str(exc)))
@@ -397,7 +425,15 @@ class GolemProvider(Provider):
                              app_session_id=self._market.app_session_id, abort=abort)
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
-        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation)
+        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation,
+                             proposal.provider_name)
+        if abort is not None and abort.is_set():
+            # Approved after the work stopped needing it: end it before any activity exists
+            # (its invoice, if any, is still accepted at close).
+            logger.info("agreement %s with %s approved after engaging was called off: terminated",
+                        agreement_id, provider_label(proposal.provider_name, proposal.provider_id))
+            self._abandon(agreement_id, None)
+            raise EngagementCancelled(CANCELLED_TEXT)
         activity_id = None
         try:
             activity_id = self.client.activity.create_activity(agreement_id, timeout=self.timeouts.activity)
@@ -420,7 +456,8 @@ class GolemProvider(Provider):
         if closed:
             session.release()
             raise ProviderError("the GolemProvider was closed while engaging")
-        logger.info("engaged %s (%s): agreement %s, activity %s", info.name, info.id, agreement_id, activity_id)
+        logger.info("engaged %s: agreement %s, activity %s", provider_label(info.name, info.id), agreement_id,
+                    activity_id)
         self._market.mark_engaged(info.id)
         return session
 
@@ -435,7 +472,7 @@ class GolemProvider(Provider):
         except BatchDeadline:
             raise CandidateFailed(f"deploy did not finish within {self.timeouts.deploy:g} s") from None
         except BatchStopped:
-            raise ProviderError("engaging a Golem provider was aborted") from None
+            raise EngagementCancelled(CANCELLED_TEXT) from None
         for result in results.values():
             if not result.ok:
                 step = "deploy" if result.index == 0 else "start"
@@ -464,10 +501,11 @@ class GolemProvider(Provider):
         """A debit note would break the budget: stop that work, engage no more."""
         with self._lock:
             sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
-        who = ", ".join(sorted({s.info.name or s.info.id for s in sessions})) or "a provider"
+        who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
         spent, expected = self._payments.committed, self._payments.expected
+        m = self._money
         error = BudgetExhausted(
-            f"the budget of {self.budget} GLM is spent: {spent} GLM accepted so far, and {who} asked for more "
+            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} asked for more "
             f"than is left, so its work was stopped; give a larger budget= to go on",
             budget=self.budget, spent=spent, expected=expected)
         first = self._budget_spent is None
@@ -476,6 +514,9 @@ class GolemProvider(Provider):
             self._budget_reached(error)
         for session in sessions:
             session.stop_work(str(error))
+
+    def _money(self, amount: Decimal) -> str:
+        return money(amount, token_of(self.platform))
 
     def costs(self) -> Dict[str, Decimal]:
         """GLM accepted so far per provider id (invoices, else debit notes)."""
@@ -514,6 +555,7 @@ class GolemProvider(Provider):
         finally:
             if self._owns_storage and self.storage is not None:
                 self.storage.close()
+            self._poller.close()
             self._connection.close()
             if self.provider_record is not None:  # provider record hook (beyond11)
                 self.provider_record.close()

@@ -14,10 +14,11 @@ from typing import Any, Callable, Iterable, Optional, Pattern, Tuple, Union
 
 import attrs
 
-from ...errors import ConfigurationError
-from ._json import parse_decimal
-from ._market import LinearPricing, Proposal
-from ._market_status import BUDGET, FAILED_EARLIER, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
+from ...._format import money, token_of
+from ....errors import ConfigurationError
+from .._http.json import parse_decimal
+from .models import LinearPricing, Proposal
+from .status import BUDGET, FAILED_EARLIER, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class OfferFilter:
         max_cpu_hour_price: most GLM per CPU-hour (``golem.usage.cpu_sec`` x 3600).
         max_env_hour_price: most GLM per hour the activity exists
             (``golem.usage.duration_sec`` x 3600).
+        token: the token prices are in, for messages (``tGLM`` on testnets).
     """
 
     allow: Tuple[ProviderMatch, ...] = attrs.field(default=(), converter=_match_tuple)
@@ -95,6 +97,7 @@ class OfferFilter:
     #: provider record hook (beyond11): ``skip(provider_id)`` gives a reason to refuse a
     #: provider with a bad record (``ProviderRecord.skip``), or None.
     skip: Optional[Callable[[str], Optional[str]]] = None
+    token: str = "GLM"
 
     def reject_reason(self, proposal: Proposal) -> Optional[str]:
         """Why ``proposal`` is refused, or None when it passes."""
@@ -134,8 +137,8 @@ class OfferFilter:
         )
         for name, setting, price, cap in checks:
             if cap is not None and price > cap:
-                return Refusal(PRICE_CAPS, f"{name} {price.normalize():f} GLM is over the cap of {cap.normalize():f}",
-                               setting=setting, limit=cap, asked=price)
+                return Refusal(PRICE_CAPS, f"{name} {money(price, self.token)} is over the cap of "
+                                           f"{money(cap, self.token)}", setting=setting, limit=cap, asked=price)
         return None
 
     def _predicate_reason(self, proposal: Proposal) -> Optional[str]:
@@ -163,8 +166,9 @@ def terms_refusal(proposal: Proposal, *, platform: str, offer_filter: OfferFilte
     if pricing is not None and pricing.fixed > budget:
         # Only the whole budget here: what is left changes, and a candidate that does
         # not fit now is refused at engage time with the numbers (BudgetExhausted).
-        return Refusal(BUDGET, f"its start price {pricing.fixed} GLM is more than the whole budget of "
-                               f"{budget} GLM", setting="budget", limit=budget, asked=pricing.fixed)
+        token = token_of(platform)
+        return Refusal(BUDGET, f"its start price {money(pricing.fixed, token)} is more than the whole budget of "
+                               f"{money(budget, token)}", setting="budget", limit=budget, asked=pricing.fixed)
     return None
 
 

@@ -6,9 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import List, Optional, Sequence, Union
 
-from ...errors import ApiError, ConfigurationError
-from ._json import format_decimal, format_timestamp, parse_decimal
-from ._payment import (
+from ....errors import ApiError, ConfigurationError
+from .._http.json import format_decimal, format_timestamp, parse_decimal
+from .models import (
     Account,
     Allocation,
     DebitNote,
@@ -18,8 +18,8 @@ from ._payment import (
     MarketDecoration,
     split_payment_platform,
 )
-from ._retry import CallKind
-from ._transport import Transport, check_max_events, check_timeout, list_of, path_id
+from .._http.retry import CallKind
+from .._http.transport import Transport, check_max_events, check_timeout, list_of, path_id
 
 PREFIX = "/payment-api/v1"
 Amount = Union[Decimal, int, str]

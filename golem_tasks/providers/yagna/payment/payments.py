@@ -24,12 +24,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
-from ...errors import ApiError, BudgetExhausted
-from ._client import YagnaClient
-from ._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
-from ._market import LinearPricing
-from ._payment import Allocation, DebitNote, Invoice, MarketDecoration
-from .errors import Gone, NotFound
+from ...._format import money, provider_label, token_of
+from ....errors import ApiError, BudgetExhausted
+from .._client import YagnaClient
+from .._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
+from ..market.models import LinearPricing
+from .models import Allocation, DebitNote, Invoice, MarketDecoration
+from ..errors import Gone, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +38,18 @@ logger = logging.getLogger(__name__)
 PRICE_TOLERANCE = Decimal("1.000001")
 #: The longest payment-event poll: the daemon caps server timeouts at 60 s by default.
 MAX_EVENT_POLL = 60.0
+#: While stopping, how often the event polls in flight are interrupted again.
+INTERRUPT_AGAIN = 0.05
 
 
 @attrs.define
-class Account:
+class AgreementCost:
     """What one agreement has cost so far."""
 
     provider_id: str
     pricing: Optional[LinearPricing]
     usage_names: Tuple[str, ...]
+    provider_name: str = ""
     activities: Dict[str, Decimal] = attrs.field(factory=dict)
     invoice: Optional[Decimal] = None
     terminated: bool = False
@@ -78,17 +82,24 @@ class Payments:
     Args:
         client: the daemon.
         budget: the most GLM accepted in all (the allocation's amount).
-        platform: the payment platform, e.g. ``erc20-holesky-tglm``.
+        platform: the payment platform, e.g. ``erc20-hoodi-tglm``.
         allocation_ttl: seconds until the daemon releases the allocation by itself.
         poll: seconds each payment-event long poll waits.
         sink: where events go.
         on_over_budget: called with an agreement id whose debit note would break the
             budget, so its work can be stopped.
+        events_client: what the event threads long-poll through (default ``client``).
+        interrupt: ends the event polls in flight (on ``events_client``'s own session),
+            so stopping waits out no poll.
     """
 
     def __init__(self, client: YagnaClient, *, budget: Decimal, platform: str, allocation_ttl: float,
-                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None]) -> None:
+                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None],
+                 events_client: Optional[YagnaClient] = None,
+                 interrupt: Callable[[], None] = lambda: None) -> None:
         self._client = client
+        self._events_client = events_client or client
+        self._interrupt = interrupt
         self.budget = budget
         self.platform = platform
         self._ttl = allocation_ttl
@@ -98,7 +109,7 @@ class Payments:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
-        self._accounts: Dict[str, Account] = {}
+        self._accounts: Dict[str, AgreementCost] = {}
         self._names: Dict[str, str] = {}  # provider id -> its node name, for the bill
         self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
         self._seen: set = set()
@@ -117,7 +128,7 @@ class Payments:
         timeout = self._since + timedelta(seconds=self._ttl)
         self.allocation = self._client.payment.create_allocation(
             total_amount=self.budget, payment_platform=self.platform, timeout=timeout)
-        logger.info("allocated %s GLM on %s (allocation %s)", self.budget, self.platform,
+        logger.info("allocated %s on %s (allocation %s)", self._money(self.budget), self.platform,
                     self.allocation.allocation_id)
         for name, target in (("debit-notes", self._debit_note_loop), ("invoices", self._invoice_loop)):
             thread = threading.Thread(target=target, name=f"golem_tasks-{name}", daemon=True)
@@ -140,10 +151,11 @@ class Payments:
                 self._reserved[token] = price
                 return
             made = len(self._accounts)
+        m = self._money
         raise BudgetExhausted(
-            f"the budget of {self.budget} GLM does not cover another provider: {spent} GLM accepted so far, "
-            f"{expected} GLM expected for the {made} agreement(s) made (their start prices at least), and "
-            f"{provider_name}'s start price is {price} GLM; give a larger budget= to engage more",
+            f"the budget of {m(self.budget)} does not cover another provider: {m(spent)} accepted so far, "
+            f"{m(expected)} expected for the {made} agreement(s) made (their start prices at least), and "
+            f"{provider_name}'s start price is {m(price)}; give a larger budget= to engage more",
             budget=self.budget, spent=spent, expected=expected)
 
     def unreserve(self, token: str) -> None:
@@ -152,7 +164,7 @@ class Payments:
             self._reserved.pop(token, None)
 
     def track(self, agreement_id: str, provider_id: str, offer_properties: Dict,
-              reservation: Optional[str] = None) -> None:
+              reservation: Optional[str] = None, provider_name: str = "") -> None:
         """Pay for this agreement from now on (call once it is approved); it replaces
         the ``reservation`` made for it."""
         usage = offer_properties.get("golem.com.usage.vector")
@@ -161,8 +173,8 @@ class Payments:
         with self._lock:
             if isinstance(node_name, str) and node_name:
                 self._names[provider_id] = node_name
-            self._accounts[agreement_id] = Account(provider_id, LinearPricing.from_properties(offer_properties),
-                                                   names)
+            self._accounts[agreement_id] = AgreementCost(provider_id, LinearPricing.from_properties(offer_properties),
+                                                         names, provider_name)
             if reservation is not None:
                 self._reserved.pop(reservation, None)
 
@@ -242,10 +254,13 @@ class Payments:
         self._release()
 
     def stop(self) -> None:
-        """Stop the event threads (each ends within one poll)."""
+        """Stop the event threads, ending their polls in flight."""
         self._stop.set()
         for thread in self._threads:
-            thread.join()
+            while thread.is_alive():
+                # Again and again: a poll may have begun just after the previous interrupt.
+                self._interrupt()
+                thread.join(INTERRUPT_AGAIN)
 
     def _release(self) -> None:
         if self.allocation is None:
@@ -261,11 +276,11 @@ class Payments:
 
     # ------------------------------------------------------------ event loops
     def _debit_note_loop(self) -> None:
-        self._event_loop(self._client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
+        self._event_loop(self._events_client.payment.collect_debit_note_events, "DebitNoteReceivedEvent",
                          lambda event: event.debit_note_id, self._on_debit_note, until_paid=False)
 
     def _invoice_loop(self) -> None:
-        self._event_loop(self._client.payment.collect_invoice_events, "InvoiceReceivedEvent",
+        self._event_loop(self._events_client.payment.collect_invoice_events, "InvoiceReceivedEvent",
                          lambda event: event.invoice_id, self._on_invoice, until_paid=True)
 
     def _event_loop(self, collect: Callable, wanted: str, document_id: Callable, handle: Callable, *,
@@ -279,6 +294,8 @@ class Payments:
             try:
                 events = collect(after_timestamp=after, timeout=timeout)
             except ApiError as exc:
+                if self._stop.is_set():
+                    return  # interrupted on purpose
                 failures += 1
                 logger.warning("reading payment events failed (%s); trying again", exc)
                 self._stop.wait(min(30.0, 2.0 ** failures))
@@ -334,7 +351,7 @@ class Payments:
         self._sink.emit(DebitNoteAccepted(agreement_id=note.agreement_id, provider_id=account.provider_id,
                                           document_id=note_id, amount=note.total_amount_due))
 
-    def _debit_note_problem(self, account: Account, note: DebitNote) -> Tuple[Optional[str], bool]:
+    def _debit_note_problem(self, account: AgreementCost, note: DebitNote) -> Tuple[Optional[str], bool]:
         """Why the note must not be accepted (and whether it is the budget), under the lock."""
         reason = self._payer_problem(note.payment_platform, note.payer_addr)
         if reason is not None:
@@ -342,13 +359,14 @@ class Payments:
         due = note.total_amount_due
         price = _price_of(account, note.usage_counter_vector)
         if price is not None and due > price * PRICE_TOLERANCE + Decimal("1e-18"):
-            return (f"it asks {due} GLM, more than the agreed price of the usage it reports "
-                    f"({price} GLM)"), False
+            return (f"it asks {self._money(due)}, more than the agreed price of the usage it reports "
+                    f"({self._money(price)})"), False
         previous = account.activities.get(note.activity_id, Decimal(0))
         after = self._expected_locked() - account.expected + max(_with(account, note.activity_id, due),
                                                                   account.floor)
         if due > previous and after > self.budget:
-            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}", True
+            return (f"accepting it would bring the total to {self._money(after)}, over the budget of "
+                    f"{self._money(self.budget)}"), True
         return None, False
 
     def _on_invoice(self, invoice_id: str) -> None:
@@ -370,17 +388,19 @@ class Payments:
             with self._lock:
                 account.invoice = invoice.amount
                 self._changed.notify_all()
-        logger.info("accepted invoice %s of %s GLM from %s", invoice_id, invoice.amount, account.provider_id)
+        logger.info("accepted invoice %s of %s from %s", invoice_id, self._money(invoice.amount),
+                    provider_label(account.provider_name, account.provider_id))
         self._sink.emit(InvoiceAccepted(agreement_id=invoice.agreement_id, provider_id=account.provider_id,
                                         document_id=invoice_id, amount=invoice.amount))
 
-    def _invoice_problem(self, account: Account, invoice: Invoice) -> Optional[str]:
+    def _invoice_problem(self, account: AgreementCost, invoice: Invoice) -> Optional[str]:
         reason = self._payer_problem(invoice.payment_platform, invoice.payer_addr)
         if reason is not None:
             return reason
         after = self._expected_locked() - account.expected + invoice.amount
         if after > self.budget:
-            return f"accepting it would bring the total to {after} GLM, over the budget of {self.budget}"
+            return (f"accepting it would bring the total to {self._money(after)}, over the budget of "
+                    f"{self._money(self.budget)}")
         return None
 
     def _payer_problem(self, platform: str, payer: str) -> Optional[str]:
@@ -390,6 +410,9 @@ class Payments:
         if platform != allocation.payment_platform or payer.lower() != allocation.address.lower():
             return f"it is payable on {platform} by {payer}, not by our allocation"
         return None
+
+    def _money(self, amount: Decimal) -> str:
+        return money(amount, token_of(self.platform))
 
     def _spent_locked(self) -> Decimal:
         return sum((a.committed for a in self._accounts.values()), Decimal(0))
@@ -403,13 +426,15 @@ class Payments:
         assert allocation is not None  # checked by _payer_problem under the same lock
         accept(document_id, amount, allocation.allocation_id)
 
-    def _refuse(self, account: Account, agreement_id: str, document_id: str, amount: Decimal, reason: str) -> None:
-        logger.warning("not accepting %s from %s: %s", document_id, account.provider_id, reason)
+    def _refuse(self, account: AgreementCost, agreement_id: str, document_id: str, amount: Decimal,
+                reason: str) -> None:
+        logger.warning("not accepting %s from %s: %s", document_id,
+                       provider_label(account.provider_name, account.provider_id), reason)
         self._sink.emit(PaymentRefused(agreement_id=agreement_id, provider_id=account.provider_id,
                                        document_id=document_id, amount=amount, reason=reason))
 
 
-def _with(account: Account, activity_id: str, due: Decimal) -> Decimal:
+def _with(account: AgreementCost, activity_id: str, due: Decimal) -> Decimal:
     """The account's committed amount if ``activity_id`` were at ``due``."""
     if account.invoice is not None:
         return account.invoice
@@ -418,7 +443,7 @@ def _with(account: Account, activity_id: str, due: Decimal) -> Decimal:
     return sum(activities.values(), Decimal(0))
 
 
-def _price_of(account: Account, vector: Optional[Sequence]) -> Optional[Decimal]:
+def _price_of(account: AgreementCost, vector: Optional[Sequence]) -> Optional[Decimal]:
     """The agreed linear price of a usage vector, or None when it cannot be known."""
     if account.pricing is None or not isinstance(vector, list) or len(vector) != len(account.usage_names):
         return None
@@ -427,11 +452,3 @@ def _price_of(account: Account, vector: Optional[Sequence]) -> Optional[Decimal]
     except (TypeError, ValueError, ArithmeticError):
         return None
 
-
-def token_of(platform: str) -> str:
-    """The token a payment platform pays in: ``erc20-hoodi-tglm`` -> ``tGLM``,
-    ``erc20-polygon-glm`` -> ``GLM``."""
-    last = platform.rsplit("-", 1)[-1].lower()
-    if last.startswith("t") and last[1:] == "glm":
-        return "tGLM"
-    return last.upper() or "GLM"

@@ -9,11 +9,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import requests
 
-from ._activity import ActivityState, ExeScriptCommandResult, RuntimeEvent
-from ._exescript import script_text
-from ._retry import CallKind
-from ._sse import iter_lines, iter_messages
-from ._transport import Transport, check_timeout, json_string, list_of, path_id
+from .models import ActivityState, ExeScriptCommandResult, RuntimeEvent
+from .exescript import script_text
+from .._http.retry import CallKind
+from .._http.sse import iter_lines, iter_messages
+from .._http.transport import Transport, check_timeout, json_string, list_of, path_id
 
 PREFIX = "/activity-api/v1"
 

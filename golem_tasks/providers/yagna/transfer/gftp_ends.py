@@ -1,7 +1,7 @@
 """The two ends of GFTP transfers, answered on a GSB-API reader thread: published data
 (``GetMetadata``, ``GetChunk``) and downloads (``UploadChunk``, ``UploadFinished``).
 
-The messages and their errors are described in :mod:`._gftp`.
+The messages and their errors are described in :mod:`.gftp`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Callable, List, Mapping, Optional, Tuple, Union
 
-from ...errors import CommandExecutionError
-from . import _storage
-from ._gsb_ws import GsbReplyError
+from ....errors import CommandExecutionError
+from . import storage as _storage
+from .gsb_ws import GsbReplyError
 
 logger = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 import websocket
 from flatbuffers import flexbuffers
 
-from ...errors import ApiError
-from .errors import AppKeyRefused, NotFound, TransportError, YagnaUnreachable
+from ....errors import ApiError
+from ..errors import AppKeyRefused, NotFound, TransportError, YagnaUnreachable
 
 logger = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ...errors import ApiError
-from .errors import ApiTimeout, TransportError
+from ....errors import ApiError
+from ..errors import ApiTimeout, TransportError
 
 logger = logging.getLogger(__name__)
 

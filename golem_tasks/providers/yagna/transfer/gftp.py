@@ -3,7 +3,7 @@
 A provider's exe-unit moves data with GFTP calls to the requestor's node
 (``/transfer/net/<requestor>/gftp/<id>/<Message>``), which yagna routes to the GSB
 address ``/public/gftp/<id>``. :class:`GsbGftpStorage` binds that address through
-``POST /gsb-api/v1/services`` and answers the calls on a WebSocket (:mod:`._gsb_ws`),
+``POST /gsb-api/v1/services`` and answers the calls on a WebSocket (:mod:`.gsb_ws`),
 as golem-js does in browsers. The messages are yagna's ``ya_core_model::gftp``
 (``core/model/src/gftp.rs``), serde field names in camelCase:
 
@@ -35,9 +35,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
-from ...errors import ProviderError
-from . import _storage
-from ._gftp_ends import (
+from ....errors import ProviderError
+from . import storage as _storage
+from .gftp_ends import (
     CHUNK_SIZE,
     MAX_CHUNK,
     PUBLISH_COMPONENTS,
@@ -47,10 +47,10 @@ from ._gftp_ends import (
     TransferFailed,
     _Published,
 )
-from ._gsb_ws import BoundService
+from .gsb_ws import BoundService
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._client import YagnaClient
+    from .._client import YagnaClient
 
 logger = logging.getLogger(__name__)
 

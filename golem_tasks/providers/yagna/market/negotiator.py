@@ -5,12 +5,15 @@ Market events are consumed on read, so exactly one thread reads them (yagna-prot
 §2.4). It answers each fresh offer: rejected with a reason, or countered with our
 demand plus the chosen payment platform and debit-note acceptance timeout. A provider's
 draft answering our counter becomes a *candidate*; ``engage`` threads take the best
-candidate and turn it into an approved agreement (:mod:`._agreement`).
+candidate and turn it into an approved agreement (:mod:`.agreement`).
 
-The subscription is renewed with a freshly built demand when the daemon forgets it
-(404: subscriptions lapse after an hour), when half of its expiration window has
-passed (an agreement made from it lives only until that expiration), and when engage
-threads are waiting but every draft is used up (offers arrive again only for a new
+The demand is subscribed only while an ``engage`` needs it: the first one pending
+subscribes (:meth:`Negotiator.engaging`), and when the last one returns the demand is
+withdrawn and its drafts are dropped, so no provider keeps negotiating for work that
+is not there. While engages wait, the subscription is renewed with a freshly built
+demand when the daemon forgets it (404: subscriptions lapse after an hour), when half
+of its expiration window has passed (an agreement made from it lives only until that
+expiration), and when every draft is used up (offers arrive again only for a new
 subscription).
 """
 
@@ -23,16 +26,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import AbstractSet, Callable, Dict, List, Optional, Set
+from contextlib import contextmanager
+from typing import AbstractSet, Callable, Dict, Iterator, List, Optional, Set
 
-from ...errors import ApiError, ProviderError, StartupTimeout
-from ._client import YagnaClient
-from ._demand import ACCEPT_TIMEOUT, CHOSEN_PLATFORM, MAX_EXPIRATION, MIN_EXPIRATION, Demand
-from ._agreement import Candidate
-from ._events import EventSink, MarketStatus, OfferCountered, OfferRejected
-from ._filters import OfferFilter, Score, terms_refusal
-from ._market import Proposal, ProposalEvent, ProposalRejectedEvent
-from ._market_status import (
+from ....errors import ApiError, ProviderError, StartupTimeout
+from .agreement import check_abort
+from .._client import YagnaClient
+from .demand import (
+    ACCEPT_TIMEOUT,
+    CHOSEN_PLATFORM,
+    DEBIT_NOTE_INTERVAL,
+    MAX_EXPIRATION,
+    MIN_EXPIRATION,
+    PAYMENT_TIMEOUT,
+    Demand,
+)
+from .agreement import Candidate
+from .._events import EventSink, MarketStatus, OfferCountered, OfferRejected
+from .filters import OfferFilter, Score, terms_refusal
+from .models import Proposal, ProposalEvent, ProposalRejectedEvent
+from .status import (
     FAILED_EARLIER,
     OTHER,
     PROVIDER_REFUSED,
@@ -41,17 +54,19 @@ from ._market_status import (
     Refusal,
     StartupWatch,
 )
-from ._settings import Timeouts
-from .errors import NotFound
+from .._settings import Timeouts
+from ..errors import NotFound
 
 logger = logging.getLogger(__name__)
 
 #: How often a thread waiting for a candidate looks at the scheduler's abort event
 #: (an Event it cannot be woken by); new candidates wake it at once.
-ABORT_CHECK = 0.25
+ABORT_CHECK = 0.05
+#: How often an idle reader (no engage pending, so no demand) looks at the stop flag.
+IDLE_CHECK = 1.0
 
 
-class Market:
+class Negotiator:
     """Negotiation with providers for one ``GolemProvider``.
 
     Args:
@@ -90,6 +105,8 @@ class Market:
         self.app_session_id = app_session_id
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._subscribing = threading.Lock()  # one subscribe or withdraw decision at a time
+        self._engaging = 0  # engage() calls pending
         self._stop = threading.Event()
         self._demand: Optional[Demand] = None
         self._subscription: Optional[str] = None
@@ -116,8 +133,10 @@ class Market:
     # ---------------------------------------------------------------- life
     def start(self) -> None:
         """Subscribe (errors raise here, so a bad demand fails the first engage) and
-        start the reader thread."""
-        self._renew()
+        start the reader thread. The demand is withdrawn when the first engage that
+        comes returns with no other pending."""
+        with self._subscribing:
+            self._renew()
         self._reader = threading.Thread(target=self._read_loop, name="golem_tasks-market", daemon=True)
         self._reader.start()
 
@@ -134,6 +153,38 @@ class Market:
         self._calls.shutdown(wait=True)
 
     # ------------------------------------------------------------- engaging
+    @contextmanager
+    def engaging(self) -> Iterator[None]:
+        """Around one ``engage``: the demand is subscribed while any is pending, and
+        withdrawn (its drafts dropped) when the last one leaves.
+
+        Raises:
+            ApiError: the demand could not be subscribed.
+        """
+        with self._lock:
+            self._engaging += 1
+            self._changed.notify_all()  # an idle reader starts reading again
+        try:
+            with self._subscribing:
+                if self._subscription is None and not self._stop.is_set():
+                    self._renew()
+            yield
+        finally:
+            with self._lock:
+                self._engaging -= 1
+            self._withdraw_if_idle()
+
+    def _withdraw_if_idle(self) -> None:
+        with self._subscribing:
+            with self._lock:
+                if self._engaging or self._subscription is None:
+                    return
+                subscription, self._subscription = self._subscription, None
+                self._candidates.clear()
+                self._countered.clear()
+            logger.debug("no engage pending: demand %s withdrawn", subscription)
+            self._unsubscribe(subscription)  # also ends the reader's long poll
+
     def exclude(self, provider_ids: AbstractSet[str]) -> None:
         """The providers the scheduler does not want (over its failure limit): the
         latest set replaces the one before, so the scheduler can let one back in."""
@@ -166,8 +217,9 @@ class Market:
         ready; mark its provider busy and return it.
 
         Raises:
+            EngagementCancelled: ``abort`` was set.
             ProviderError: ``deadline`` passed (or nothing came since the last time it
-                did), ``abort`` was set, or the market was stopped.
+                did), or the market was stopped.
         """
         with self._lock:
             if self._starved:
@@ -178,8 +230,9 @@ class Market:
         with self._lock:
             try:
                 while True:
-                    if self._stop.is_set() or (abort is not None and abort.is_set()):
-                        raise ProviderError("engaging a Golem provider was aborted")
+                    check_abort(abort)
+                    if self._stop.is_set():
+                        raise ProviderError("the GolemProvider is closing: no more providers are engaged")
                     candidate = self._pop_best()
                     if candidate is not None:
                         self._busy.add(candidate.proposal.provider_id)
@@ -298,7 +351,7 @@ class Market:
 
     # ---------------------------------------------------------- subscription
     def _renew(self) -> None:
-        """Subscribe a freshly built demand; withdraw the old one."""
+        """Subscribe a freshly built demand; withdraw the old one (``_subscribing`` held)."""
         demand = self._build_demand()
         subscription = self._client.market.subscribe_demand(demand)
         now = datetime.now(timezone.utc)
@@ -331,7 +384,9 @@ class Market:
 
     def _renewal_due(self) -> bool:
         with self._lock:
-            if self._subscription is None or datetime.now(timezone.utc) >= self._renew_at:
+            if self._subscription is None:
+                return self._engaging > 0  # lapsed while needed (else: idle, none wanted)
+            if datetime.now(timezone.utc) >= self._renew_at:
                 return True
             starving = self._waiting > 0 and not any(
                 c.proposal.provider_id not in self._busy | self._excluded for c in self._candidates.values())
@@ -341,19 +396,27 @@ class Market:
     def _read_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            subscription = None
             try:
                 if self._renewal_due():
-                    self._renew()
-                subscription = self._subscription
-                if subscription is None:
-                    continue
+                    with self._subscribing:
+                        if self._renewal_due():
+                            self._renew()
+                with self._lock:
+                    subscription = self._subscription
+                    if subscription is None:  # idle: no engage pending, no demand
+                        self._changed.wait(IDLE_CHECK)
+                        continue
                 events = self._client.market.collect_offers(subscription, timeout=self._t.market_poll,
                                                             max_events=100)
                 failures = 0
             except NotFound:
-                logger.info("the demand subscription lapsed; subscribing again")
                 with self._lock:
-                    self._subscription = None
+                    lapsed = subscription is not None and self._subscription == subscription
+                    if lapsed:
+                        self._subscription = None
+                if lapsed:  # else it was withdrawn on purpose
+                    logger.info("the demand subscription lapsed; subscribing again")
                 continue
             except ApiError as exc:
                 failures += 1
@@ -464,11 +527,19 @@ class Market:
         properties = dict(demand.properties)
         properties[CHOSEN_PLATFORM] = self._platform
         theirs = proposal.debit_note_accept_timeout
+        for key in (DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT):
+            properties.pop(key, None)
         if self._accept_timeout is None or theirs is None:
             properties.pop(ACCEPT_TIMEOUT, None)
         else:
             # Providers refuse a longer timeout than they offer and echo a shorter one.
             properties[ACCEPT_TIMEOUT] = max(5, min(self._accept_timeout, theirs))
+            terms = proposal.mid_agreement_payments
+            if terms is not None:
+                # Mid-agreement payments as the provider proposes them: its debit notes
+                # become payable during the run, and the daemon pays each accepted one
+                # by its due date, so a long fragment is not all owed at the end.
+                properties[DEBIT_NOTE_INTERVAL], properties[PAYMENT_TIMEOUT] = terms
         return Demand(properties, demand.constraints)
 
     def _reject_call(self, proposal_id: str, reason: str) -> None:

@@ -17,13 +17,13 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ...errors import ApiError, ConfigurationError
-from ._demand import SUBNET, VmPayload
-from ._filters import CPU_SEC, DURATION_SEC, OfferFilter, expected_cost, terms_refusal
-from ._market import Offer
-from ._market_api import MarketApi
-from ._market_status import HARDWARE, PAYMENT_NETWORK, Refusal, _amount
-from ._market_status import SUBNET as SUBNET_REASON
+from ....errors import ApiError, ConfigurationError
+from .api import MarketApi
+from .demand import SUBNET, VmPayload
+from .filters import CPU_SEC, DURATION_SEC, OfferFilter, expected_cost, terms_refusal
+from .models import Offer
+from .status import HARDWARE, PAYMENT_NETWORK, Refusal, _amount
+from .status import SUBNET as SUBNET_REASON
 
 #: The longest single long poll of a scan, and the most offers one poll returns: a
 #: smaller batch means the daemon's store has been read through.

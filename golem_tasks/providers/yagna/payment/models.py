@@ -12,8 +12,8 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import attrs
 
-from ...errors import ConfigurationError
-from ._json import (
+from ....errors import ConfigurationError
+from .._http.json import (
     format_decimal,
     format_timestamp,
     frozen_mapping,
@@ -25,47 +25,64 @@ from ._json import (
     string_tuple,
 )
 
-#: Networks whose token is real GLM; every other known network uses test GLM (tGLM).
-MAINNETS = frozenset({"mainnet", "polygon"})
-TESTNETS = frozenset({"holesky", "hoodi", "sepolia", "amoy", "goerli", "mumbai", "rinkeby"})
-#: The network golem_tasks pays on by default: the SDKs' default, and the daemon's REST
-#: fallback in 0.17.6 (its CLI defaults to hoodi instead; yagna-protocol.md §5.1).
-DEFAULT_TESTNET = "holesky"
+#: The payment networks golem_tasks pays on, and their token: real GLM on the mainnets,
+#: test GLM (tGLM) on the testnets. yagna 0.17.6 knows a few more (goerli, mumbai,
+#: rinkeby), whose chains are retired; they are refused like any unknown name.
+NETWORK_TOKENS = {"hoodi": "tglm", "holesky": "tglm", "sepolia": "tglm", "amoy": "tglm",
+                  "polygon": "glm", "mainnet": "glm"}
+MAINNETS = frozenset(n for n, token in NETWORK_TOKENS.items() if token == "glm")
+TESTNETS = frozenset(n for n, token in NETWORK_TOKENS.items() if token == "tglm")
+#: The default test network: Ethereum's Holesky is shut down, and golem-js (since 3.9)
+#: and the yagna 0.17.6 CLI default to hoodi (issue 9 item 7).
+DEFAULT_TESTNET = "hoodi"
 #: Golem's mainnet is polygon.
 DEFAULT_MAINNET = "polygon"
 
 
+def check_network(network: str) -> str:
+    """``network`` if it is one golem_tasks pays on.
+
+    Raises:
+        ConfigurationError: an unknown name, with the list of known ones.
+    """
+    if network not in NETWORK_TOKENS:
+        known = ", ".join(f"{n} ({'GLM' if t == 'glm' else 'tGLM'})" for n, t in NETWORK_TOKENS.items())
+        raise ConfigurationError(f"unknown payment network {network!r}: use one of {known}")
+    return network
+
+
+def token_symbol(platform: str) -> str:
+    """The token as people write it for a platform: ``GLM`` or ``tGLM``."""
+    return "tGLM" if platform.endswith("-tglm") else "GLM"
+
+
 def payment_platform(network: Optional[str] = None, *, driver: str = "erc20",
                      token: Optional[str] = None, mainnet: bool = False) -> str:
-    """The platform name ``<driver>-<network>-<token>``, e.g. ``erc20-holesky-tglm``.
+    """The platform name ``<driver>-<network>-<token>``, e.g. ``erc20-hoodi-tglm``.
 
     Args:
-        network: the chain; defaults to ``holesky``, or ``polygon`` with ``mainnet=True``.
+        network: the chain: ``hoodi`` (the default), ``holesky``, ``sepolia``, ``amoy``
+            (test GLM), or ``polygon`` (the default with ``mainnet=True``), ``mainnet``.
         driver: the payment driver (``erc20``).
         token: ``glm`` on mainnets and ``tglm`` on testnets unless given.
         mainnet: pay with real GLM: ``payment_platform(mainnet=True)`` is ``erc20-polygon-glm``.
 
     Raises:
-        ConfigurationError: an unknown network without an explicit token, uppercase
-            names (the daemon rejects them), or ``mainnet=True`` with a testnet.
+        ConfigurationError: an unknown network (the message lists the known ones),
+            uppercase names (the daemon rejects them), or ``mainnet=True`` with a testnet.
     """
     network = network if network is not None else (DEFAULT_MAINNET if mainnet else DEFAULT_TESTNET)
     for name, value in (("network", network), ("driver", driver), ("token", token)):
         if value is not None and (not value or value != value.lower() or "-" in value):
             raise ConfigurationError(f"payment {name} must be lowercase without '-', got {value!r}")
+    check_network(network)
     if mainnet and network not in MAINNETS:
         raise ConfigurationError(f"mainnet=True pays real GLM, but {network!r} is a test network")
-    if token is None:
-        if network not in MAINNETS | TESTNETS:
-            raise ConfigurationError(
-                f"unknown payment network {network!r}: pass token='glm' or token='tglm' "
-                f"(known: {', '.join(sorted(MAINNETS | TESTNETS))})")
-        token = "glm" if network in MAINNETS else "tglm"
-    return f"{driver}-{network}-{token}"
+    return f"{driver}-{network}-{token or NETWORK_TOKENS[network]}"
 
 
 def split_payment_platform(name: str) -> Tuple[str, str, str]:
-    """``erc20-holesky-tglm`` -> ``("erc20", "holesky", "tglm")``."""
+    """``erc20-hoodi-tglm`` -> ``("erc20", "hoodi", "tglm")``."""
     parts = name.split("-")
     if len(parts) != 3 or not all(parts):
         raise ConfigurationError(f"not a payment platform name (<driver>-<network>-<token>): {name!r}")

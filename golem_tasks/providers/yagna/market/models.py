@@ -12,8 +12,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from ._demand import ACCEPT_TIMEOUT
-from ._json import (
+from .demand import ACCEPT_TIMEOUT, DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT
+from .._http.json import (
     format_timestamp,
     frozen_mapping,
     optional_str,
@@ -127,8 +127,19 @@ class Proposal:
 
     @property
     def debit_note_accept_timeout(self) -> Optional[int]:
-        value = self.properties.get(ACCEPT_TIMEOUT)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _seconds(self.properties.get(ACCEPT_TIMEOUT))
+
+    @property
+    def mid_agreement_payments(self) -> Optional[Tuple[int, int]]:
+        """``(debit-note interval, payment timeout)`` in seconds when the offer proposes
+        mid-agreement payments, else None."""
+        interval = _seconds(self.properties.get(DEBIT_NOTE_INTERVAL))
+        timeout = _seconds(self.properties.get(PAYMENT_TIMEOUT))
+        return (interval, timeout) if interval and timeout else None
+
+
+def _seconds(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 @attrs.frozen(kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 import attrs
 
-from ._json import format_timestamp, frozen_mapping, optional_str, parse_timestamp, required_str
+from .._http.json import format_timestamp, frozen_mapping, optional_str, parse_timestamp, required_str
 
 ACTIVITY_STATES = ("New", "Initialized", "Deployed", "Ready", "Unresponsive", "Terminated")
 _EXIT_CODE = re.compile(r"exited with code (-?\d+)")

@@ -29,11 +29,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import attrs
 
-from ...commands import Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile
-from ...errors import CommandExecutionError, ConfigurationError
-from ..base import decode_download
-from ._activity import ExeScriptCommandResult
-from ._exescript import (
+from ....commands import Command, CommandResult, DownloadBytes, DownloadFile, Run, SendBytes, SendFile
+from ....errors import CommandExecutionError, ConfigurationError
+from ...base import decode_download
+from .models import ExeScriptCommandResult
+from .exescript import (
     CAPTURE_STREAM,
     INLINE_LIMIT,
     SHELL,
@@ -43,7 +43,7 @@ from ._exescript import (
     run_command,
     transfer_command,
 )
-from ._storage import Download, SendUrl, Storage, Upload, UploadUrl, source_size
+from ..transfer.storage import Download, SendUrl, Storage, Upload, UploadUrl, source_size
 
 #: Written to stderr after a ``check=False`` program, followed by its exit code.
 EXIT_MARK = "golem_tasks-exit-code:"
@@ -113,7 +113,8 @@ class Script:
     def exe_commands(self) -> List[Dict[str, Any]]:
         return [step.exe for step in self.steps]
 
-    def results(self, raw: Mapping[int, ExeScriptCommandResult], provider: str) -> List[CommandResult]:
+    def results(self, raw: Mapping[int, ExeScriptCommandResult], provider: str,
+                name: str = "") -> List[CommandResult]:
         """``CommandResult``s of a finished batch, in order.
 
         Raises:
@@ -125,7 +126,7 @@ class Script:
             if result is None:
                 raise CommandExecutionError(f"the provider reported no result for {step.command}",
                                             command=step.command, index=index, provider=provider,
-                                            results=done)
+                                            provider_name=name or None, results=done)
             try:
                 if not result.ok:
                     raise _failure(step, result, index)
@@ -133,6 +134,7 @@ class Script:
             except CommandExecutionError as exc:
                 exc.command, exc.index = exc.command or step.command, index if exc.index is None else exc.index
                 exc.provider, exc.results = exc.provider or provider, tuple(done)
+                exc.provider_name = exc.provider_name or name or None
                 raise
         return done
 

@@ -23,7 +23,7 @@ import re
 import shlex
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
-from ...commands import (
+from ....commands import (
     Command,
     DownloadBytes,
     DownloadFile,
@@ -31,7 +31,7 @@ from ...commands import (
     SendBytes,
     SendFile,
 )
-from ...errors import ConfigurationError
+from ....errors import ConfigurationError
 
 #: Capture everything a program prints, as text, returned with the command's result.
 CAPTURE_AT_END: Mapping[str, Any] = {

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from ...errors import ConfigurationError
-from ._json import epoch_millis, frozen_mapping, string_tuple
+from ....errors import ConfigurationError
+from .._http.json import epoch_millis, frozen_mapping, string_tuple
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._payment import MarketDecoration
+    from ..payment.models import MarketDecoration
 
 #: Providers reject a demand whose expiration is less than 5 min or more than 30 min
 #: ahead (ya-provider's builtin expiration negotiator), see yagna-provider-side.md.
@@ -34,6 +34,10 @@ SUBNET = "golem.node.debug.subnet"
 TASK_PACKAGE = "golem.srv.comp.task_package"
 ACCEPT_TIMEOUT = "golem.com.payment.debit-notes.accept-timeout?"
 CHOSEN_PLATFORM = "golem.com.payment.chosen-platform"
+#: Mid-agreement payments: debit notes every ``interval`` s, each payable within
+#: ``payment-timeout`` s of being issued (yagna-protocol.md §2.2).
+DEBIT_NOTE_INTERVAL = "golem.com.scheme.payu.debit-note.interval-sec?"
+PAYMENT_TIMEOUT = "golem.com.scheme.payu.payment-timeout-sec?"
 
 _SHA3_224 = re.compile(r"[0-9a-f]{56}")
 

@@ -18,12 +18,12 @@ import threading
 from collections import defaultdict
 from typing import Callable, DefaultDict, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..._output import STREAMS, OutputSink, sink_for, streamed
-from ...commands import CommandResult, Run
-from ...errors import ApiError, CommandExecutionError
-from ._activity import ExeScriptCommandResult, RuntimeEvent
-from ._activity_api import ActivityApi, RuntimeEventStream
-from ._script import EXIT_MARK, Step
+from ...._output import STREAMS, OutputSink, sink_for, streamed
+from ....commands import CommandResult, Run
+from ....errors import ApiError, CommandExecutionError
+from .models import ExeScriptCommandResult, RuntimeEvent
+from .api import ActivityApi, RuntimeEventStream
+from .plan import EXIT_MARK, Step
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class LiveOutput:
 
 class ExitMarkFilter:
     """Keeps the exit-code report of a ``check=False`` run (``\\n<EXIT_MARK><code>\\n``
-    at the very end of its stderr, see ``_script``) away from the callback: text that
+    at the very end of its stderr, see ``plan``) away from the callback: text that
     may be the start of it is held back; the final result hands over what was not."""
 
     def __init__(self) -> None:

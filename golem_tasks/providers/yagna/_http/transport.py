@@ -15,9 +15,9 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from ...errors import ApiError, ConfigurationError
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy
-from .errors import (
+from ....errors import ApiError, ConfigurationError
+from .retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from ..errors import (
     ApiTimeout,
     AppKeyRefused,
     Gone,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, List, Mapping, Optional, Union
 
-from ._demand import Demand
-from ._json import format_timestamp
-from ._market import Agreement, AgreementEvent, MarketEvent, Offer, Proposal, parse_market_event
-from ._retry import CallKind
-from ._transport import Transport, check_max_events, check_timeout, json_string, list_of, path_id
+from .demand import Demand
+from .._http.json import format_timestamp
+from .models import Agreement, AgreementEvent, MarketEvent, Offer, Proposal, parse_market_event
+from .._http.retry import CallKind
+from .._http.transport import Transport, check_max_events, check_timeout, json_string, list_of, path_id
 
 PREFIX = "/market-api/v1"
 

@@ -5,7 +5,7 @@ A provider's exe-unit runs every transfer itself; the requestor only hands it UR
 exe-unit can pull (``publish``), and gives a URL it can push a file to (``receive``).
 The GFTP implementation over the daemon's GSB WebSocket API plugs in here; until
 then, and for small data always, the session sends data inline (base64 inside the
-ExeScript, see :mod:`._script`), which needs no storage at all.
+ExeScript, see :mod:`..activity.plan`), which needs no storage at all.
 
 Data users host themselves needs no storage either: ``Batch.send_url`` makes the
 provider download an http(s) URL into the VM, ``Batch.upload_url`` makes it PUT a file
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ...commands import SendUrl, UploadUrl  # re-exported: they lived here first
+from ....commands import SendUrl, UploadUrl  # re-exported: they lived here first
 
 __all__ = ("Download", "SendUrl", "Storage", "Upload", "UploadUrl")
 

@@ -29,10 +29,11 @@ import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ...errors import ApiError, ProviderError, ProviderLost
-from ._activity import ExeScriptCommandResult
-from ._activity_api import ActivityApi
-from ._retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error
+from ...._format import provider_label
+from ....errors import ApiError, ProviderError, ProviderLost
+from .models import ExeScriptCommandResult
+from .api import ActivityApi
+from .._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy, is_gsb_error
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def lost_reason(api: ActivityApi, activity_id: str) -> Optional[str]:
     return None
 
 
-def send_batch(api: ActivityApi, activity_id: str, exe: Sequence[Mapping[str, Any]], provider: str) -> str:
+def send_batch(api: ActivityApi, activity_id: str, exe: Sequence[Mapping[str, Any]], provider: str,
+               name: str = "") -> str:
     """Send the ExeScript; return the batch id.
 
     Raises:
@@ -75,14 +77,15 @@ def send_batch(api: ActivityApi, activity_id: str, exe: Sequence[Mapping[str, An
     try:
         return api.exec_script(activity_id, exe)
     except ApiError as exc:
-        raise _translate(api, activity_id, exc, provider, "could not send the batch") from exc
+        raise _translate(api, activity_id, exc, provider, name, "could not send the batch") from exc
 
 
 def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, deadline: Optional[float],
-            poll: float, stop: threading.Event, provider: str,
+            poll: float, stop: threading.Event, provider: str, name: str = "",
             gsb_retry: RetryPolicy = DEFAULT_POLICIES[CallKind.POLL]) -> Results:
     """Every result of the batch, up to its last command or its first failure.
 
+    ``provider`` (its id) and ``name`` say in errors where the batch ran.
     ``gsb_retry`` says how often, and after which waits, a poll failing with a GSB
     error is repeated while the activity still looks alive.
 
@@ -105,7 +108,7 @@ def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, de
                 raise BatchDeadline(results)
             wait = min(wait, remaining)
         try:
-            answer = _poll(api, activity_id, batch_id, index, wait, stop, provider)
+            answer = _poll(api, activity_id, batch_id, index, wait, stop, provider, name)
         except _AliveGsbError as exc:
             gsb_failures += 1
             if gsb_failures >= gsb_retry.max_attempts:
@@ -115,7 +118,7 @@ def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, de
             continue
         gsb_failures = 0
         if not answer:  # the command still runs: is anybody running it?
-            _check_alive(api, activity_id, stop, provider)
+            _check_alive(api, activity_id, stop, provider, name)
         for result in answer:
             # Output comes only with the awaited index; keep the copy that has it.
             if result.index == index or result.index not in results:
@@ -128,13 +131,13 @@ def collect(api: ActivityApi, activity_id: str, batch_id: str, count: int, *, de
 
 
 def _poll(api: ActivityApi, activity_id: str, batch_id: str, index: int, wait: float,
-          stop: threading.Event, provider: str) -> List[ExeScriptCommandResult]:
+          stop: threading.Event, provider: str, name: str) -> List[ExeScriptCommandResult]:
     try:
         return api.get_exec_batch_results(activity_id, batch_id, timeout=round(wait, 3), command_index=index)
     except ApiError as exc:
         if stop.is_set():
             raise BatchStopped() from exc
-        error = _translate(api, activity_id, exc, provider, "could not read the batch results")
+        error = _translate(api, activity_id, exc, provider, name, "could not read the batch results")
         if is_gsb_error(exc) and not isinstance(error, ProviderLost):
             raise _AliveGsbError(error) from exc
         raise error from exc
@@ -154,20 +157,22 @@ def _pause(seconds: float, deadline: Optional[float], stop: threading.Event) -> 
     stop.wait(seconds)
 
 
-def _check_alive(api: ActivityApi, activity_id: str, stop: threading.Event, provider: str) -> None:
+def _check_alive(api: ActivityApi, activity_id: str, stop: threading.Event, provider: str, name: str) -> None:
     """Raise ProviderLost when the activity is gone or hung, BatchStopped when a cancel
     (which destroys the activity) got there first."""
     reason = lost_reason(api, activity_id)
     if stop.is_set():
         raise BatchStopped()
     if reason is not None:
-        raise ProviderLost(f"provider {provider} is gone: {reason}", provider=provider)
+        raise ProviderLost(f"provider {provider_label(name, provider)} is gone: {reason}", provider=provider)
 
 
-def _translate(api: ActivityApi, activity_id: str, exc: ApiError, provider: str, what: str) -> ProviderError:
+def _translate(api: ActivityApi, activity_id: str, exc: ApiError, provider: str, name: str,
+               what: str) -> ProviderError:
     """ProviderLost when the activity is gone (repeated GSB errors and a Terminated
     state, yagna-protocol.md §6), else a ProviderError saying what failed."""
     reason = lost_reason(api, activity_id)
+    who = provider_label(name, provider)
     if reason is not None:
-        return ProviderLost(f"provider {provider} is gone: {reason}; {what}: {exc.message}", provider=provider)
-    return ProviderError(f"{what} on provider {provider}: {exc.message}", provider=provider)
+        return ProviderLost(f"provider {who} is gone: {reason}; {what}: {exc.message}", provider=provider)
+    return ProviderError(f"{what} on provider {who}: {exc.message}", provider=provider)

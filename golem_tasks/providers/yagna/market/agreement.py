@@ -1,6 +1,11 @@
 """Turning a provider's draft into an approved agreement: create, confirm, wait
 (yagna-protocol.md §2.5). Anything short of approval cancels the agreement, so the
-provider's capacity is not held for nothing."""
+provider's capacity is not held for nothing.
+
+The scheduler's ``abort`` event calls an engagement off when the work no longer needs
+it: nothing is created or confirmed once it is set, an agreement still waiting for
+approval is cancelled, and one approved anyway is terminated at once (the caller makes
+no activity for it)."""
 
 from __future__ import annotations
 
@@ -12,10 +17,10 @@ from typing import Optional
 
 import attrs
 
-from ...errors import ApiError, ProviderError
-from ._market import Proposal
-from ._market_api import MarketApi
-from .errors import Gone
+from ....errors import ApiError, EngagementCancelled
+from .models import Proposal
+from .api import MarketApi
+from ..errors import Gone
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +29,9 @@ logger = logging.getLogger(__name__)
 AGREEMENT_VALIDITY = timedelta(hours=1)
 #: Longest single wait for approval; the loop checks the abort event in between.
 APPROVAL_SLICE = 10.0
+#: The same while an ``abort`` event may call the engagement off: the daemon's wait
+#: cannot be woken by it, so a cancelled engagement returns within this.
+ABORTABLE_SLICE = 0.5
 #: Agreement events are looked up from a little before the agreement was made: the
 #: daemon's clock and ours are the same machine's, but timestamps are rounded.
 EVENT_SLACK = timedelta(seconds=5)
@@ -58,8 +66,11 @@ def agree(market: MarketApi, candidate: Candidate, *, approval: float, app_sessi
 
     Raises:
         CandidateFailed: not made, rejected, or not approved within ``approval`` s.
-        ProviderError: ``abort`` was set (the agreement is cancelled).
+        EngagementCancelled: ``abort`` was set before approval (the agreement is
+            cancelled). An agreement approved anyway is returned: the caller checks
+            ``abort`` again and ends it.
     """
+    check_abort(abort)
     made = datetime.now(timezone.utc)
     valid_to = made + AGREEMENT_VALIDITY
     try:
@@ -68,35 +79,54 @@ def agree(market: MarketApi, candidate: Candidate, *, approval: float, app_sessi
         raise CandidateFailed(f"the agreement could not be made: {exc.message}") from exc
     confirmed = False
     try:
+        check_abort(abort)  # never confirm what is no longer wanted
         market.confirm_agreement(agreement_id, app_session_id=app_session_id)
         confirmed = True
         _wait_for_approval(market, agreement_id, approval, abort)
-    except BaseException as exc:
+    except Exception as exc:
         if confirmed and isinstance(exc, Gone):  # rejected (or expired): final, nothing to cancel
             # The 410 says only "Rejected"; the provider's reason travels in its event.
             reason = _rejection_reason(market, agreement_id, made, app_session_id) or exc.message
             raise CandidateFailed(f"the provider did not approve agreement {agreement_id}: {reason}",
                                   agreement_id, rejected=True) from exc
-        _cancel(market, agreement_id)
+        if confirmed and not _cancel(market, agreement_id):
+            # Approved in the meantime (cancel is refused then): it is an agreement now,
+            # which the caller pays for and ends if the work no longer needs it.
+            return agreement_id
+        if not confirmed:
+            _cancel(market, agreement_id)
         if isinstance(exc, ApiError):
             raise CandidateFailed(f"agreement {agreement_id} failed: {exc.message}", agreement_id) from exc
         if isinstance(exc, CandidateFailed):
             exc.agreement_id = agreement_id
         raise
+    except BaseException:
+        _cancel(market, agreement_id)
+        raise
     return agreement_id
+
+
+#: The message of :class:`EngagementCancelled`.
+CANCELLED_TEXT = "engaging a Golem provider was called off: the work no longer needs it"
+
+
+def check_abort(abort: Optional[threading.Event]) -> None:
+    """Raise :class:`EngagementCancelled` once ``abort`` is set."""
+    if abort is not None and abort.is_set():
+        raise EngagementCancelled(CANCELLED_TEXT)
 
 
 def _wait_for_approval(market: MarketApi, agreement_id: str, approval: float,
                        abort: Optional[threading.Event]) -> None:
     deadline = time.monotonic() + approval
+    slice_ = APPROVAL_SLICE if abort is None else ABORTABLE_SLICE
     while True:
-        if abort is not None and abort.is_set():
-            raise ProviderError("engaging a Golem provider was aborted")
+        check_abort(abort)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CandidateFailed(f"agreement {agreement_id} was not approved within {approval:g} s")
         # False is the daemon's 408: not decided yet, ask again.
-        if market.wait_for_approval(agreement_id, timeout=round(min(remaining, APPROVAL_SLICE), 3)):
+        if market.wait_for_approval(agreement_id, timeout=round(min(remaining, slice_), 3)):
             return
 
 
@@ -116,8 +146,20 @@ def _rejection_reason(market: MarketApi, agreement_id: str, since: datetime,
     return None
 
 
-def _cancel(market: MarketApi, agreement_id: str) -> None:
+def _cancel(market: MarketApi, agreement_id: str) -> bool:
+    """Cancel an agreement not approved yet; False if it was approved meanwhile."""
     try:
         market.cancel_agreement(agreement_id, "Work cancelled")
     except ApiError as exc:  # rejected or expired already: nothing to undo
         logger.debug("cancelling agreement %s: %s", agreement_id, exc)
+        return not _approved(market, agreement_id)
+    return True
+
+
+def _approved(market: MarketApi, agreement_id: str) -> bool:
+    try:
+        return market.get_agreement(agreement_id).state == "Approved"
+    except ApiError as exc:
+        logger.debug("reading agreement %s: %s", agreement_id, exc)
+        return False
+

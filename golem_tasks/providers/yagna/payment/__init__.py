@@ -1,0 +1,1 @@
+"""The payment API: its REST calls (api), values (models), and paying for agreements (payments)."""

@@ -1,0 +1,1 @@
+"""Moving files to and from providers: the Storage seam and GFTP over the daemon's GSB WebSocket API."""

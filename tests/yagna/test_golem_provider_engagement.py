@@ -1,0 +1,180 @@
+"""Demand-driven engagement, the provider side (issue 9 item 1): when the scheduler sets
+engage's ``abort`` because the work no longer needs the engagement, engage returns
+promptly with EngagementCancelled, having confirmed nothing more; an agreement approved
+meanwhile is terminated without an activity; the demand is subscribed only while an
+engage is pending."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, List
+
+import pytest
+
+from golem_tasks.errors import EngagementCancelled, GolemTasksError, ProviderError
+from golem_tasks.providers.yagna import AgreementApproved
+
+from .golem_helpers import make_provider, node, of_type
+
+HANG = 10.0  # only catches a hang
+
+
+def wait_for(condition: Any, seconds: float = HANG) -> None:
+    done = threading.Event()
+
+    def poll() -> None:
+        while not condition():
+            if done.wait(0.005):
+                return
+        done.set()
+
+    watcher = threading.Thread(target=poll)
+    watcher.start()
+    finished = done.wait(seconds)
+    done.set()
+    watcher.join()
+    assert finished, "the condition did not come true"
+
+
+class Engage:
+    """``provider.engage(abort=...)`` on a thread; ``outcome`` is its result or error."""
+
+    def __init__(self, provider: Any) -> None:
+        self.abort = threading.Event()
+        self.done = threading.Event()
+        self.outcome: Any = None
+        self.thread = threading.Thread(target=self._run, args=(provider,))
+        self.thread.start()
+
+    def _run(self, provider: Any) -> None:
+        try:
+            self.outcome = provider.engage(abort=self.abort)
+        except BaseException as exc:  # handed to the test
+            self.outcome = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> Any:
+        assert self.done.wait(HANG), "engage did not return"
+        self.thread.join()
+        return self.outcome
+
+
+def test_engagement_cancelled_is_a_provider_error_but_not_a_failure_to_report():
+    assert issubclass(EngagementCancelled, ProviderError)
+    assert issubclass(EngagementCancelled, GolemTasksError)
+
+
+def test_an_abort_set_before_engage_makes_no_call(daemon):
+    abort = threading.Event()
+    abort.set()
+    with make_provider() as provider:
+        with pytest.raises(EngagementCancelled):
+            provider.engage(abort=abort)
+    assert not daemon.agreements
+    assert daemon.count("POST /market-api/v1/demands") == 0
+
+
+def test_waiting_for_an_offer_ends_at_abort_and_the_demand_is_withdrawn(daemon):
+    daemon.nodes.clear()  # no offer will come
+    with make_provider() as provider:
+        engage = Engage(provider)
+        wait_for(lambda: daemon.count("POST /market-api/v1/demands") == 1)
+        engage.abort.set()
+        assert isinstance(engage.result(), EngagementCancelled)
+        assert len(daemon.unsubscribed) == 1  # withdrawn at once, not at close
+        assert not provider._market._candidates
+    assert not daemon.agreements
+
+
+def test_no_agreement_is_confirmed_after_abort_and_a_pending_one_is_cancelled(daemon):
+    for n in daemon.nodes.values():
+        n.approve = "never"
+    with make_provider() as provider:
+        engage = Engage(provider)
+        wait_for(lambda: bool(daemon.pending()))
+        engage.abort.set()
+        assert isinstance(engage.result(), EngagementCancelled)
+    states = [a["state"] for a in daemon.agreements.values()]
+    assert states == ["Cancelled"]  # the one pending; no other was made or confirmed
+    assert daemon.count("POST /market-api/v1/agreements/(?P<id>[^/]+)/confirm") == 1
+    assert not daemon.activities
+
+
+@pytest.mark.parametrize("order", ["approved, then abort", "abort, then approved"])
+def test_an_agreement_approved_after_abort_is_terminated_without_an_activity(daemon, events, order):
+    for n in daemon.nodes.values():
+        n.approve = "never"
+    with make_provider(events=events.append) as provider:
+        engage = Engage(provider)
+        wait_for(lambda: bool(daemon.pending()))
+        [agreement_id] = daemon.pending()
+        if order == "approved, then abort":
+            # Set together, before engage's next look: the wait answers "approved" and
+            # engage sees the abort right after.
+            with daemon.lock:
+                engage.abort.set()
+                daemon.approve_now(agreement_id)
+        else:
+            engage.abort.set()
+            daemon.approve_now(agreement_id)
+        assert isinstance(engage.result(), EngagementCancelled)
+        assert daemon.agreements[agreement_id]["state"] in ("Terminated", "Cancelled")
+        assert not daemon.activities
+    if daemon.agreements[agreement_id]["state"] == "Terminated":
+        # Its provider is paid like any other: the invoice is accepted at close.
+        [invoice] = [i for i, v in daemon.invoices.items() if v["agreementId"] == agreement_id]
+        assert invoice in daemon.accepted
+        assert [e.agreement_id for e in of_type(events, AgreementApproved)] == [agreement_id]
+
+
+def test_the_demand_is_withdrawn_when_no_engage_is_pending_and_renewed_for_the_next(daemon):
+    with make_provider() as provider:
+        first = provider.engage()
+        # the only engage returned: nobody needs offers now
+        assert daemon.count("POST /market-api/v1/demands") == 1
+        assert len(daemon.unsubscribed) == 1
+        assert not daemon.subscriptions
+        second = provider.engage()  # subscribes again
+        assert daemon.count("POST /market-api/v1/demands") == 2
+        assert {first.info.id, second.info.id} == {node(1).id, node(2).id}
+        first.release()
+        second.release()
+    assert not daemon.subscriptions
+
+
+def test_the_demand_stays_while_another_engage_waits(daemon):
+    daemon.nodes.pop(node(2).id)  # one provider for two engages: one of them waits
+    with make_provider() as provider:
+        engages = [Engage(provider), Engage(provider)]
+        wait_for(lambda: any(e.done.is_set() for e in engages))
+        winner, waiter = engages if engages[0].done.is_set() else engages[::-1]
+        session = winner.result()
+        assert session.info.id == node(1).id
+        assert len(daemon.subscriptions) == 1  # still looking, for the waiting one
+        waiter.abort.set()
+        assert isinstance(waiter.result(), EngagementCancelled)
+        assert not daemon.subscriptions
+        session.release()
+
+
+def test_aborted_engages_leave_the_provider_usable(daemon):
+    with make_provider() as provider:
+        for _ in range(3):
+            engage = Engage(provider)
+            engage.abort.set()
+            outcome = engage.result()
+            if not isinstance(outcome, BaseException):
+                outcome.release()
+        session = provider.engage()
+        session.release()
+
+
+def test_close_ends_pending_engages_promptly(daemon):
+    daemon.nodes.clear()
+    provider = make_provider()
+    engages: List[Engage] = [Engage(provider) for _ in range(3)]
+    wait_for(lambda: provider._market._waiting == 3)
+    provider.close()
+    for engage in engages:
+        assert isinstance(engage.result(), ProviderError)
