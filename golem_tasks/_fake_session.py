@@ -85,7 +85,9 @@ class FakeSession(SequentialSession):
         self._wake.set()
 
     def release(self) -> None:
-        self.released = True
+        with self._state.lock:
+            self.released = True
+            self._state.sessions_changed.notify_all()
 
     def __repr__(self) -> str:
         flags = "".join(f" {name}" for name in ("released", "lost") if getattr(self, name))

@@ -247,6 +247,7 @@ class FakeProvider(Provider):
         session = FakeSession(info, self._state, self._files)
         self._state.sessions.append(session)
         self._state.maybe_lose(session)
+        self._state.sessions_changed.notify_all()
         return session
 
     def close(self) -> None:
@@ -320,6 +321,20 @@ class FakeProvider(Provider):
         with self._state.command_started:
             return self._state.command_started.wait_for(
                 lambda: self._state.commands_started >= count, timeout)
+
+    def wait_for_sessions(self, count: int = 1, timeout: Optional[float] = 5.0) -> bool:
+        """Block until ``count`` sessions have been engaged (released ones included), e.g.
+        to hold a fragment until a second provider is engaged. Returns False if ``timeout``
+        passed first."""
+        with self._state.sessions_changed:
+            return self._state.sessions_changed.wait_for(lambda: len(self._state.sessions) >= count, timeout)
+
+    def wait_for_released(self, timeout: Optional[float] = 5.0) -> bool:
+        """Block until every session engaged so far is released (e.g. after
+        ``shutdown(wait=False)``). Returns False if ``timeout`` passed first."""
+        with self._state.sessions_changed:
+            return self._state.sessions_changed.wait_for(
+                lambda: all(session.released for session in self._state.sessions), timeout)
 
     # -- assertions --------------------------------------------------------------------
 

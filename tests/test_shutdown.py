@@ -143,9 +143,18 @@ def test_providers_of_a_finished_map_are_reused_by_the_next_call():
     fake = FakeProvider(assert_all_used=False)
     fake.on_run("echo fail", exit_code=5)
     fake.on_run(lambda line: True, handler=lambda c, s: c.args[1])
+
+    def echo_once_both_are_engaged(ctx, item):
+        # The map must engage both providers (the test is about reusing them), so the
+        # first fragment holds its slot until the second provider is engaged.
+        if item == 0:
+            assert fake.wait_for_sessions(before + 2, timeout=30), "the second provider was never engaged"
+        return (yield from echo(ctx, item))
+
     for _ in range(30):
+        before = len(fake.sessions)
         with make_golem(fake, max_workers=2, max_retries=3) as golem:
-            assert [r[0] for r in golem.map(echo, range(6))] == list(range(6))
+            assert [r[0] for r in golem.map(echo_once_both_are_engaged, range(6))] == list(range(6))
             engaged = {s.id for s in fake.sessions}
             with pytest.raises(FragmentFailed):
                 golem.run(echo, "fail")
