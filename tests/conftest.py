@@ -9,12 +9,33 @@ import time
 import pytest
 from hypothesis import HealthCheck, settings
 
+from .yagna.yagna_contract import configured_specs, skip_reason
+
 # CI runs on 2 cores: a bounded example count keeps the property tests within minutes.
 settings.register_profile("ci", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+REQUIRE_SPECS_ENV = "GOLEM_TASKS_REQUIRE_YAGNA_SPECS"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-yagna-specs", action="store_true",
+                     help="fail (instead of skipping the contract checks) when the yagna OpenAPI specs are "
+                          f"missing; {REQUIRE_SPECS_ENV}=1 does the same (.ci/run sets it)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read GOLEM_TASKS_YAGNA_SPECS now, once, before _clean_environment removes it from
+    # every test: the contract layer must not depend on which test asks first.
+    configured_specs()
+    required = config.getoption("--require-yagna-specs") or os.environ.get(REQUIRE_SPECS_ENV) == "1"
+    reason = skip_reason()
+    if required and reason is not None:
+        raise pytest.UsageError(f"the yagna contract tests cannot run: {reason}")
 
 
 @pytest.fixture(autouse=True)
