@@ -27,3 +27,30 @@ def echo_provider(**kwargs) -> FakeProvider:
     fake = FakeProvider(assert_all_used=False, **kwargs)
     fake.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1])
     return fake
+
+
+#: Seconds after which a call that should return is declared hung. Only catches hangs:
+#: no test asserts how fast anything is (benchmarks/bench_latency.py prints that).
+HANG_GUARD = 60.0
+
+
+def finishes(call, *args, guard: float = HANG_GUARD):
+    """Run ``call(*args)`` in a thread and return its result, failing the test (instead
+    of hanging it) if it has not returned after ``guard`` seconds."""
+    import threading
+
+    outcome: dict = {}
+
+    def body():
+        try:
+            outcome["value"] = call(*args)
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"finishes-{getattr(call, '__name__', call)}", daemon=True)
+    thread.start()
+    thread.join(guard)
+    assert not thread.is_alive(), f"{call!r} did not return within {guard:g} s (hang guard)"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
