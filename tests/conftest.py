@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
+from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from .helpers import threads_left_check
 from .yagna.yagna_contract import configured_specs, skip_reason
 
 # CI runs on 2 cores: a bounded example count keeps the property tests within minutes.
@@ -47,14 +47,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_threads() -> object:
+def no_leaked_threads() -> Iterator[None]:
     """Fail any test that leaves a thread running (CPython's executor tests do the same)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert not leaked, f"threads left running: {leaked}"
+    yield from threads_left_check()

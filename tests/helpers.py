@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Iterator
+
 import tenacity
 
 from golem_tasks import Golem
 from golem_tasks.testing import FakeProvider
 
 NO_WAIT = tenacity.wait_none()
+
+
+def threads_left_check(grace: float = 5.0) -> Iterator[None]:
+    """The body of the autouse leak check: yield, then fail if a thread started meanwhile
+    is still running after ``grace`` seconds (pool threads end on their own after a call)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + grace
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leaked, f"threads left running: {leaked}"
 
 
 def echo(ctx, item):

@@ -20,7 +20,7 @@ import pytest
 from golem_tasks import Golem, LocalProvider, Provider
 from golem_tasks.testing import FakeProvider, RunOutput
 
-from ..helpers import NO_WAIT
+from ..helpers import NO_WAIT, threads_left_check
 from ..test_local_provider import marker_pids, wait_for
 
 #: A generous limit that only catches hangs; nothing here measures speed.
@@ -119,6 +119,16 @@ def _make(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     for key, value in net.env.items():
         monkeypatch.setenv(key, value)
     return Backend(name, GolemProvider.from_env(budget="5", **IMAGE))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The suite's leak check, but with the shared local network (and its threads)
+    started first, so they do not count as left behind by the first test that uses it."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("any_backend") == "golem":
+        request.getfixturevalue("conformance_net")
+    yield from threads_left_check()
 
 
 LOCAL = ["fake", "host", pytest.param("bwrap", marks=pytest.mark.slow)]
