@@ -204,11 +204,11 @@ class FakeSession(SequentialSession):
             return CommandResult(command=command, index=index)
         if isinstance(command, SendUrl):
             with self._state.lock:
-                data = self._state.urls.get(command.url)
-            if data is None:
+                served = self._state.urls.get(command.url)
+            if served is None:
                 raise CommandExecutionError(f"GET {command.url} answered HTTP 404 (the FakeProvider serves "
                                             f"only the URLs given as FakeProvider(urls={{...}}))")
-            self.files[command.dst] = data
+            self.files[command.dst] = served
             return CommandResult(command=command, index=index)
         if isinstance(command, UploadUrl):
             data = self._remote_file(command.src)

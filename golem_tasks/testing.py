@@ -249,7 +249,9 @@ class FakeProvider(Provider):
             self._next_number += 1
         session_id = f"fake-{self._next_number}"
         self._next_number += 1
-        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties, volumes=self._volumes)
+        # mypy reads attrs' ``converter=tuple`` as a generic Iterable[_T_co].
+        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties,
+                            volumes=self._volumes)  # type: ignore[arg-type]
         session = FakeSession(info, self._state, self._files)
         self._state.sessions.append(session)
         self._state.maybe_lose(session)
