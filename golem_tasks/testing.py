@@ -323,21 +323,21 @@ class FakeProvider(Provider):
         """The command lines (``" ".join(args)``) of every ``run`` so far."""
         return [" ".join(call.command.args) for call in self.calls if isinstance(call.command, Run)]
 
-    def wait_for_commands(self, count: int = 1, timeout: Optional[float] = 5.0) -> bool:
+    def wait_for_commands(self, count: int = 1, timeout: Optional[float] = 30.0) -> bool:
         """Block until ``count`` commands have started (e.g. before cancelling one from
         another thread). Returns False if ``timeout`` passed first."""
         with self._state.command_started:
             return self._state.command_started.wait_for(
                 lambda: self._state.commands_started >= count, timeout)
 
-    def wait_for_sessions(self, count: int = 1, timeout: Optional[float] = 5.0) -> bool:
+    def wait_for_sessions(self, count: int = 1, timeout: Optional[float] = 30.0) -> bool:
         """Block until ``count`` sessions have been engaged (released ones included), e.g.
         to hold a fragment until a second provider is engaged. Returns False if ``timeout``
         passed first."""
         with self._state.sessions_changed:
             return self._state.sessions_changed.wait_for(lambda: len(self._state.sessions) >= count, timeout)
 
-    def wait_for_released(self, timeout: Optional[float] = 5.0) -> bool:
+    def wait_for_released(self, timeout: Optional[float] = 30.0) -> bool:
         """Block until every session engaged so far is released (e.g. after
         ``shutdown(wait=False)``). Returns False if ``timeout`` passed first."""
         with self._state.sessions_changed:

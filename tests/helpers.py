@@ -14,7 +14,7 @@ from golem_tasks.testing import FakeProvider
 NO_WAIT = tenacity.wait_none()
 
 
-def threads_left_check(grace: float = 5.0) -> Iterator[None]:
+def threads_left_check(grace: float = 15.0) -> Iterator[None]:
     """The body of the autouse leak check: yield, then fail if a thread started meanwhile
     is still running after ``grace`` seconds (pool threads end on their own after a call)."""
     before = set(threading.enumerate())

@@ -47,7 +47,7 @@ def test_batch_timeout_kills_the_program_and_reports_every_attempt(provider):
         with pytest.raises(FragmentFailed) as info:
             golem.run(sleeper(marker), 0)
     assert [type(a) for a in info.value.attempts] == [BatchTimeoutError, BatchTimeoutError]
-    assert wait_for(lambda: not marker_pids(marker), 2)
+    assert wait_for(lambda: not marker_pids(marker), 30)
     assert sandboxes(provider) == []
 
 
@@ -60,7 +60,7 @@ def test_break_kills_running_programs_and_releases_them(provider):
     with Golem(provider, max_workers=3, progress=False) as golem:
         for done in golem.as_completed(quick_then_sleepy, range(6)):
             assert done.item == 0
-            assert wait_for(lambda: len(marker_pids(marker)) >= 2, 10)
+            assert wait_for(lambda: len(marker_pids(marker)) >= 2, 30)
             break
         # The break returns only once the programs are killed and the providers released.
         assert golem.engaged == 0
@@ -72,7 +72,7 @@ def test_ctrl_c_kills_running_programs_and_releases_them(provider):
     marker = unique_sleep()
 
     def interrupt_when_running():
-        if wait_for(lambda: len(marker_pids(marker)) >= 2, 10):
+        if wait_for(lambda: len(marker_pids(marker)) >= 2, 30):
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):

@@ -119,7 +119,7 @@ def sleep_count(pids: List[int]) -> int:
     return count
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     # Polling is the only way to observe processes outside our control.
     end = time.monotonic() + timeout
     while time.monotonic() < end:

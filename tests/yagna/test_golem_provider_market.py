@@ -42,7 +42,7 @@ def priced(start, per_cpu_sec, per_env_sec):
 OFFERS = "GET /market-api/v1/demands/(?P<sub>[^/]+)/events"
 
 
-def wait_for(condition, seconds=3.0):
+def wait_for(condition, seconds=30.0):  # a hang guard, not a speed bound
     end = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < end, "condition not met in time"

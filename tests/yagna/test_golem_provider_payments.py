@@ -28,7 +28,7 @@ from .yagna_samples import NODE, PLATFORM, offer_properties
 ACCEPT = "POST /payment-api/v1/(?P<kind>debitNotes|invoices)/(?P<id>[^/]+)/accept"
 
 
-def wait_for(condition, seconds=3.0):
+def wait_for(condition, seconds=30.0):  # a hang guard, not a speed bound
     end = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < end, "condition not met in time"
