@@ -10,6 +10,8 @@ non-daemon pool thread would keep the test process alive for good).
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import threading
 
 import pytest
@@ -157,3 +159,17 @@ def test_ctrl_c_in_the_loop_returns_and_releases(any_backend):
             for _ in golem.execute_tasks(stream(any_backend, sleep=set(range(1, 5))), range(5)):
                 raise KeyboardInterrupt
     any_backend.assert_released()
+
+
+def test_a_ctrl_c_signal_while_streams_run_returns_and_releases(backend):
+    def interrupt_once_sleeping():
+        if backend.wait_sleeping(2):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_once_sleeping)
+    with pytest.raises(KeyboardInterrupt):
+        with backend.golem(max_workers=2) as golem:
+            interrupter.start()
+            list(golem.execute_tasks(stream(backend, sleep=set(range(6))), range(6)))
+    interrupter.join()
+    backend.assert_released()
