@@ -7,7 +7,6 @@ import math
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -184,13 +183,24 @@ def test_a_refused_batch_keeps_the_session(daemon, session):
     assert session.execute([sh("echo ok")])[0].stdout == "ok\n"
 
 
-def test_one_batch_at_a_time(session):
-    thread = threading.Thread(target=lambda: session.execute([Run(("/bin/sh", "-c", "slow"))]))
+def test_one_batch_at_a_time(daemon, session):
+    seen = hang_seen(daemon, session)
+    outcome = []
+
+    def first_batch():
+        try:
+            session.execute([Run(("/bin/sh", "-c", "hang"))])
+        except BatchCancelled as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=first_batch)
     thread.start()
-    time.sleep(0.1)
+    assert seen.wait(30)  # the first batch is running on the provider
     with pytest.raises(RuntimeError, match="one batch at a time"):
         session.execute([sh("true")])
+    session.cancel()
     thread.join()
+    assert len(outcome) == 1
 
 
 def test_inline_transfers_both_ways(session, tmp_path):
