@@ -207,6 +207,9 @@ class FakeState:
         self.record = record
         #: Notified whenever a command starts, for ``FakeProvider.wait_for_commands``.
         self.command_started = threading.Condition(self.lock)
+        #: Notified when a session is engaged or released, for ``FakeProvider.wait_for_sessions``
+        #: and ``wait_for_released``: tests synchronise on engagement instead of sleeping.
+        self.sessions_changed = threading.Condition(self.lock)
         self.latency = latency
         self.strict = strict
         self.handler = handler

@@ -85,7 +85,9 @@ class FakeSession(SequentialSession):
         self._wake.set()
 
     def release(self) -> None:
-        self.released = True
+        with self._state.lock:
+            self.released = True
+            self._state.sessions_changed.notify_all()
 
     def __repr__(self) -> str:
         flags = "".join(f" {name}" for name in ("released", "lost") if getattr(self, name))
@@ -202,11 +204,11 @@ class FakeSession(SequentialSession):
             return CommandResult(command=command, index=index)
         if isinstance(command, SendUrl):
             with self._state.lock:
-                fetched = self._state.urls.get(command.url)
-            if fetched is None:
+                served = self._state.urls.get(command.url)
+            if served is None:
                 raise CommandExecutionError(f"GET {command.url} answered HTTP 404 (the FakeProvider serves "
                                             f"only the URLs given as FakeProvider(urls={{...}}))")
-            self.files[command.dst] = fetched
+            self.files[command.dst] = served
             return CommandResult(command=command, index=index)
         if isinstance(command, UploadUrl):
             data = self._remote_file(command.src)

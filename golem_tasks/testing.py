@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Type, Union
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Type, Union
 
 from ._driver import check_worker, drive, start
 from ._fake import (BatchCall, Call, ErrorSpec, FakeState, Handler, Matcher, Rule, RunOutput,
@@ -109,6 +109,8 @@ class FakeProvider(Provider):
         properties: extra ``ProviderInfo.properties`` of every session.
         max_sessions: engage raises ``ProviderError`` after this many sessions.
         record: False keeps no ``calls`` or ``batches`` (constant memory for long runs).
+        volumes: ``ProviderInfo.volumes`` of every session: the directories a batch may
+            send into or download from (empty: unknown, nothing is checked).
     """
 
     def __init__(self, handler: Optional[Handler] = None, *, latency: float = 0.0,
@@ -116,7 +118,8 @@ class FakeProvider(Provider):
                  files: Optional[Mapping[str, Any]] = None,
                  urls: Optional[Mapping[str, Any]] = None,
                  properties: Optional[Mapping[str, Any]] = None,
-                 max_sessions: Optional[int] = None, record: bool = True) -> None:
+                 max_sessions: Optional[int] = None, record: bool = True,
+                 volumes: Sequence[str] = ()) -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable(command, session), got {handler!r}")
         latency = _seconds("latency", latency)
@@ -126,6 +129,9 @@ class FakeProvider(Provider):
         self._files = encode_files(files)
         self._state.urls = {url: encode_content(value) for url, value in (urls or {}).items()}
         self._properties = {"fake": True, **(properties or {})}
+        if isinstance(volumes, str):
+            raise TypeError(f"volumes must be a sequence of directories, got the str {volumes!r}")
+        self._volumes = tuple(volumes)
         if max_sessions is not None:
             _whole("max_sessions", max_sessions)
         self._max_sessions = max_sessions
@@ -251,10 +257,11 @@ class FakeProvider(Provider):
             self._next_number += 1
         session_id = f"fake-{self._next_number}"
         self._next_number += 1
-        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties)
+        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties, volumes=self._volumes)
         session = FakeSession(info, self._state, self._files)
         self._state.sessions.append(session)
         self._state.maybe_lose(session)
+        self._state.sessions_changed.notify_all()
         return session
 
     def close(self) -> None:
@@ -322,12 +329,26 @@ class FakeProvider(Provider):
         """The command lines (``" ".join(args)``) of every ``run`` so far."""
         return [" ".join(call.command.args) for call in self.calls if isinstance(call.command, Run)]
 
-    def wait_for_commands(self, count: int = 1, timeout: Optional[float] = 5.0) -> bool:
+    def wait_for_commands(self, count: int = 1, timeout: Optional[float] = 30.0) -> bool:
         """Block until ``count`` commands have started (e.g. before cancelling one from
         another thread). Returns False if ``timeout`` passed first."""
         with self._state.command_started:
             return self._state.command_started.wait_for(
                 lambda: self._state.commands_started >= count, timeout)
+
+    def wait_for_sessions(self, count: int = 1, timeout: Optional[float] = 30.0) -> bool:
+        """Block until ``count`` sessions have been engaged (released ones included), e.g.
+        to hold a fragment until a second provider is engaged. Returns False if ``timeout``
+        passed first."""
+        with self._state.sessions_changed:
+            return self._state.sessions_changed.wait_for(lambda: len(self._state.sessions) >= count, timeout)
+
+    def wait_for_released(self, timeout: Optional[float] = 30.0) -> bool:
+        """Block until every session engaged so far is released (e.g. after
+        ``shutdown(wait=False)``). Returns False if ``timeout`` passed first."""
+        with self._state.sessions_changed:
+            return self._state.sessions_changed.wait_for(
+                lambda: all(session.released for session in self._state.sessions), timeout)
 
     # -- assertions --------------------------------------------------------------------
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
+from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from .helpers import threads_left_check
+from .yagna.yagna_contract import configured_specs, skip_reason
 
 # CI runs on 2 cores: a bounded example count keeps the property tests within minutes.
 settings.register_profile("ci", max_examples=100, deadline=None,
@@ -15,6 +17,25 @@ settings.register_profile("ci", max_examples=100, deadline=None,
 settings.register_profile("dev", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+REQUIRE_SPECS_ENV = "GOLEM_TASKS_REQUIRE_YAGNA_SPECS"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-yagna-specs", action="store_true",
+                     help="fail (instead of skipping the contract checks) when the yagna OpenAPI specs are "
+                          f"missing; {REQUIRE_SPECS_ENV}=1 does the same (.ci/run sets it)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read GOLEM_TASKS_YAGNA_SPECS now, once, before _clean_environment removes it from
+    # every test: the contract layer must not depend on which test asks first.
+    configured_specs()
+    required = config.getoption("--require-yagna-specs") or os.environ.get(REQUIRE_SPECS_ENV) == "1"
+    reason = skip_reason()
+    if required and reason is not None:
+        raise pytest.UsageError(f"the yagna contract tests cannot run: {reason}")
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +54,6 @@ def _own_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_threads() -> object:
+def no_leaked_threads() -> Iterator[None]:
     """Fail any test that leaves a thread running (CPython's executor tests do the same)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert not leaked, f"threads left running: {leaked}"
+    yield from threads_left_check()

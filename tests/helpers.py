@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Iterator
+
 import tenacity
 
 from golem_tasks import Golem
 from golem_tasks.testing import FakeProvider
 
 NO_WAIT = tenacity.wait_none()
+
+
+def threads_left_check(grace: float = 15.0) -> Iterator[None]:
+    """The body of the autouse leak check: yield, then fail if a thread started meanwhile
+    is still running after ``grace`` seconds (pool threads end on their own after a call)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + grace
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leaked, f"threads left running: {leaked}"
 
 
 def echo(ctx, item):
@@ -27,3 +45,30 @@ def echo_provider(**kwargs) -> FakeProvider:
     fake = FakeProvider(assert_all_used=False, **kwargs)
     fake.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1])
     return fake
+
+
+#: Seconds after which a call that should return is declared hung. Only catches hangs:
+#: no test asserts how fast anything is (benchmarks/bench_latency.py prints that).
+HANG_GUARD = 60.0
+
+
+def finishes(call, *args, guard: float = HANG_GUARD):
+    """Run ``call(*args)`` in a thread and return its result, failing the test (instead
+    of hanging it) if it has not returned after ``guard`` seconds."""
+    import threading
+
+    outcome: dict = {}
+
+    def body():
+        try:
+            outcome["value"] = call(*args)
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"finishes-{getattr(call, '__name__', call)}", daemon=True)
+    thread.start()
+    thread.join(guard)
+    assert not thread.is_alive(), f"{call!r} did not return within {guard:g} s (hang guard)"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

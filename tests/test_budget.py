@@ -24,6 +24,8 @@ class Budgeted(FakeProvider):
         self.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1])
         self.affordable = affordable
         self.refused = 0
+        #: Set at the first refusal, so a test can hold work until the budget was hit.
+        self.first_refusal = threading.Event()
         self._count_lock = threading.Lock()
 
     def engage(self, *, exclude: AbstractSet[str] = frozenset(),
@@ -31,6 +33,7 @@ class Budgeted(FakeProvider):
         with self._count_lock:
             if self.affordable <= 0:
                 self.refused += 1
+                self.first_refusal.set()
                 raise BudgetExhausted(MESSAGE, budget=Decimal(1), spent=Decimal(0), expected=Decimal("0.6"))
             self.affordable -= 1
         return super().engage(exclude=exclude, abort=abort)
@@ -43,9 +46,17 @@ def echo(ctx, i):
 
 def test_the_engaged_provider_finishes_the_work_when_no_other_fits(caplog):
     provider = Budgeted(affordable=1)
+
+    def echo_after_a_refusal(ctx, i):
+        # The test is about a refused second engage(): hold the first fragment (and so
+        # the one engaged provider) until another slot has asked and been refused.
+        if i == 0:
+            assert provider.first_refusal.wait(30), "no second provider was asked for"
+        return (yield from echo(ctx, i))
+
     with caplog.at_level(logging.WARNING, logger="golem_tasks"):
         with Golem(provider, max_workers=3, progress=False) as golem:
-            answers = list(golem.map(echo, range(6)))
+            answers = list(golem.map(echo_after_a_refusal, range(6)))
     assert [out for out, _ in answers] == [str(i) for i in range(6)]
     assert {who for _, who in answers} == {"fake-1"}
     assert provider.refused >= 1

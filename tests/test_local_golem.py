@@ -1,12 +1,11 @@
 """The scheduler on the real local provider: timeouts, break and Ctrl-C kill real
-processes and remove the sandboxes, within 2 seconds."""
+processes and remove the sandboxes. (How fast: benchmarks/bench_latency.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -48,11 +47,11 @@ def test_batch_timeout_kills_the_program_and_reports_every_attempt(provider):
         with pytest.raises(FragmentFailed) as info:
             golem.run(sleeper(marker), 0)
     assert [type(a) for a in info.value.attempts] == [BatchTimeoutError, BatchTimeoutError]
-    assert wait_for(lambda: not marker_pids(marker), 2)
+    assert wait_for(lambda: not marker_pids(marker), 30)
     assert sandboxes(provider) == []
 
 
-def test_break_kills_running_programs_and_releases_within_2_seconds(provider):
+def test_break_kills_running_programs_and_releases_them(provider):
     marker = unique_sleep()
 
     def quick_then_sleepy(ctx, item):
@@ -61,28 +60,24 @@ def test_break_kills_running_programs_and_releases_within_2_seconds(provider):
     with Golem(provider, max_workers=3, progress=False) as golem:
         for done in golem.as_completed(quick_then_sleepy, range(6)):
             assert done.item == 0
-            assert wait_for(lambda: len(marker_pids(marker)) >= 2, 10)
-            started = time.monotonic()
+            assert wait_for(lambda: len(marker_pids(marker)) >= 2, 30)
             break
+        # The break returns only once the programs are killed and the providers released.
         assert golem.engaged == 0
-        assert time.monotonic() - started < 2
         assert not marker_pids(marker)
         assert sandboxes(provider) == []
 
 
-def test_ctrl_c_kills_running_programs_and_releases_within_2_seconds(provider):
+def test_ctrl_c_kills_running_programs_and_releases_them(provider):
     marker = unique_sleep()
-    stopped = {}
 
     def interrupt_when_running():
-        if wait_for(lambda: len(marker_pids(marker)) >= 2, 10):
-            stopped["at"] = time.monotonic()
+        if wait_for(lambda: len(marker_pids(marker)) >= 2, 30):
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
         with Golem(provider, max_workers=2, progress=False) as golem:
             threading.Thread(target=interrupt_when_running).start()
             list(golem.map(sleeper(marker), range(4)))
-    assert time.monotonic() - stopped["at"] < 2
     assert not marker_pids(marker)
     assert sandboxes(provider) == []

@@ -106,7 +106,7 @@ def test_interrupting_a_cell_stops_the_job_and_keeps_the_kernel(kernel, tmp_path
     """)
     msg_id = client.execute(code)
     wait_for_cell_output(client, "fragment started", timeout=60)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a hang guard, not a speed bound
     while not sleepers(root) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sleepers(root), "the job's programs never started"
@@ -116,7 +116,7 @@ def test_interrupting_a_cell_stops_the_job_and_keeps_the_kernel(kernel, tmp_path
     reply = shell_reply(client, msg_id, timeout=30)
     assert reply["status"] == "error"
     assert reply["ename"] == "KeyboardInterrupt"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a hang guard; how fast: benchmarks/bench_latency.py
     while sleepers(root) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sleepers(root), "programs of the interrupted job are still running"

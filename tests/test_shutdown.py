@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -71,23 +70,24 @@ def test_early_break_kills_running_commands_and_releases_providers():
     fake.on_run("echo 0", stdout="0")
     fake.on_run(lambda line: line.startswith("echo "), hang=True)
     with make_golem(fake, max_workers=3) as golem:
-        started = time.monotonic()
         for _ in golem.map(echo, range(10)):
             assert fake.wait_for_commands(3)
             break
-        elapsed = time.monotonic() - started
+        # The hanging commands end only when killed: the break returned after killing them.
         assert golem.engaged == 0
         assert fake.assert_all_released() is None
-    assert elapsed < 2
     assert [b.error for b in fake.batches if b.error is not None]
 
 
 def test_ctrl_c_while_waiting_stops_everything_and_reraises():
     fake = hang_provider()
+    interrupter = threading.Thread(target=lambda: fake.wait_for_commands(2, timeout=30)
+                                   and os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt):
         with make_golem(fake, max_workers=2) as golem:
-            threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+            interrupter.start()  # Ctrl-C once both providers hang in a command
             list(golem.map(hanging, range(4)))
+    interrupter.join()
     assert fake.assert_all_released() is None
     assert all(isinstance(b.error, BatchCancelled) for b in fake.batches)
 
@@ -131,9 +131,8 @@ def test_shutdown_cancel_futures_stops_hanging_work_quickly():
     golem = make_golem(fake, max_workers=2)
     futures = [golem.submit(hanging, i) for i in range(2)]
     assert fake.wait_for_commands(2)
-    started = time.monotonic()
-    golem.shutdown(cancel_futures=True)
-    assert time.monotonic() - started < 2
+    golem.shutdown(cancel_futures=True)  # returns at all only if the hanging commands are killed
+    assert fake.assert_all_released() is None
     assert all(isinstance(f.exception(timeout=0), BatchCancelled) for f in futures)
 
 
@@ -142,18 +141,19 @@ def test_providers_of_a_finished_map_are_reused_by_the_next_call():
     # providers; a retry arriving while they left could then be stranded for good.
     fake = FakeProvider(assert_all_used=False)
     fake.on_run("echo fail", exit_code=5)
-    both = threading.Barrier(2, timeout=30)  # a timeout only to catch a hang
-
-    def meet(command, session):
-        both.wait()  # two fragments run at once: two providers are engaged, by an event, not by luck
-        return command.args[1]
-
-    fake.on_run("echo meet", handler=meet)
     fake.on_run(lambda line: True, handler=lambda c, s: c.args[1])
+
+    def echo_once_both_are_engaged(ctx, item):
+        # The map must engage both providers (the test is about reusing them), so the
+        # first fragment holds its slot until the second provider is engaged.
+        if item == 0:
+            assert fake.wait_for_sessions(before + 2, timeout=30), "the second provider was never engaged"
+        return (yield from echo(ctx, item))
+
     for _ in range(30):
+        before = len(fake.sessions)
         with make_golem(fake, max_workers=2, max_retries=3) as golem:
-            assert [r[0] for r in golem.map(echo, ["meet", "meet"])] == ["meet", "meet"]
-            assert [r[0] for r in golem.map(echo, range(6))] == list(range(6))
+            assert [r[0] for r in golem.map(echo_once_both_are_engaged, range(6))] == list(range(6))
             engaged = {s.id for s in fake.sessions}
             with pytest.raises(FragmentFailed):
                 golem.run(echo, "fail")

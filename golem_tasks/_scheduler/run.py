@@ -233,10 +233,13 @@ class _Scope:
 
     def _end(self, error: Optional[BaseException]) -> None:
         run, job = self.run, self.run.job
-        if not run.exhausted:
+        # Input left unread is unfinished work too: leaving early (break, an error) cancels
+        # the job and lets its providers go, even when everything submitted had finished.
+        unread = not run.exhausted
+        if unread:
             run.exhausted = True
             run.pool.input_ended(job)
-        if job.unfinished or job.cancelled:
+        if unread or job.unfinished or job.cancelled:
             reason = "the caller stopped iterating" if error is None or isinstance(error, GeneratorExit) \
                 else type(error).__name__
             run.pool.cancel_job(job, BatchCancelled(f"the job was cancelled: {reason}"))

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,6 @@ def test_up_env_down(exeunit_ready: str, tmp_path: Path) -> None:
         "--providers",
         "1",
     ]
-    started = time.monotonic()
     up = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -46,8 +44,7 @@ def test_up_env_down(exeunit_ready: str, tmp_path: Path) -> None:
         exports = dict(
             up.stdout.readline().strip()[len("export ") :].split("=", 1) for _ in range(3)
         )
-        ready = time.monotonic() - started
-        assert ready < 10, f"localnet up took {ready:.1f} s"
+        # How fast it comes up (the < 10 s promise): benchmarks/bench_latency.py.
         assert set(exports) == {"YAGNA_API_URL", "YAGNA_APPKEY", "GOLEM_TASKS_REGISTRY_URL"}
         assert exports["YAGNA_API_URL"].startswith("http://127.0.0.1:")
         with requests.Session() as http:

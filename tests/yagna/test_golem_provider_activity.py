@@ -7,7 +7,6 @@ import math
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -87,11 +86,13 @@ def test_every_result_keeps_its_own_output(session):
                                                                 (2, "three\n", "")]
 
 
-def test_a_failed_command_is_reported_as_soon_as_the_batch_stops(session):
-    started = time.monotonic()
+def test_a_failed_command_is_reported_as_soon_as_the_batch_stops(daemon, session):
+    before = daemon.count(RESULTS)
     with pytest.raises(CommandExecutionError) as info:
         session.execute([sh("echo ok"), sh("echo bad >&2; exit 3"), sh("echo never")], timeout=30)
-    assert time.monotonic() - started < 1.0  # not the 2 s poll, nor the 30 s timeout
+    # One poll per finished command, none that ran out waiting for the never-run third
+    # (the latency itself: benchmarks/bench_latency.py).
+    assert daemon.count(RESULTS) - before == 2
     error = info.value
     assert (error.index, error.exit_code, error.stderr) == (1, 3, "bad\n")
     assert [r.stdout for r in error.results] == ["ok\n"]
@@ -116,22 +117,33 @@ def test_environment_and_path_lookup(session):
 
 
 def test_a_batch_timeout_stops_the_work_on_the_provider(daemon, session):
-    started = time.monotonic()
     with pytest.raises(BatchTimeoutError, match="timed out after 0.3 s with 1 of 2 commands done"):
         session.execute([sh("echo ok"), Run(("/bin/sh", "-c", "hang"))], timeout=0.3)
-    assert time.monotonic() - started < 1.5
     assert daemon.activities[session.activity_id]["state"] == "Terminated"
     assert not session.usable
     with pytest.raises(ProviderLost, match="ran past its timeout"):
         session.execute([sh("true")])
 
 
+def hang_seen(daemon, session) -> threading.Event:
+    """Set when the session's exe-unit starts a ``hang`` program: the moment to cancel it."""
+    seen = threading.Event()
+
+    def handler(args):
+        if "hang" in args:
+            seen.set()
+        return hanging(args)
+    daemon.exeunit(session.activity_id).handler = handler
+    return seen
+
+
 def test_cancel_from_another_thread_stops_at_once(daemon, session):
-    threading.Timer(0.2, session.cancel).start()
-    started = time.monotonic()
-    with pytest.raises(BatchCancelled):
+    seen = hang_seen(daemon, session)
+    canceller = threading.Thread(target=lambda: seen.wait(30) and session.cancel())
+    canceller.start()
+    with pytest.raises(BatchCancelled):  # the command hangs: only the cancel ends it
         session.execute([Run(("/bin/sh", "-c", "hang"))])
-    assert time.monotonic() - started < 1.5
+    canceller.join()
     session.cancel()  # idempotent
     assert daemon.activities[session.activity_id]["state"] == "Terminated"
     with pytest.raises(BatchCancelled):
@@ -139,9 +151,12 @@ def test_cancel_from_another_thread_stops_at_once(daemon, session):
 
 
 def test_a_dead_exe_unit_is_a_lost_provider(daemon, session):
-    threading.Timer(0.2, daemon.kill, args=(session.activity_id,)).start()
+    seen = hang_seen(daemon, session)
+    killer = threading.Thread(target=lambda: seen.wait(30) and daemon.kill(session.activity_id))
+    killer.start()
     with pytest.raises(ProviderLost, match="the activity is Terminated"):
         session.execute([Run(("/bin/sh", "-c", "hang"))])
+    killer.join()
     assert not session.usable
 
 
@@ -170,13 +185,24 @@ def test_a_refused_batch_keeps_the_session(daemon, session):
     assert session.execute([sh("echo ok")])[0].stdout == "ok\n"
 
 
-def test_one_batch_at_a_time(session):
-    thread = threading.Thread(target=lambda: session.execute([Run(("/bin/sh", "-c", "slow"))]))
+def test_one_batch_at_a_time(daemon, session):
+    seen = hang_seen(daemon, session)
+    outcome = []
+
+    def first_batch():
+        try:
+            session.execute([Run(("/bin/sh", "-c", "hang"))])
+        except BatchCancelled as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=first_batch)
     thread.start()
-    time.sleep(0.1)
+    assert seen.wait(30)  # the first batch is running on the provider
     with pytest.raises(RuntimeError, match="one batch at a time"):
         session.execute([sh("true")])
+    session.cancel()
     thread.join()
+    assert len(outcome) == 1
 
 
 def test_inline_transfers_both_ways(session, tmp_path):

@@ -3,7 +3,6 @@ failure here must come before anything is reserved or spent, and say what to do.
 
 import re
 import socket
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -46,11 +45,9 @@ def test_no_daemon_is_reported_within_seconds():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    started = time.monotonic()
-    with pytest.raises(YagnaUnreachable, match="yagna service run"):
+    with pytest.raises(YagnaUnreachable, match="yagna service run"):  # how soon: bench_latency.py
         GolemProvider(image_hash=IMAGE_HASH, image_url=IMAGE_URL, app_key=APP_KEY,
                       api_url=f"http://127.0.0.1:{port}")
-    assert time.monotonic() - started < 5
 
 
 def test_something_else_at_the_url_is_not_yagna():

@@ -5,6 +5,7 @@ leaves nothing behind."""
 import hashlib
 import importlib.util
 import math
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,12 +118,23 @@ def test_ctrl_c_leaves_nothing_behind(daemon):
         results = yield ctx.run("/bin/sh", "-c", "echo first" if n == 0 else "hang")
         return results[0].stdout
 
+    hanging = threading.Semaphore(0)
+
+    def hang(args):
+        if "hang" not in args:
+            return None
+        hanging.release()
+        return (0, "", "", math.inf)
+
     for provider_node in daemon.nodes.values():
-        provider_node.handler = lambda args: (0, "", "", math.inf) if "hang" in args else None
+        provider_node.handler = hang
     with pytest.raises(KeyboardInterrupt):
         with make_provider() as provider:
             with Golem(provider, max_workers=2, progress=False) as golem:
                 for _ in golem.map(worker, range(4)):
+                    # Ctrl-C while both providers are mid-batch (what the test is about),
+                    # not while the second one is still being engaged.
+                    assert hanging.acquire(timeout=30) and hanging.acquire(timeout=30)
                     raise KeyboardInterrupt
     assert all_ended(daemon)
     reasons = [a["reason"]["golem.requestor.code"] for a in daemon.agreements.values()]

@@ -107,9 +107,17 @@ DEVIATIONS: Tuple[Deviation, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=None)
+def configured_specs() -> Optional[str]:
+    """``GOLEM_TASKS_YAGNA_SPECS`` as it was when first asked. tests/conftest.py asks from
+    ``pytest_configure``, before the autouse fixture removes every ``GOLEM_TASKS_*``
+    variable from each test's environment, so the variable the skip message names works."""
+    return os.environ.get(SPECS_ENV) or None
+
+
 def specs_dir() -> Optional[Path]:
     """The spec directory, or None when the specs are not available."""
-    configured = os.environ.get(SPECS_ENV)
+    configured = configured_specs()
     path = Path(configured) if configured else DEFAULT_SPECS
     return path.resolve() if (path / "market-api.yaml").is_file() else None
 
@@ -121,7 +129,7 @@ def skip_reason() -> Optional[str]:
         return (f"the contract checks need {', '.join(missing)}: "
                 "pip install pyyaml openapi-schema-validator openapi-spec-validator")
     if specs_dir() is None:
-        where = os.environ.get(SPECS_ENV) or DEFAULT_SPECS.resolve()
+        where = configured_specs() or DEFAULT_SPECS.resolve()
         return (f"the official yagna OpenAPI specs are not at {where} (LGPL data, never copied "
                 f"into the repo): put ya-client's specs/ there or set {SPECS_ENV}")
     return None
