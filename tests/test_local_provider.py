@@ -640,3 +640,17 @@ def test_no_output_is_delivered_after_a_timed_out_run(session: LocalSession) -> 
                         timeout=1)
     seen = list(chunks)
     assert seen == ["started\n"]
+
+
+def test_a_script_without_a_shebang_runs_with_sh(session: LocalSession) -> None:
+    """As execvp() does, and so a Golem VM's exe-unit."""
+    results = session.execute([SendBytes(b"echo from sh\n", "/golem/work/plain"),
+                               Run(("chmod", "+x", "/golem/work/plain")), Run(("/golem/work/plain",))], timeout=30)
+    assert results[-1].stdout == "from sh\n"
+
+
+def test_a_missing_working_directory_is_named(bwrap_only, tmp_path: Path, monkeypatch) -> None:
+    with LocalProvider(tmp_path, sandbox="bwrap") as provider:
+        monkeypatch.setattr(LocalProvider, "workdir", "/golem/nowhere")
+        with pytest.raises(CommandExecutionError, match="cannot enter the working directory /golem/nowhere"):
+            provider.engage().execute([Run(("true",))], timeout=30)

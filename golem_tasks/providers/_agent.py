@@ -176,13 +176,23 @@ class Agent:
         out, err = fds
         try:
             argv, env = message["run"], message["env"]
-            os.chdir(message["cwd"])  # posix_spawn has no chdir: the child inherits ours
+            try:
+                os.chdir(message["cwd"])  # posix_spawn has no chdir: the child inherits ours
+            except OSError as exc:
+                return {"failed": exc.errno or 0,
+                        "reason": "cannot enter the working directory %s: %s" % (message["cwd"], exc.strerror)}
             # posix_spawn, not fork: the C library's vfork-like spawn does not copy the
             # agent's memory, which makes a short command several times cheaper.
-            pid = os.posix_spawn(_find(argv[0], env), argv, env, setsid=True, setsigdef=_DEFAULT_SIGNALS,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, self.devnull, 0),
-                                               (os.POSIX_SPAWN_DUP2, out, 1),
-                                               (os.POSIX_SPAWN_DUP2, err, 2)])
+            actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                       (os.POSIX_SPAWN_DUP2, err, 2)]
+            path = _find(argv[0], env)
+            try:
+                pid = os.posix_spawn(path, argv, env, setsid=True, setsigdef=_DEFAULT_SIGNALS, file_actions=actions)
+            except OSError as exc:
+                if exc.errno != 8:  # ENOEXEC: a script without #!, which execvp() hands to sh
+                    raise
+                pid = os.posix_spawn("/bin/sh", ["sh", path, *argv[1:]], env, setsid=True,
+                                     setsigdef=_DEFAULT_SIGNALS, file_actions=actions)
         except OSError as exc:
             return {"failed": exc.errno or 0, "reason": exc.strerror or str(exc)}
         finally:
