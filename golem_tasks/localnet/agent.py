@@ -122,7 +122,13 @@ class ProviderAgent:
                 name=name,
                 sandbox=sandbox,
                 billing=self.billing,
+                demand_of=self._demand_of,
             )
+
+    def _demand_of(self, agreement_id: str) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            agreement = self.agreements.get(agreement_id)
+            return dict(agreement.demand) if agreement else None
 
     # -- lifecycle -----------------------------------------------------------------
 

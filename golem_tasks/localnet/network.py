@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import attrs
 
@@ -30,7 +30,7 @@ from .agent import ProviderAgent
 from .chain import ChainStub
 from .daemon import YagnaDaemon
 from .negotiator import Negotiator
-from .registry import DEFAULT_IMAGES, ImageRegistry
+from .registry import DEFAULT_IMAGES, ImageRegistry, Images
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ class LocalNet:
         binary: the yagna binary (see :func:`.daemon.find_yagna`).
         debug: daemon debug logging.
         images: the ``name:tag`` VM images the loopback :class:`ImageRegistry` knows
-            (the examples' tags by default); other tags get the registry's 404.
+            (the examples' tags by default); other tags get the registry's 404. A
+            mapping of tags to GVMI files makes the registry serve them and the local
+            providers run commands in them.
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -74,7 +76,7 @@ class LocalNet:
         workdir: Optional[str] = None,
         binary: Optional[str] = None,
         debug: bool = False,
-        images: Iterable[str] = DEFAULT_IMAGES,
+        images: Images = DEFAULT_IMAGES,
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
@@ -91,7 +93,7 @@ class LocalNet:
         self.sandbox = sandbox
         self.binary = binary
         self.debug = debug
-        self.images = tuple(images)
+        self.images: Images = dict(images) if isinstance(images, Mapping) else tuple(images)
         self.registry: Optional[ImageRegistry] = None
         self.chain: Optional[ChainStub] = None
         self.daemon: Optional[YagnaDaemon] = None

@@ -10,6 +10,7 @@ import requests
 
 from golem_tasks.errors import ConfigurationError
 from golem_tasks.localnet.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
+from golem_tasks.providers.images import file_hash
 from golem_tasks.providers.yagna._image import DEFAULT_REGISTRY_URL, registry_session, registry_url, resolve_image
 
 
@@ -77,3 +78,17 @@ def test_a_registry_on_this_machine_is_asked_without_the_environments_proxy(regi
     with registry_session(registry.url) as http:
         sha3, _ = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
     assert sha3 == image_hash("golem/alpine:latest")
+
+
+def test_a_tag_with_a_gvmi_file_is_served_by_its_hash(http, tmp_path):
+    image = tmp_path / "tool.gvmi"
+    image.write_bytes(b"squashfs and metadata" * 1000)
+    with ImageRegistry({"me/tool:1": str(image), "golem/alpine:latest": None}) as registry:
+        sha3, url = resolve_image(http, registry.url, image_tag="me/tool:1")
+        assert sha3 == file_hash(str(image))
+        download = http.get(url, timeout=5)
+        assert download.status_code == 200 and download.content == image.read_bytes()
+        info = http.get(registry.url + "/v1/image/info", params={"hash": sha3}, timeout=5).json()
+        assert info["size"] == image.stat().st_size and info["tag"] == "me/tool:1"
+        _, tag_only = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
+        assert http.get(tag_only, timeout=5).status_code == 404  # a tag without a file has nothing to fetch
