@@ -1,9 +1,11 @@
 """The local provider: runs batches on this machine, offline. It is the default provider.
 
-Each session is a fresh directory laid out like a Golem VM's ``/golem`` (``input``,
-``output``, ``work`` and the declared volumes). Programs run in a bubblewrap sandbox
-when bwrap works here, otherwise directly on the host; see :mod:`._sandbox` for what
-each kind isolates and the limits of the host kind.
+Each engaged session is a sandbox set up once, like a Golem VM: a fresh directory laid
+out as ``/golem`` (``input``, ``output``, ``work`` and the declared volumes), mounts of
+host directories, optionally an image's root file system, and a small agent process
+(:mod:`._agent`) that starts each command. Programs run in a bubblewrap sandbox when
+bwrap works here, otherwise directly on the host; see :mod:`._sandbox` for what each
+kind isolates and the limits of the host kind.
 
 Usage::
 
@@ -15,9 +17,9 @@ Usage::
 Notes:
     * Only the last 1 MiB of a program's stdout and of its stderr are kept in memory
       (``_process.OUTPUT_CAP``); earlier output is dropped and a warning logged.
-    * When a ``run`` ends, whatever it left running in its process group is killed.
-      In the host sandbox a program that leaves its process group (``setsid``) escapes.
-    * POSIX only (process groups, ``os.killpg``).
+    * When a ``run`` ends, times out or is cancelled, everything it started is killed,
+      ``setsid`` children included (the agent is their subreaper).
+    * Linux only (bubblewrap, ``prctl``, ``posix_spawn``).
 """
 
 from __future__ import annotations
