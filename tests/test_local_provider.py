@@ -62,8 +62,26 @@ def bwrap_only() -> None:
         pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
 
 
+@pytest.fixture(params=["pidfd", "sigchld"])
+def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the agent learns that a command exited: a pidfd where the kernel has one, a
+    SIGCHLD handler elsewhere. Both must behave the same."""
+    if request.param == "pidfd" and not _pidfd_works():
+        pytest.skip("pidfd_open is not available here")
+    monkeypatch.setattr(local, "_AGENT_OVERRIDES", {"pidfd": request.param == "pidfd"})
+    return str(request.param)
+
+
+def _pidfd_works() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 @pytest.fixture
-def provider(kind: str, tmp_path: Path):
+def provider(kind: str, waiting: str, tmp_path: Path):
     with LocalProvider(tmp_path / "root", sandbox=kind, volumes=("/golem/resource",)) as provider:
         yield provider
 

@@ -127,6 +127,19 @@ def _find(program: str, env: dict) -> str:
 _DEFAULT_SIGNALS = tuple(getattr(_signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(_signal, name))
 
 
+def _pidfd_works() -> bool:
+    """pidfd_open (Linux >= 5.3, Python >= 3.9) may still be refused by a seccomp filter."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+class _RequestorGone(Exception):
+    """End of file on the socket while a command ran."""
+
+
 class Agent:
     def __init__(self, sock: _socket.socket, config: dict) -> None:
         self.sock = sock
@@ -134,11 +147,16 @@ class Agent:
         self.child: int | None = None  # pid of the running command
         self.stopping = False
         self.status: dict | None = None  # its exit message once it ended
-        self.wake_r, wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(wake_w, False)
-        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        _signal.signal(_signal.SIGCHLD, lambda *_: None)
+        # A pidfd tells when the command exits without a signal handler; where the
+        # kernel has none, SIGCHLD wakes a pipe instead.
+        self.pidfds = bool(config.get("pidfd", True)) and _pidfd_works()
+        self.wake_r = -1
+        if not self.pidfds:
+            self.wake_r, wake_w = os.pipe()
+            os.set_blocking(self.wake_r, False)
+            os.set_blocking(wake_w, False)
+            _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+            _signal.signal(_signal.SIGCHLD, lambda *_: None)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     def kill_all(self) -> None:
@@ -207,27 +225,39 @@ class Agent:
         if failed is not None:
             _send(self.sock, failed)
             return True
+        exited = os.pidfd_open(self.child) if self.pidfds and self.child is not None else self.wake_r
+        try:
+            self.wait(exited)
+        except _RequestorGone:
+            return False
+        finally:
+            if self.pidfds:
+                os.close(exited)
+        # The command ended: nothing it started may outlive it.
+        self.kill_all()
+        _send(self.sock, self.status or {"exit": -_signal.SIGKILL})
+        return True
+
+    def wait(self, exited: int) -> None:
+        """Until the command exits (``exited`` becomes readable), obeying kill messages."""
         while self.child is not None:
-            ready, _, _ = select.select([self.sock.fileno(), self.wake_r], [], [])
-            if self.wake_r in ready:
-                try:
-                    os.read(self.wake_r, 512)
-                except BlockingIOError:
-                    pass
+            ready, _, _ = select.select([self.sock.fileno(), exited], [], [])
+            if exited in ready:
+                if not self.pidfds:
+                    try:
+                        os.read(exited, 512)
+                    except BlockingIOError:
+                        pass
                 self.reap()
             if self.sock.fileno() in ready:
                 data = self.sock.recv(_MAX_MESSAGE)
                 if not data:  # the requestor went away
                     self.kill_all()
-                    return False
+                    raise _RequestorGone
                 message = marshal.loads(data)
                 if message.get("kill") or message.get("stop"):
                     self.stopping = self.stopping or bool(message.get("stop"))
                     self.kill_all()
-        # The command ended: nothing it started may outlive it.
-        self.kill_all()
-        _send(self.sock, self.status or {"exit": -_signal.SIGKILL})
-        return True
 
     def serve(self) -> None:
         _send(self.sock, {"ready": True})

@@ -69,6 +69,10 @@ _PYTHON = os.path.realpath(sys.executable)
 #: The agents' own environment; commands get theirs with each run.
 _AGENT_ENV = {"PATH": _sandbox.VM_PATH, "LANG": "C.UTF-8"}
 
+#: Settings every agent gets on top of its own; tests set ``{"pidfd": False}`` to run the
+#: agent's SIGCHLD fallback for kernels without pidfd_open.
+_AGENT_OVERRIDES: Dict[str, Any] = {}
+
 #: The host sandbox's warning is logged once per process.
 _host_warning = threading.Lock()
 _host_warned = False
@@ -228,7 +232,7 @@ class LocalProvider(Provider):
 
     def _start_agent(self, layout: _sandbox.Layout, number: int) -> _process.Agent:
         config: Dict[str, Any] = {"pidns": self.sandbox == "bwrap", "memory": self.memory_limit,
-                                  "cpus": _cpus(self.cpu_threads, number)}
+                                  "cpus": _cpus(self.cpu_threads, number), **_AGENT_OVERRIDES}
         try:
             if self.sandbox == "host":
                 os.makedirs(os.path.join(layout.session_dir, "home"), exist_ok=True)
