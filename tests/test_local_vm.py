@@ -68,6 +68,14 @@ def test_a_writable_mount_outside_golem(kind: str, tmp_path: Path, dataset: Path
     assert (dataset / "copy.txt").read_text() == "apple\nbanana\n"
 
 
+def test_a_mount_under_tmp_is_the_host_directory(kind: str, tmp_path: Path, dataset: Path) -> None:
+    """/tmp is the sandbox's own (bwrap), but a mount inside it still shows the host's data."""
+    with LocalProvider(tmp_path / "root", sandbox=kind, mounts={"/tmp/data": dataset}) as provider:
+        session = provider.engage()
+        first, second = (session.execute([Run(("cat", "/tmp/data/words.txt"))], timeout=30)[0] for _ in range(2))
+    assert first.stdout == second.stdout == "apple\nbanana\n"
+
+
 def test_volumes_name_where_sends_may_go(kind: str, tmp_path: Path) -> None:
     with LocalProvider(tmp_path, sandbox=kind, volumes=("/golem/resource",)) as provider:
         session = provider.engage()
