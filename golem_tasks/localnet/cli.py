@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from . import DEFAULT_IMAGES
 from .errors import LocalNetError
 from .network import LocalNet
 
@@ -61,6 +62,23 @@ def _exports(env: Dict[str, str]) -> str:
     return "\n".join(f"export {key}={value}" for key, value in sorted(env.items()))
 
 
+def image_files(values: Optional[List[str]]) -> Dict[str, Optional[str]]:
+    """The registry's images: the examples' tags, plus each ``TAG=FILE`` given.
+
+    Raises:
+        ValueError: a value is not ``TAG=FILE`` or the file does not exist.
+    """
+    images: Dict[str, Optional[str]] = {tag: None for tag in DEFAULT_IMAGES}
+    for value in values or ():
+        tag, _, path = value.partition("=")
+        if not tag or not path:
+            raise ValueError(f"--image {value!r}: give TAG=FILE, e.g. --image me/tool:1=tool.gvmi")
+        if not os.path.isfile(path):
+            raise ValueError(f"--image {value!r}: {path} is not a file (build one with gvmkit-build)")
+        images[tag] = os.path.abspath(path)
+    return images
+
+
 def up(args: argparse.Namespace) -> int:
     if os.path.exists(args.state_file) and _alive(int(_read_state(args.state_file).get("pid", 0))):
         print(
@@ -71,8 +89,14 @@ def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     # SIGTERM (from `down`) ends the wait like Ctrl-C does; both then stop everything.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        images = image_files(args.image)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     net = LocalNet(
-        providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug
+        providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug,
+        images=images,
     )
     try:
         net.start()
@@ -141,6 +165,8 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--sandbox", choices=("bwrap", "host"), default=None)
     start.add_argument("--workdir", default=None, help="keep the daemon's data here")
     start.add_argument("--debug", action="store_true", help="daemon debug logs")
+    start.add_argument("--image", action="append", metavar="TAG=FILE",
+                       help="serve this GVMI file under TAG; providers run commands in it (repeatable)")
     start.add_argument("-v", "--verbose", action="store_true", help="log what the providers do")
     start.set_defaults(run=up)
     commands.add_parser("env", help="print the client environment").set_defaults(run=env)

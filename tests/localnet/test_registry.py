@@ -92,3 +92,15 @@ def test_a_tag_with_a_gvmi_file_is_served_by_its_hash(http, tmp_path):
         assert info["size"] == image.stat().st_size and info["tag"] == "me/tool:1"
         _, tag_only = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
         assert http.get(tag_only, timeout=5).status_code == 404  # a tag without a file has nothing to fetch
+
+
+def test_localnet_up_takes_image_files_by_tag(tmp_path):
+    from golem_tasks.localnet.cli import image_files
+    image = tmp_path / "tool.gvmi"
+    image.write_bytes(b"x")
+    images = image_files([f"me/tool:1={image}"])
+    assert images["me/tool:1"] == str(image) and all(images[tag] is None for tag in DEFAULT_IMAGES)
+    with pytest.raises(ValueError, match="give TAG=FILE"):
+        image_files(["me/tool:1"])
+    with pytest.raises(ValueError, match="is not a file"):
+        image_files([f"me/tool:1={tmp_path / 'missing.gvmi'}"])
