@@ -18,14 +18,14 @@ inside that image (others run in the local sandbox on this machine's root file s
 Not played: payments are never mined.
 """
 
-from .chain import ChainStub
-from .daemon import YagnaDaemon, find_yagna
+from .stubs.chain import ChainStub
+from .daemon.process import YagnaDaemon, find_yagna
 from .errors import DaemonNotInstalled, LocalNetError
-from .negotiator import Negotiator
+from .provider.negotiator import Negotiator
 from .network import Identity, LocalNet
-from .offer import OfferSpec
-from .registry import DEFAULT_IMAGES, ImageRegistry
-from .settings import DaemonSettings
+from .provider.offer import OfferSpec
+from .stubs.registry import DEFAULT_IMAGES, ImageRegistry
+from .daemon.settings import DaemonSettings
 
 __all__ = (
     "ChainStub",

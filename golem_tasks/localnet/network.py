@@ -24,13 +24,13 @@ import attrs
 
 from ..providers.local import LocalProvider
 from ..providers.yagna._image import REGISTRY_VARIABLE
-from . import _flex
-from ._rest import Rest
-from .agent import ProviderAgent
-from .chain import ChainStub
-from .daemon import YagnaDaemon
-from .negotiator import Negotiator
-from .registry import DEFAULT_IMAGES, ImageRegistry, Images
+from .exeunit import flex as _flex
+from .provider.rest import Rest
+from .provider.agent import ProviderAgent
+from .stubs.chain import ChainStub
+from .daemon.process import YagnaDaemon
+from .provider.negotiator import Negotiator
+from .stubs.registry import DEFAULT_IMAGES, ImageRegistry, Images
 
 logger = logging.getLogger(__name__)
 

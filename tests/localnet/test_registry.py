@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.localnet.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
+from golem_tasks.localnet.stubs.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
 from golem_tasks.providers.images import file_hash
 from golem_tasks.providers.yagna._image import DEFAULT_REGISTRY_URL, registry_session, registry_url, resolve_image
 

@@ -14,11 +14,11 @@ import logging
 import threading
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ..errors import ApiError
-from ..providers.local import LocalProvider
-from ._rest import Rest
-from .exeunit import ExeUnit
-from .payments import Billing
+from ...errors import ApiError
+from ...providers.local import LocalProvider
+from .rest import Rest
+from ..exeunit.unit import ExeUnit
+from .billing import Billing
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
-from ..errors import ApiError
-from ..providers.local import LocalProvider
-from ._rest import Rest
+from ...errors import ApiError
+from ...providers.local import LocalProvider
+from .rest import Rest
 from .activities import ActivityService
 from .negotiator import Negotiator
-from .payments import Billing
+from .billing import Billing
 
 logger = logging.getLogger(__name__)
 

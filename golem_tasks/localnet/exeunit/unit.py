@@ -21,9 +21,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..providers.local import LocalProvider
-from ._batch import Batch
-from ._gsb_wire import CALL_REPLY_BAD_REQUEST
+from ...providers.local import LocalProvider
+from .batch import Batch
+from .gsb_wire import CALL_REPLY_BAD_REQUEST
 from .gsb import GsbClient, GsbError, Stream
 from .runtime import Runtime, StatePair
 from .transfer import Transfers

@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 from urllib.parse import parse_qs, urlsplit
 
-from ..providers.images import file_hash
-from ._loopback import LoopbackServer
+from ...providers.images import file_hash
+from .loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ import urllib.request
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..commands import DownloadFile, Run, SendFile
-from ..errors import GolemTasksError
-from ..providers.images import file_hash
-from ..providers.local import LocalProvider, LocalSession
-from . import _capture
-from ._batch import Batch, command_name
+from ...commands import DownloadFile, Run, SendFile
+from ...errors import GolemTasksError
+from ...providers.images import file_hash
+from ...providers.local import LocalProvider, LocalSession
+from . import capture as _capture
+from .batch import Batch, command_name
 from .transfer import TransferError, Transfers, container_path
 
 logger = logging.getLogger(__name__)
