@@ -11,7 +11,9 @@ import functools
 import logging
 import os
 import random
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -60,19 +62,27 @@ def bwrap_only() -> None:
         pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
 
 
-@pytest.fixture(params=["pidfd", "threads"])
-def waiting(request: pytest.FixtureRequest) -> str:
-    """How programs are waited for: a pidfd in the running thread where the kernel has
-    one, helper threads elsewhere. Both must behave the same."""
-    if request.param == "pidfd" and not _process.pidfd_works():
+@pytest.fixture(params=["pidfd", "sigchld"])
+def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the agent learns that a command exited: a pidfd where the kernel has one, a
+    SIGCHLD handler elsewhere. Both must behave the same."""
+    if request.param == "pidfd" and not _pidfd_works():
         pytest.skip("pidfd_open is not available here")
-    return request.param
+    monkeypatch.setattr(local, "_AGENT_OVERRIDES", {"pidfd": request.param == "pidfd"})
+    return str(request.param)
+
+
+def _pidfd_works() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 @pytest.fixture
 def provider(kind: str, waiting: str, tmp_path: Path):
     with LocalProvider(tmp_path / "root", sandbox=kind, volumes=("/golem/resource",)) as provider:
-        provider.pidfd = waiting == "pidfd"
         yield provider
 
 
@@ -194,13 +204,29 @@ def test_output_keeps_only_the_last_bytes(session: LocalSession, monkeypatch, ca
     assert "dropped the first 5000 bytes of stdout" in caplog.text
 
 
-def test_environment(session: LocalSession, kind: str, monkeypatch) -> None:
+def test_environment_is_the_vms_not_the_requestors(session: LocalSession, kind: str, monkeypatch) -> None:
     monkeypatch.setenv("YAGNA_APPKEY", "secret")
-    monkeypatch.setenv("GOLEM_TASKS_TEST_OUTER", "outer")
-    script = 'echo "$FOO|$YAGNA_APPKEY|$GOLEM_TASKS_TEST_OUTER|$GOLEM_WORK|$(pwd)"'
-    [result] = session.execute([sh(script, env={"FOO": "bar"})], timeout=30)
-    work = "/golem/work" if kind == "bwrap" else os.path.join(session.directory, "work")
-    assert result.stdout.strip() == f"bar|||{work}|{work}"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("PATH", "/opt/shims:" + os.environ["PATH"])
+    [result] = session.execute([Run(("env",), env={"FOO": "bar"})], timeout=30)
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    base = "/golem" if kind == "bwrap" else session.directory
+    home = "/root" if kind == "bwrap" else os.path.join(session.directory, "home")
+    assert seen == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home, "LANG": "C.UTF-8",
+        "GOLEM_INPUT": f"{base}/input", "GOLEM_OUTPUT": f"{base}/output", "GOLEM_WORK": f"{base}/work",
+        "PWD": f"{base}/work", "FOO": "bar"}
+    [result] = session.execute([sh('pwd; touch "$HOME/written"')], timeout=30)
+    assert result.stdout.strip() == f"{base}/work"
+
+
+def test_pass_env_passes_named_variables_only(kind: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with LocalProvider(tmp_path, sandbox=kind, pass_env=("HTTP_PROXY", "NOT_SET_ANYWHERE")) as provider:
+        script = 'echo "$HTTP_PROXY|$AWS_SECRET_ACCESS_KEY|${NOT_SET_ANYWHERE-unset}"'
+        [result] = provider.engage().execute([sh(script)], timeout=30)
+    assert result.stdout.strip() == "http://proxy.invalid:3128||unset"
 
 
 def test_program_not_found(session: LocalSession) -> None:
@@ -224,6 +250,61 @@ def test_leftover_background_process_is_killed(session: LocalSession) -> None:
     [result] = session.execute([sh(f"sleep {marker} & echo started")], timeout=20)
     assert result.stdout == "started\n"
     assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+
+
+def test_a_setsid_child_is_killed_when_the_run_ends(session: LocalSession) -> None:
+    """A program that left its session (and process group) still belongs to the command."""
+    marker = unique_sleep()
+    [result] = session.execute([sh(f"setsid sleep {marker} & sleep 0.2; echo started")], timeout=20)
+    assert result.stdout == "started\n"
+    assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+
+
+def test_the_sandbox_lasts_for_the_session(session: LocalSession, kind: str) -> None:
+    """One sandbox per session: /tmp (bwrap) and the agent survive between commands."""
+    first, second = (session.execute([sh("echo $PPID; ls /tmp")], timeout=30)[0] for _ in range(2))
+    assert first.stdout.split()[0] == second.stdout.split()[0]  # the same agent started both
+    if kind == "bwrap":
+        session.execute([sh("touch /tmp/kept")], timeout=30)
+        [result] = session.execute([Run(("ls", "/tmp"))], timeout=30)
+        assert result.stdout == "kept\n"
+
+
+def test_release_tears_the_sandbox_down(bwrap_only, tmp_path: Path) -> None:
+    with LocalProvider(tmp_path, sandbox="bwrap") as provider:
+        session = provider.engage()
+        session.execute([sh("true")], timeout=30)
+        assert marker_pids(session.directory)  # bwrap, holding the session directory
+        session.release()
+        assert not marker_pids(session.directory)
+
+
+REQUESTOR = """
+import sys
+from golem_tasks.commands import Run
+from golem_tasks.providers.local import LocalProvider
+provider = LocalProvider(sys.argv[1], sandbox=sys.argv[2])
+session = provider.engage()
+session.execute([Run(("/bin/sh", "-c", f"setsid sleep {sys.argv[3]} & sleep {sys.argv[3]} & echo started; wait"),
+                     on_output=lambda stream, text: print(text, flush=True))])
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_nothing_outlives_the_requestor(kind: str, tmp_path: Path, how: str) -> None:
+    marker = unique_sleep()
+    requestor = subprocess.Popen([sys.executable, "-c", REQUESTOR, str(tmp_path), kind, marker],
+                                 stdout=subprocess.PIPE, text=True)
+    try:
+        assert requestor.stdout is not None and "started" in requestor.stdout.readline()
+        assert wait_for(lambda: sleep_count(marker_pids(marker)) == 2)
+        requestor.send_signal(getattr(signal, how))
+        requestor.wait(timeout=30)
+        assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+    finally:
+        requestor.kill()
+        requestor.wait()
+        requestor.stdout.close()  # type: ignore[union-attr]
 
 
 # -- transfers -------------------------------------------------------------------------
@@ -354,33 +435,31 @@ def test_cancel_from_another_thread_stops_the_run(session: LocalSession) -> None
     assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
 
 
-def test_interrupted_wait_still_kills_the_program(session: LocalSession, monkeypatch) -> None:
+def test_interrupted_wait_still_kills_the_program(session: LocalSession) -> None:
+    """Ctrl-C while a command runs: it and what it started (setsid too) die before the
+    KeyboardInterrupt goes on, and the session still works."""
     marker = unique_sleep()
-    real_exit_event = _process.exit_event
-    real_collect = _process.collect
+    script = f"setsid sleep {marker} & echo started; sleep {marker}"
 
-    def interrupted_collect(proc, deadline, out, err):
-        real_collect(proc, min(deadline, time.monotonic() + 0.05), out, err)
-        raise KeyboardInterrupt  # Ctrl-C while waiting, as if the user hit it
+    def interrupt(stream: str, text: str) -> None:
+        if "started" in text:
+            raise KeyboardInterrupt  # as if the user hit Ctrl-C while output arrives
 
-    class Interrupted:
-        """Raises KeyboardInterrupt (Ctrl-C) in the first wait, as if the user hit it."""
+    # on_output's errors are logged and dropped, so interrupt from the output tail itself.
+    real_feed = _process.Tail.feed
 
-        def __init__(self, proc) -> None:
-            self.event = real_exit_event(proc)
-            self.waits = 0
+    def feed(self, chunk: bytes) -> None:
+        real_feed(self, chunk)
+        if b"started" in chunk:
+            raise KeyboardInterrupt
 
-        def wait(self, timeout: Optional[float] = None) -> bool:
-            self.waits += 1
-            if self.waits == 1:
-                raise KeyboardInterrupt
-            return self.event.wait(timeout)
-
-    monkeypatch.setattr(_process, "exit_event", Interrupted)
-    monkeypatch.setattr(_process, "collect", interrupted_collect)
-    with pytest.raises(KeyboardInterrupt):
-        session.execute([sh(f"sleep {marker}")], timeout=30)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_process.Tail, "feed", feed)
+        with pytest.raises(KeyboardInterrupt):
+            session.execute([sh(script)], timeout=30)
     assert wait_for(lambda: not marker_pids(marker)), marker_pids(marker)
+    [result] = session.execute([sh("echo still works")], timeout=30)
+    assert result.stdout == "still works\n"
 
 
 def test_execute_after_cancel_is_cancelled(session: LocalSession) -> None:
@@ -576,3 +655,17 @@ def test_no_output_is_delivered_after_a_timed_out_run(session: LocalSession) -> 
                         timeout=1)
     seen = list(chunks)
     assert seen == ["started\n"]
+
+
+def test_a_script_without_a_shebang_runs_with_sh(session: LocalSession) -> None:
+    """As execvp() does, and so a Golem VM's exe-unit."""
+    results = session.execute([SendBytes(b"echo from sh\n", "/golem/work/plain"),
+                               Run(("chmod", "+x", "/golem/work/plain")), Run(("/golem/work/plain",))], timeout=30)
+    assert results[-1].stdout == "from sh\n"
+
+
+def test_a_missing_working_directory_is_named(bwrap_only, tmp_path: Path, monkeypatch) -> None:
+    with LocalProvider(tmp_path, sandbox="bwrap") as provider:
+        monkeypatch.setattr(LocalProvider, "workdir", "/golem/nowhere")
+        with pytest.raises(CommandExecutionError, match="cannot enter the working directory /golem/nowhere"):
+            provider.engage().execute([Run(("true",))], timeout=30)

@@ -13,18 +13,19 @@ exe-unit on the daemon's GSB, and bill them. Any yagna client can use it::
 
 From a shell: ``python -m golem_tasks.localnet up --providers 2``. A loopback image
 registry resolves the usual tags (``golem/alpine:latest``...) and answers 404 for others,
-like the public one. Not played: VM images are not booted (commands run in the local
-sandbox) and payments are never mined.
+like the public one; tags given with a GVMI file are served, and exe-units run commands
+inside that image (others run in the local sandbox on this machine's root file system).
+Not played: payments are never mined.
 """
 
-from .chain import ChainStub
-from .daemon import YagnaDaemon, find_yagna
+from .stubs.chain import ChainStub
+from .daemon.process import YagnaDaemon, find_yagna
 from .errors import DaemonNotInstalled, LocalNetError
-from .negotiator import Negotiator
+from .provider.negotiator import Negotiator
 from .network import Identity, LocalNet
-from .offer import OfferSpec
-from .registry import DEFAULT_IMAGES, ImageRegistry
-from .settings import DaemonSettings
+from .provider.offer import OfferSpec
+from .stubs.registry import DEFAULT_IMAGES, ImageRegistry
+from .daemon.settings import DaemonSettings
 
 __all__ = (
     "ChainStub",

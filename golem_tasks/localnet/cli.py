@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from . import DEFAULT_IMAGES
 from .errors import LocalNetError
 from .network import LocalNet
 
@@ -83,6 +84,23 @@ def _running(state_file: str) -> bool:
     return os.path.exists(state_file) and _alive(int(_read_state(state_file).get("pid", 0)))
 
 
+def image_files(values: Optional[List[str]]) -> Dict[str, Optional[str]]:
+    """The registry's images: the examples' tags, plus each ``TAG=FILE`` given.
+
+    Raises:
+        ValueError: a value is not ``TAG=FILE`` or the file does not exist.
+    """
+    images: Dict[str, Optional[str]] = {tag: None for tag in DEFAULT_IMAGES}
+    for value in values or ():
+        tag, _, path = value.partition("=")
+        if not tag or not path:
+            raise ValueError(f"--image {value!r}: give TAG=FILE, e.g. --image me/tool:1=tool.gvmi")
+        if not os.path.isfile(path):
+            raise ValueError(f"--image {value!r}: {path} is not a file (build one with gvmkit-build)")
+        images[tag] = os.path.abspath(path)
+    return images
+
+
 def up(args: argparse.Namespace) -> int:
     if _running(args.state_file):
         print(
@@ -95,8 +113,14 @@ def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     # SIGTERM (from `down`) ends the wait like Ctrl-C does; both then stop everything.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        images = image_files(args.image)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     net = LocalNet(
-        providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug
+        providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug,
+        images=images,
     )
     try:
         net.start()
@@ -139,6 +163,8 @@ def _up_detached(args: argparse.Namespace) -> int:
         if value is not None:
             command += [flag, value]
     command += ["--debug"] * args.debug + ["--verbose"] * args.verbose
+    for image in args.image or ():
+        command += ["--image", os.path.abspath(image) if "=" not in image else image]
     with open(log_path, "w") as log:
         # A new session: the network outlives this shell's Ctrl-C and the command itself.
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -229,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
                        help="keep the daemon's data and the provider sandboxes here, and leave them "
                             "afterwards (default: a temporary directory, removed on stop)")
     start.add_argument("--debug", action="store_true", help="let the yagna daemon log at debug level")
+    start.add_argument("--image", action="append", metavar="TAG=FILE",
+                       help="serve this GVMI file under TAG; providers run commands in it (repeatable)")
     start.add_argument("-v", "--verbose", action="store_true",
                        help="log what the providers do (offers, agreements, activities)")
     start.set_defaults(run=up)

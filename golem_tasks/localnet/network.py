@@ -18,21 +18,21 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import attrs
 
 from ..providers.local import LocalProvider
 from ..providers.yagna._image import REGISTRY_VARIABLE
-from . import _flex
-from ._rest import Rest
-from .agent import ProviderAgent
-from .chain import CHAIN_IDS, ChainStub
-from .daemon import YagnaDaemon
-from .negotiator import Negotiator
-from .offer import OfferSpec
-from .registry import DEFAULT_IMAGES, ImageRegistry
-from .settings import DEFAULT_NETWORK
+from .exeunit import flex as _flex
+from .provider.rest import Rest
+from .provider.agent import ProviderAgent
+from .stubs.chain import CHAIN_IDS, ChainStub
+from .daemon.process import YagnaDaemon
+from .provider.negotiator import Negotiator
+from .provider.offer import OfferSpec
+from .stubs.registry import DEFAULT_IMAGES, ImageRegistry, Images
+from .daemon.settings import DEFAULT_NETWORK
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,11 @@ class LocalNet:
         binary: the yagna binary (see :func:`.daemon.find_yagna`).
         debug: daemon debug logging.
         images: the ``name:tag`` VM images the loopback :class:`ImageRegistry` knows
-            (the examples' tags by default); other tags get the registry's 404.
+            (the examples' tags by default); other tags get the registry's 404. A
+            mapping of tags to GVMI files makes the registry serve them and the local
+            providers run commands in them.
         network: the payment network the chain stub plays and the default offers take
-            (``hoodi``, the default testnet; any of :data:`.chain.CHAIN_IDS`).
+            (``hoodi``, the default testnet; any of :data:`.stubs.chain.CHAIN_IDS`).
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -78,7 +80,7 @@ class LocalNet:
         workdir: Optional[str] = None,
         binary: Optional[str] = None,
         debug: bool = False,
-        images: Iterable[str] = DEFAULT_IMAGES,
+        images: Images = DEFAULT_IMAGES,
         network: str = DEFAULT_NETWORK,
     ) -> None:
         if providers < 0:
@@ -99,7 +101,7 @@ class LocalNet:
         self.sandbox = sandbox
         self.binary = binary
         self.debug = debug
-        self.images = tuple(images)
+        self.images: Images = dict(images) if isinstance(images, Mapping) else tuple(images)
         self.registry: Optional[ImageRegistry] = None
         self.chain: Optional[ChainStub] = None
         self.daemon: Optional[YagnaDaemon] = None

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from .daemon import find_yagna
+from .daemon.process import find_yagna
 from .errors import DaemonNotInstalled
 from .network import LocalNet
 

@@ -40,7 +40,7 @@ def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
         _check_options(LocalProvider, name, options)
         options.setdefault("sandbox", os.environ.get("GOLEM_TASKS_SANDBOX") or None)
         if image:
-            logger.debug("the local provider runs on this machine; image %s is not used", image)
+            options.setdefault("image", image)  # a GVMI file or a root-fs directory runs; a tag is logged
         return LocalProvider(**options), True
     if name == "golem":
         from .yagna import GolemProvider

@@ -1,104 +1,48 @@
-"""Running a program as a process group: wait for it without polling, kill all of it,
-and keep the tail of its output.
+"""The requestor's end of a session's agent (:mod:`._agent`): start it, run commands
+through it, kill what they started, stop it. And the tail of a command's output.
 
-The program is started with ``start_new_session=True``, so it leads a new process
-group and one ``killpg`` reaches everything it started (forks, orphans, and with
-bwrap the whole sandbox). POSIX only.
+A command's stdout and stderr are pipes this side creates and reads; their write ends
+travel to the agent over its socket, so the output never passes through the agent.
+Everything happens in the calling thread with one ``select()``: no helper threads.
+POSIX only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
-import selectors
+import select
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
-from typing import IO, Callable, Optional
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence
 
 #: Bytes of stdout and of stderr kept per program (the last ones).
 OUTPUT_CAP = 1024 * 1024
 
 _READ_CHUNK = 64 * 1024
+_MAX_MESSAGE = 1 << 20
+_KILL = marshal.dumps({"kill": True})
+_STOP = marshal.dumps({"stop": True})
 
+#: Seconds the agent gets to start, and to answer a kill, before it counts as lost.
+START_PATIENCE = 60.0
+KILL_PATIENCE = 10.0
+
+#: The agent's source, run with ``python -I -S -c``: no file needs to be visible inside.
+AGENT_SOURCE = (Path(__file__).parent / "_agent.py").read_text(encoding="utf-8")
 
 #: Hears every chunk read from a pipe, as it is read (live output, issue 3 §4).
 Listener = Callable[[bytes], None]
 
 
-class OutputTail:
-    """Reads a pipe to its end in a thread, keeping only the last :data:`OUTPUT_CAP` bytes
-    and handing every chunk to ``listener`` as it arrives.
-
-    Attributes:
-        dropped: how many bytes from the start were dropped.
-    """
-
-    def __init__(self, pipe: IO[bytes], listener: Optional[Listener] = None) -> None:
-        self.dropped = 0
-        self._cap = OUTPUT_CAP
-        self._data = bytearray()
-        self._listener = listener
-        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True,
-                                        name="golem_tasks-output")
-        self._thread.start()
-
-    def _read(self, pipe: IO[bytes]) -> None:
-        with pipe, contextlib.suppress(OSError):
-            while True:
-                chunk = os.read(pipe.fileno(), _READ_CHUNK)
-                if not chunk:
-                    return
-                self._data += chunk
-                if self._listener is not None:
-                    self._listener(chunk)
-                if len(self._data) > 2 * self._cap:  # trim in bulk: appends stay cheap
-                    self._trim()
-
-    def _trim(self) -> None:
-        excess = len(self._data) - self._cap
-        if excess > 0:
-            del self._data[:excess]
-            self.dropped += excess
-
-    def text(self) -> str:
-        """The output decoded as UTF-8 (bad bytes replaced); call once the group is dead."""
-        # Everything holding the pipe was killed, so EOF is near. Only a process that
-        # left the group (setsid, host sandbox only) can keep it open: do not wait for it.
-        self._thread.join(timeout=1.0)
-        self._trim()
-        return bytes(self._data).decode("utf-8", errors="replace")
-
-
-def exit_event(proc: subprocess.Popen) -> threading.Event:
-    """An event set when ``proc`` exits.
-
-    ``proc`` is left unreaped (``WNOWAIT``): until the caller reaps it with
-    ``proc.wait()``, its pid, which is also its process group id, cannot be reused, so
-    :func:`kill_group` cannot hit a stranger's group.
-    """
-    exited = threading.Event()
-
-    def wait() -> None:
-        try:
-            if hasattr(os, "waitid"):
-                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-            else:  # pragma: no cover - platforms without waitid(): reaps, see above
-                proc.wait()
-        except OSError:
-            pass  # already reaped (e.g. SIGCHLD ignored): it has exited either way
-        finally:
-            exited.set()
-
-    threading.Thread(target=wait, daemon=True, name="golem_tasks-wait").start()
-    return exited
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process of the group; a group already gone is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+class AgentLost(Exception):
+    """The agent died or stopped answering: the session cannot run commands any more."""
 
 
 class Tail:
@@ -124,70 +68,264 @@ class Tail:
             self.dropped += excess
 
     def text(self) -> str:
+        """The output decoded as UTF-8 (bad bytes replaced)."""
         self._trim()
         return bytes(self._data).decode("utf-8", errors="replace")
 
 
-def pidfd_works() -> bool:
-    """pidfd_open (Linux >= 5.3, Python >= 3.9) may still be refused by a seccomp filter."""
-    if not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return False
-    return True
+class Outcome:
+    """How a command ended.
 
-
-def collect(proc: subprocess.Popen, deadline: Optional[float], out: Tail, err: Tail) -> bool:
-    """Read the program's output and wait for its exit in the calling thread.
-
-    A pidfd becomes readable when the program exits without reaping it, so one
-    select() covers both pipes and the exit: no helper threads, which makes a short
-    command several times cheaper than with :class:`OutputTail`. ``cancel()`` needs no
-    wake-up channel: it kills the group, and the exit ends the wait.
-
-    Returns False when ``deadline`` passed first. The caller kills the group and
-    reaps the program afterwards; :func:`drain` then reads what is left.
+    Attributes:
+        exit_code: the program's exit code, negative for the signal that killed it;
+            None when it could not start.
+        failure: why it could not start (``strerror``), else None.
+        in_time: False when the deadline passed and the command was killed.
     """
-    pidfd = os.pidfd_open(proc.pid)
-    selector = selectors.DefaultSelector()
+
+    def __init__(self, exit_code: Optional[int], failure: Optional[str], in_time: bool) -> None:
+        self.exit_code = exit_code
+        self.failure = failure
+        self.in_time = in_time
+
+
+def _spawn(prefix: Sequence[str], python: str, config: Mapping[str, Any], env: Mapping[str, str],
+           cwd: Optional[str]) -> "tuple[socket.socket, subprocess.Popen[bytes], IO[bytes]]":
+    """Start the agent script; returns our socket end, the process, its stderr file."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    settings = dict(config, fd=theirs.fileno())
+    argv = [*prefix, python, "-I", "-S", "-c", AGENT_SOURCE, marshal.dumps(settings).hex()]
+    # A file, not a pipe: nobody reads while the agent runs, and it must never block.
+    errors = tempfile.TemporaryFile(prefix="golem_tasks-agent-")
     try:
-        selector.register(proc.stdout, selectors.EVENT_READ, out)  # type: ignore[arg-type]
-        selector.register(proc.stderr, selectors.EVENT_READ, err)  # type: ignore[arg-type]
-        selector.register(pidfd, selectors.EVENT_READ, None)
-        while True:
-            timeout = None if deadline is None else deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                return False
-            for key, _ in selector.select(timeout):
-                if key.data is None:
-                    return True
-                chunk = os.read(key.fd, _READ_CHUNK)
-                if chunk:
-                    key.data.feed(chunk)
-                else:
-                    selector.unregister(key.fileobj)
+        # A session of its own: killing its group ends bwrap and so the whole sandbox.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
+                                pass_fds=(theirs.fileno(),), env=dict(env), cwd=cwd, start_new_session=True)
+    except BaseException:
+        ours.close()
+        errors.close()
+        raise
     finally:
-        selector.close()
-        os.close(pidfd)
+        theirs.close()
+    return ours, proc, errors
 
 
-def drain(proc: subprocess.Popen, out: Tail, err: Tail, patience: float = 1.0) -> None:
-    """Read what is left in the pipes once the group is dead. Only a process that left
-    the group (setsid, host sandbox only) can keep a pipe open: do not wait for it."""
-    deadline = time.monotonic() + patience
-    with selectors.DefaultSelector() as selector:
-        for pipe, tail in ((proc.stdout, out), (proc.stderr, err)):
-            if pipe is not None and not pipe.closed:
-                selector.register(pipe, selectors.EVENT_READ, tail)
-        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
-            for key, _ in selector.select(left):
-                chunk = os.read(key.fd, _READ_CHUNK)
-                if chunk:
-                    key.data.feed(chunk)
+def _read_errors(errors: IO[bytes]) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        errors.seek(0)
+        return errors.read().decode("utf-8", "replace").strip()
+    return ""
+
+
+class Agent:
+    """A session's agent; one command at a time (plus :meth:`kill` from any thread).
+
+    Made by :meth:`start` (a process of its own, e.g. inside bwrap) or by
+    :meth:`Zygote.spawn` (forked by the provider's zygote).
+    """
+
+    def __init__(self, sock: socket.socket, proc: "Optional[subprocess.Popen[bytes]]" = None,
+                 errors: Optional[IO[bytes]] = None) -> None:
+        self._sock = sock
+        self._proc = proc
+        self._errors = errors
+        self._send_lock = threading.Lock()
+        self._lost = False
+        try:
+            hello = self._receive(time.monotonic() + START_PATIENCE)
+        except BaseException:
+            self.stop()
+            raise
+        if not hello.get("ready"):
+            reason = hello.get("error") or self._stderr() or "it exited at once"
+            self.stop()
+            raise AgentLost(str(reason).strip())
+
+    @classmethod
+    def start(cls, prefix: Sequence[str], python: str, config: Mapping[str, Any],
+              env: Mapping[str, str], cwd: Optional[str] = None) -> "Agent":
+        """Start an agent process.
+
+        Args:
+            prefix: what runs the interpreter: the bwrap command line up to ``--``, or nothing.
+            python: the interpreter that runs the agent.
+            config: the agent's settings (see ``_agent.setup``).
+            env: the environment of the agent itself (commands get their own).
+            cwd: the agent's working directory on the host.
+
+        Raises:
+            AgentLost: it could not start (the reason from its stderr); OSError from exec.
+        """
+        return cls(*_spawn(prefix, python, config, env, cwd))
+
+    def _stderr(self) -> str:
+        return "" if self._errors is None else _read_errors(self._errors)
+
+    def _receive(self, deadline: Optional[float]) -> Dict[str, Any]:
+        """The agent's next message; AgentLost when it died or the deadline passed."""
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._sock.settimeout(left)
+        try:
+            data = self._sock.recv(_MAX_MESSAGE)
+        except (socket.timeout, OSError) as exc:
+            raise self._lose(f"it did not answer ({exc})") from exc
+        if not data:
+            raise self._lose("it exited")
+        return dict(marshal.loads(data))
+
+    def _lose(self, why: str) -> AgentLost:
+        self._lost = True
+        details = self._stderr() if self._proc is not None and self._proc.poll() is not None else ""
+        return AgentLost(why + (f": {details}" if details else ""))
+
+    @property
+    def alive(self) -> bool:
+        return not self._lost and (self._proc is None or self._proc.poll() is None)
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, deadline: Optional[float],
+            out: Tail, err: Tail) -> Outcome:
+        """Run one command, feeding its output to ``out``/``err`` as it comes.
+
+        At ``deadline`` the command and all it started are killed (``in_time`` False).
+        Interrupted (Ctrl-C), it kills them before the exception goes on.
+
+        Raises:
+            AgentLost: the agent died or stopped answering.
+        """
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            message = marshal.dumps({"run": list(argv), "env": dict(env), "cwd": cwd})
+            with self._send_lock:
+                socket.send_fds(self._sock, [message], [out_w, err_w])
+        except OSError as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise self._lose(f"cannot reach it ({exc})") from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        ended: Optional[Dict[str, Any]] = None
+        in_time = True
+        killed_at: Optional[float] = None  # when we asked the agent to kill (deadline passed)
+        ended_at = 0.0
+        # poll(), not a selector: no epoll descriptor to make and close per command.
+        poller = select.poll()
+        sock = self._sock.fileno()
+        tails = {out_r: out, err_r: err}
+        open_fds = {out_r, err_r, sock}
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        try:
+            while open_fds:
+                if ended is not None:
+                    # Everything the command started is dead: the pipes are at EOF or near.
+                    limit: Optional[float] = ended_at + 1.0
+                elif killed_at is not None:
+                    limit = killed_at + KILL_PATIENCE
                 else:
-                    selector.unregister(key.fileobj)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
+                    limit = deadline
+                timeout = None if limit is None else limit - time.monotonic()
+                if timeout is not None and timeout <= 0:
+                    if ended is not None:
+                        break
+                    if killed_at is not None:
+                        raise self._lose("it did not answer a kill")
+                    in_time = False
+                    killed_at = time.monotonic()
+                    self.kill()
+                    continue
+                for fd, _ in poller.poll(None if timeout is None else max(1, int(timeout * 1000 + 1))):
+                    if fd == sock:
+                        ended = self._receive(time.monotonic() + KILL_PATIENCE)
+                        ended_at = time.monotonic()
+                    else:
+                        chunk = os.read(fd, _READ_CHUNK)
+                        if chunk:
+                            tails[fd].feed(chunk)
+                            continue
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+        except BaseException:
+            if ended is None and not self._lost:
+                # Ctrl-C or an error while waiting: nothing the command started may outlive it.
+                with contextlib.suppress(AgentLost):
+                    self.kill()
+                    self._receive(time.monotonic() + KILL_PATIENCE)
+            raise
+        finally:
+            os.close(out_r)
+            os.close(err_r)
+        assert ended is not None
+        if "failed" in ended:
+            return Outcome(None, str(ended.get("reason")), in_time)
+        return Outcome(int(ended.get("exit", -signal.SIGKILL)), None, in_time)
+
+    def kill(self) -> None:
+        """Kill the running command and everything it started. Any thread, any time."""
+        with contextlib.suppress(OSError), self._send_lock:
+            self._sock.send(_KILL)
+
+    def stop(self) -> None:
+        """Kill everything the session runs and end the agent (and its sandbox). Idempotent."""
+        if not self._lost:
+            self._lost = True
+            with contextlib.suppress(OSError, AgentLost), self._send_lock:
+                self._sock.send(_STOP)
+                self._receive(time.monotonic() + KILL_PATIENCE)  # once everything is dead
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # an agent that did not answer sees EOF
+        self._sock.close()
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=KILL_PATIENCE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        if self._errors is not None:
+            self._errors.close()
+
+
+class Zygote:
+    """The host sandbox's agent factory: one interpreter per provider that forks an
+    agent per session, so an engage costs a fork instead of an interpreter start."""
+
+    def __init__(self, python: str, env: Mapping[str, str], cwd: Optional[str] = None) -> None:
+        self._sock, self._proc, self._errors = _spawn((), python, {"zygote": True}, env, cwd)
+        self._lock = threading.Lock()
+        self._sock.settimeout(START_PATIENCE)
+        try:
+            hello = self._sock.recv(_MAX_MESSAGE)
+        except OSError:
+            hello = b""
+        if not hello or not marshal.loads(hello).get("ready"):
+            reason = _read_errors(self._errors) or "it exited at once"
+            self.stop()
+            raise AgentLost(reason)
+
+    def spawn(self, config: Mapping[str, Any]) -> Agent:
+        """A new session agent with ``config``; AgentLost when the zygote is gone."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with self._lock:
+                socket.send_fds(self._sock, [marshal.dumps({"spawn": dict(config)})], [theirs.fileno()])
+        except OSError as exc:
+            ours.close()
+            raise AgentLost(f"the zygote is gone ({exc}): {_read_errors(self._errors)}") from exc
+        finally:
+            theirs.close()
+        return Agent(ours)
+
+    def stop(self) -> None:
+        """End the zygote (its agents end with their own sockets). Idempotent."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        try:
+            self._proc.wait(timeout=KILL_PATIENCE)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._errors.close()

@@ -1,9 +1,11 @@
 """The local provider: runs batches on this machine, offline. It is the default provider.
 
-Each session is a fresh directory laid out like a Golem VM's ``/golem`` (``input``,
-``output``, ``work`` and the declared volumes). Programs run in a bubblewrap sandbox
-when bwrap works here, otherwise directly on the host; see :mod:`._sandbox` for what
-each kind isolates and the limits of the host kind.
+Each engaged session is a sandbox set up once, like a Golem VM: a fresh directory laid
+out as ``/golem`` (``input``, ``output``, ``work`` and the declared volumes), mounts of
+host directories, optionally an image's root file system, and a small agent process
+(:mod:`._agent`) that starts each command. Programs run in a bubblewrap sandbox when
+bwrap works here, otherwise directly on the host; see :mod:`._sandbox` for what each
+kind isolates and the limits of the host kind.
 
 Usage::
 
@@ -15,9 +17,9 @@ Usage::
 Notes:
     * Only the last 1 MiB of a program's stdout and of its stderr are kept in memory
       (``_process.OUTPUT_CAP``); earlier output is dropped and a warning logged.
-    * When a ``run`` ends, whatever it left running in its process group is killed.
-      In the host sandbox a program that leaves its process group (``setsid``) escapes.
-    * POSIX only (process groups, ``os.killpg``).
+    * When a ``run`` ends, times out or is cancelled, everything it started is killed,
+      ``setsid`` children included (the agent is their subreaper).
+    * Linux only (bubblewrap, ``prctl``, ``posix_spawn``).
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import shutil
 import stat
-import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import _output
 from ..batch import PathLike
@@ -49,28 +50,69 @@ from ..errors import (
     ProviderError,
     ProviderLost,
 )
-from . import _process, _sandbox
+from . import _process, _sandbox, images
+from ._sandbox import GOLEM_ROOT
 from .base import Provider, ProviderInfo, SequentialSession, decode_download
+from .mounts import Mount, MountsArg, check_mounts
+
+__all__ = ["LocalProvider", "LocalSession", "Mount"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
 logger = logging.getLogger(__name__)
 
-#: How bwrap reports a program it could not execute (it then exits with 1).
-_BWRAP_EXEC_FAILED = re.compile(r"\Abwrap: execvp (.*): (.*)\Z")
+
+#: The interpreter that runs agents (the real file: a venv's link may sit in a hidden /tmp).
+_PYTHON = os.path.realpath(sys.executable)
+
+#: The agents' own environment; commands get theirs with each run.
+_AGENT_ENV = {"PATH": _sandbox.VM_PATH, "LANG": "C.UTF-8"}
+
+#: Settings every agent gets on top of its own; tests set ``{"pidfd": False}`` to run the
+#: agent's SIGCHLD fallback for kernels without pidfd_open.
+_AGENT_OVERRIDES: Dict[str, Any] = {}
+
+#: The host sandbox's warning is logged once per process.
+_host_warning = threading.Lock()
+_host_warned = False
+
+
+def _warn_host_once(reason: str) -> None:
+    global _host_warned
+    with _host_warning:
+        if _host_warned:
+            return
+        _host_warned = True
+    logger.warning("the local provider runs commands in the host sandbox, which isolates nothing: they see "
+                   "this machine's files, processes and network and can signal this program (%s). "
+                   "Install bubblewrap (apt-get install bubblewrap) to sandbox them.", reason)
 
 
 class LocalProvider(Provider):
-    """Sessions in sandbox directories on this machine.
+    """Sessions in sandboxes on this machine, each with its own /golem and agent process.
 
     Args:
         root: directory to create session directories in. Default: a new temporary
             directory, removed by :meth:`close` (unless ``keep``).
         sandbox: "bwrap", "host", or None to use bwrap when it works here and the
-            host otherwise (the choice and its reason are logged at INFO).
+            host otherwise (the choice and its reason are logged; the host sandbox
+            with a warning, once per process).
         network: let bwrap-sandboxed programs use the network (the host kind always can).
         volumes: more writable directories under /golem, e.g. ``("/golem/resource",)``.
+        mounts: host directories shown at chosen paths: a mapping of sandbox path to
+            host directory (read-only), or :class:`Mount` values (``writable=True`` to
+            let commands and sends change it).
+        pass_env: names of variables passed from this process's environment to every
+            command, e.g. ``("HTTP_PROXY",)``; nothing else of it is passed.
+        image: a GVMI file or a root file system directory to run commands in (bwrap
+            only). A registry tag or hash is not available offline: it is logged and
+            commands run on this machine's root file system.
+        image_cache: where unpacked images are kept (default ``~/.cache/golem_tasks/images``).
+        min_mem_gib: the memory a job asks of providers: each command process may
+            allocate at most this much (``RLIMIT_DATA``).
+        min_cpu_threads: the threads a job asks of providers: each session's commands
+            run on this many CPUs (``sched_setaffinity``), sessions spread over the CPUs.
         keep: leave session directories in place, for debugging.
 
     Raises:
@@ -79,20 +121,48 @@ class LocalProvider(Provider):
     Attributes:
         sandbox: the sandbox kind in use, "bwrap" or "host".
         root: the directory holding the session directories.
-        writable_dirs: the /golem directories programs and uploads may write.
+        writable_dirs: the directories under /golem programs and uploads may write.
+        mounts: the mounts, checked.
+        image: the image commands run in, None for this machine's root file system.
     """
 
     def __init__(self, root: Optional[PathLike] = None, *, sandbox: Optional[str] = None,
-                 network: bool = False, volumes: Sequence[str] = (), keep: bool = False) -> None:
+                 network: bool = False, volumes: Sequence[str] = (), mounts: MountsArg = None,
+                 pass_env: Sequence[str] = (), image: Optional[PathLike] = None,
+                 image_cache: Optional[PathLike] = None, min_mem_gib: Optional[float] = None,
+                 min_cpu_threads: Optional[int] = None, keep: bool = False) -> None:
+        if isinstance(pass_env, str):
+            raise ConfigurationError(f"pass_env must be a sequence of names, got the string {pass_env!r}: "
+                                     f"use pass_env=({pass_env!r},)")
+        self.pass_env = tuple(pass_env)
         self.writable_dirs = _sandbox.check_volumes(volumes)
+        self.memory_limit = _memory_limit(min_mem_gib)
+        self.cpu_threads = _threads(min_cpu_threads)
         self.network = bool(network)
         self.keep = bool(keep)
+        self.image: Optional[images.Image] = None
+        spec = None if image is None else os.fspath(image)
+        if spec is not None and not images.looks_like_path(spec):
+            logger.info("image %s is a registry name; the local provider runs commands on this machine's "
+                        "root file system (pass a GVMI file or a directory to run in an image)", spec)
+            spec = None
         self.sandbox, self._bwrap, reason = _sandbox.choose(sandbox, self.network)
-        logger.info("local provider runs programs in the %s sandbox: %s", self.sandbox, reason)
+        if spec is not None and self.sandbox != "bwrap":
+            raise ConfigurationError(f"image={spec!r} needs the bwrap sandbox, but {reason}; "
+                                     f"install bubblewrap (apt-get install bubblewrap)")
+        if spec is not None:
+            cache = None if image_cache is None else os.fspath(image_cache)
+            self.image = images.open_image(spec, cache)
+        image_volumes = [v for v in (self.image.volumes if self.image else ()) if v.startswith("/golem/")]
+        self.writable_dirs = _sandbox.check_volumes(self.writable_dirs + tuple(image_volumes))
+        self.mounts = check_mounts(mounts, reserved=self.writable_dirs)
+        if self.sandbox == "host":
+            logger.info("local provider runs programs in the host sandbox: %s", reason)
+            _warn_host_once(reason)
+        else:
+            logger.info("local provider runs programs in the %s sandbox: %s", self.sandbox, reason)
         # One session per CPU: local programs compete for the same cores.
         self.default_max_workers = os.cpu_count() or 1
-        #: Wait for programs with a pidfd in the running thread (cheap); else with threads.
-        self.pidfd = _process.pidfd_works()
         self._owns_root = root is None
         try:
             if root is None:
@@ -106,10 +176,25 @@ class LocalProvider(Provider):
         self._count = 0
         self._sessions: Dict[str, LocalSession] = {}
         self._closed = False
+        self._zygote_lock = threading.Lock()
+        self._zygote_process: Optional[_process.Zygote] = None
+        if self.sandbox == "host":
+            try:  # now, once: the first engage need not wait for an interpreter to start
+                self._zygote()
+            except (OSError, _process.AgentLost) as exc:
+                self.close()
+                raise ConfigurationError(f"cannot start the host sandbox's agent: {exc}") from exc
+
+    @property
+    def workdir(self) -> str:
+        """The working directory of commands, as they see it."""
+        if self.image is not None and self.image.workdir:
+            return self.image.workdir
+        return GOLEM_ROOT + "/work"
 
     def engage(self, *, exclude: AbstractSet[str] = frozenset(),
                abort: Optional[threading.Event] = None) -> "LocalSession":
-        """Create a fresh sandbox directory and return its session (ids never repeat)."""
+        """Create a fresh sandbox and return its session (ids never repeat)."""
         if abort is not None and abort.is_set():
             raise ProviderError("engaging a local sandbox was aborted")
         with self._lock:
@@ -118,17 +203,53 @@ class LocalProvider(Provider):
             self._count += 1
             while f"local-{self._count}" in exclude:
                 self._count += 1
-            session_id = f"local-{self._count}"
-            try:
-                directory = _sandbox.make_session_dir(str(self.root), session_id, self.writable_dirs)
-            except OSError as exc:
-                raise ProviderError(f"cannot create a sandbox directory in {self.root}: {exc}") from exc
-            info = ProviderInfo(id=session_id, name=f"{session_id} ({self.sandbox})", properties={
-                "sandbox": self.sandbox, "directory": directory, "writable_dirs": self.writable_dirs,
-                "network": self.network or self.sandbox == "host"}, volumes=self.writable_dirs)
-            session = LocalSession(self, info, directory)
-            self._sessions[session_id] = session
+            number = self._count
+        session_id = f"local-{number}"
+        try:
+            directory = _sandbox.make_session_dir(str(self.root), session_id, self.writable_dirs)
+        except OSError as exc:
+            raise ProviderError(f"cannot create a sandbox directory in {self.root}: {exc}") from exc
+        layout = _sandbox.Layout(directory, self.writable_dirs, self.mounts)
+        try:
+            agent = self._start_agent(layout, number)
+        except BaseException:
+            _sandbox.remove_tree(directory)
+            raise
+        info = ProviderInfo(id=session_id, name=f"{session_id} ({self.sandbox})", properties={
+            "sandbox": self.sandbox, "directory": directory, "writable_dirs": self.writable_dirs,
+            "network": self.network or self.sandbox == "host",
+            "image": self.image.hash or self.image.root if self.image else None},
+            volumes=layout.writable_dirs())
+        session = LocalSession(self, info, layout, agent)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._sessions[session_id] = session
+        if closed:
+            session.release()
+            raise ProviderError("this LocalProvider was closed while a session was engaged")
         return session
+
+    def _start_agent(self, layout: _sandbox.Layout, number: int) -> _process.Agent:
+        config: Dict[str, Any] = {"pidns": self.sandbox == "bwrap", "memory": self.memory_limit,
+                                  "cpus": _cpus(self.cpu_threads, number), **_AGENT_OVERRIDES}
+        try:
+            if self.sandbox == "host":
+                os.makedirs(os.path.join(layout.session_dir, "home"), exist_ok=True)
+                return self._zygote().spawn(config)
+            image_root = self.image.root if self.image else None
+            prefix = _sandbox.bwrap_argv(str(self._bwrap), layout, self.network, image_root)
+            if image_root is not None:
+                config["chroot"] = _sandbox.IMAGE_ROOT
+            return _process.Agent.start(prefix, _PYTHON, config, _AGENT_ENV)
+        except (OSError, _process.AgentLost) as exc:
+            raise ProviderError(f"cannot start the {self.sandbox} sandbox: {exc}") from exc
+
+    def _zygote(self) -> _process.Zygote:
+        with self._zygote_lock:
+            if self._zygote_process is None:
+                self._zygote_process = _process.Zygote(_PYTHON, _AGENT_ENV, str(self.root))
+            return self._zygote_process
 
     def _forget(self, session: "LocalSession") -> None:
         with self._lock:
@@ -143,6 +264,10 @@ class LocalProvider(Provider):
             sessions = list(self._sessions.values())
         for session in sessions:
             session.release()
+        with self._zygote_lock:
+            zygote, self._zygote_process = self._zygote_process, None
+        if zygote is not None:
+            zygote.stop()
         if self.keep:
             logger.info("local provider kept its sandbox directories in %s", self.root)
         elif self._owns_root:
@@ -153,19 +278,27 @@ class LocalProvider(Provider):
 
 
 class LocalSession(SequentialSession):
-    """One sandbox directory; runs one command at a time (see :class:`SequentialSession`).
+    """One sandbox with its agent; runs one command at a time (see :class:`SequentialSession`).
 
     Attributes:
         directory: the host directory that programs see as /golem.
     """
 
-    def __init__(self, provider: LocalProvider, info: ProviderInfo, directory: str) -> None:
+    def __init__(self, provider: LocalProvider, info: ProviderInfo, layout: _sandbox.Layout,
+                 agent: _process.Agent) -> None:
         super().__init__(info)
-        self.directory = directory
+        self.directory = layout.session_dir
+        self._layout = layout
         self._provider = provider
-        self._lock = threading.Lock()  # guards _proc and _released against cancel()/release()
-        self._proc: Optional[subprocess.Popen] = None
+        self._agent = agent
+        self._lock = threading.Lock()  # guards _running and _released against cancel()/release()
+        self._idle = threading.Condition(self._lock)
+        self._running = False
         self._released = False
+
+    @property
+    def usable(self) -> bool:
+        return not self._released and self._agent.alive
 
     def run_command(self, command: Command, index: int, deadline: Optional[float]) -> CommandResult:
         try:
@@ -179,22 +312,25 @@ class LocalSession(SequentialSession):
                                         command=command, index=index) from exc
 
     def cancel(self) -> None:
-        """Kill the running program's process group now; the running batch raises
+        """Kill the running program and all it started now; the running batch raises
         ``BatchCancelled``. Safe from any thread, any number of times."""
         self.cancelled.set()
         with self._lock:
-            if self._proc is not None:
-                _process.kill_group(self._proc.pid)
+            if self._running:
+                self._agent.kill()
 
     def release(self) -> None:
-        """Kill anything still running and delete the sandbox directory (unless the
-        provider keeps them). Idempotent. A batch running meanwhile, or executed
-        afterwards, raises ``BatchCancelled``."""
+        """Kill anything still running, tear the sandbox down and delete the session
+        directory (unless the provider keeps them). Idempotent. A batch running
+        meanwhile, or executed afterwards, raises ``BatchCancelled``."""
         self.cancel()
         with self._lock:
             if self._released:
                 return
             self._released = True
+            # A run in another thread was just killed: let it take the agent's answer.
+            self._idle.wait_for(lambda: not self._running, timeout=_process.KILL_PATIENCE)
+        self._agent.stop()
         if not self._provider.keep:
             _sandbox.remove_tree(self.directory)
         self._provider._forget(self)
@@ -202,83 +338,47 @@ class LocalSession(SequentialSession):
     # -- run --------------------------------------------------------------------
 
     def _run(self, command: Run, index: int, deadline: Optional[float]) -> CommandResult:
+        provider = self._provider
+        host = provider.sandbox == "host"
+        layout = self._layout
+        argv = [layout.rewrite(arg) for arg in command.args] if host else list(command.args)
+        workdir = layout.rewrite(provider.workdir) if host else provider.workdir
+        env = _sandbox.environment(provider.sandbox, layout, workdir, command.env_dict,
+                                   provider.image.env if provider.image else None, provider.pass_env)
         sink = _output.sink_for(command)
         try:
-            proc = self._start(command)
             out_listener, err_listener = _listeners(sink)
-            if self._provider.pidfd:
-                stdout, stderr = _process.Tail(out_listener), _process.Tail(err_listener)
-                try:
-                    in_time = _process.collect(proc, deadline, stdout, stderr)
-                finally:  # also on KeyboardInterrupt: nothing may outlive the run
-                    self._finish(proc, None)
-                    _process.drain(proc, stdout, stderr)
-            else:
-                exited = None
-                try:
-                    exited = _process.exit_event(proc)
-                    stdout = _process.OutputTail(proc.stdout, out_listener)  # type: ignore[arg-type,assignment]
-                    stderr = _process.OutputTail(proc.stderr, err_listener)  # type: ignore[arg-type,assignment]
-                    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    in_time = exited.wait(timeout)
-                finally:  # also on KeyboardInterrupt: nothing may outlive the run
-                    self._finish(proc, exited)
+            stdout, stderr = _process.Tail(out_listener), _process.Tail(err_listener)
+            with self._lock:  # cancel() either sees this run or has already set `cancelled`
+                if self.cancelled.is_set():
+                    raise BatchCancelled("batch cancelled", provider=self.info.id)
+                self._running = True
+            try:
+                outcome = self._agent.run(argv, env, workdir, deadline, stdout, stderr)
+            except _process.AgentLost as exc:
+                if self.cancelled.is_set():
+                    raise BatchCancelled(f"batch cancelled; killed {command}", provider=self.info.id) from exc
+                raise ProviderLost(f"the {provider.sandbox} sandbox's agent was lost: {exc}",
+                                   provider=self.info.id) from exc
+            finally:
+                with self._lock:
+                    self._running = False
+                    self._idle.notify_all()
             out, err = _text(command, stdout, "stdout"), _text(command, stderr, "stderr")
             if sink is not None:
                 sink.flush()
         finally:
-            if sink is not None:  # a reader thread stuck on an escaped process stays silent now
+            if sink is not None:
                 sink.close()
-        return self._outcome(command, index, proc, in_time, out, err)
-
-    def _outcome(self, command: Run, index: int, proc: subprocess.Popen, in_time: bool,
-                 out: str, err: str) -> CommandResult:
-        provider = self.info.id
         if self.cancelled.is_set():
-            raise BatchCancelled(f"batch cancelled; killed {command}", provider=provider)
-        if not in_time:
+            raise BatchCancelled(f"batch cancelled; killed {command}", provider=self.info.id)
+        if not outcome.in_time:
             raise BatchTimeoutError(f"batch timed out; killed {command} and every process it started",
-                                    provider=provider)
-        failed = _BWRAP_EXEC_FAILED.match(err.strip()) if self._provider.sandbox == "bwrap" else None
-        if failed and proc.returncode == 1:
-            raise _not_started(command, index, failed.group(2))
-        return CommandResult(command=command, index=index, exit_code=proc.returncode,
+                                    provider=self.info.id)
+        if outcome.failure is not None:
+            raise _not_started(command, index, outcome.failure)
+        return CommandResult(command=command, index=index, exit_code=int(outcome.exit_code or 0),
                              stdout=out, stderr=err)
-
-    def _start(self, command: Run) -> subprocess.Popen:
-        provider = self._provider
-        if provider.sandbox == "bwrap":
-            argv = _sandbox.bwrap_prefix(str(provider._bwrap), self.directory, provider.writable_dirs,
-                                         provider.network) + list(command.args)
-        else:
-            argv = _sandbox.host_argv(command.args, self.directory)
-        env = _sandbox.environment(provider.sandbox, self.directory, command.env_dict)
-        cwd = os.path.join(self.directory, "work")
-        with self._lock:  # cancel() either sees this process or has already set `cancelled`
-            if self.cancelled.is_set():
-                raise BatchCancelled("batch cancelled", provider=self.info.id)
-            try:
-                # A new session makes the program a process-group leader: one killpg()
-                # then reaches everything it started (bwrap and the sandbox included).
-                self._proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    cwd=cwd, env=env, start_new_session=True)
-            except OSError as exc:
-                if provider.sandbox == "bwrap":
-                    raise ProviderLost(f"cannot start bwrap: {exc}", provider=self.info.id) from exc
-                raise _not_started(command, None, exc.strerror or str(exc)) from exc
-            return self._proc
-
-    def _finish(self, proc: subprocess.Popen, exited: Optional[threading.Event]) -> None:
-        """Kill what is left of the program's process group, then reap the program."""
-        # The leader is not reaped until proc.wait() below, so its pid (the group id)
-        # cannot have been reused: the kill can only reach this program's processes.
-        _process.kill_group(proc.pid)
-        if exited is not None:
-            exited.wait()  # outside the lock: cancel() must never wait for a process
-        with self._lock:
-            proc.wait()
-            self._proc = None
 
     # -- transfers ----------------------------------------------------------------
 
@@ -306,12 +406,12 @@ class LocalSession(SequentialSession):
 
     def _writable_target(self, dst: str) -> str:
         """The host path for ``dst``, parents created, refused outside the writable dirs."""
-        writable = self._provider.writable_dirs
+        writable = self._layout.writable_dirs()
         if not any(dst.startswith(directory + "/") for directory in writable):
             raise CommandExecutionError(
                 f"cannot write {dst}: files can only be sent into {', '.join(writable)} "
-                f"(declare more with LocalProvider(volumes=...))")
-        target = str(_sandbox.to_host(dst, self.directory))
+                f"(declare more with LocalProvider(volumes=...) or writable LocalProvider(mounts=...))")
+        target = str(self._layout.to_host(dst))
         self._check_inside(os.path.dirname(target), dst)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         return target
@@ -355,10 +455,10 @@ class LocalSession(SequentialSession):
 
     def _open_remote(self, remote: str) -> IO[bytes]:
         """Open a regular file under /golem for reading, refusing links out of the sandbox."""
-        host = _sandbox.to_host(remote, self.directory)
+        host = self._layout.to_host(remote)
         if host is None:
             raise CommandExecutionError(f"cannot download {remote}: the local provider serves only "
-                                        f"files under /golem")
+                                        f"files under /golem and in mounts")
         real = self._check_inside(host, remote)
         try:
             # O_NONBLOCK: a FIFO planted by the program must not hang the download.
@@ -375,7 +475,8 @@ class LocalSession(SequentialSession):
     def _check_inside(self, host_path: str, remote: str) -> str:
         """``host_path`` with symlinks resolved; refused when that leaves the session."""
         real = os.path.realpath(host_path)
-        top = os.path.realpath(self.directory)
+        found = self._layout.root_of(remote)
+        top = os.path.realpath(found[1] if found else self.directory)
         if os.path.commonpath([real, top]) != top:
             raise CommandExecutionError(
                 f"refusing {remote}: it resolves to {real}, outside the sandbox (through a symlink)")
@@ -399,6 +500,35 @@ def _http_call(method: str, url: str, deadline: Optional[float], **kwargs: Any) 
     return response
 
 
+def _memory_limit(min_mem_gib: Optional[float]) -> Optional[int]:
+    if min_mem_gib is None:
+        return None
+    if isinstance(min_mem_gib, bool) or not isinstance(min_mem_gib, (int, float)) or not min_mem_gib > 0:
+        raise ConfigurationError(f"min_mem_gib must be a positive number of GiB or None, got {min_mem_gib!r}")
+    return int(min_mem_gib * 2**30)
+
+
+def _threads(min_cpu_threads: Optional[int]) -> Optional[int]:
+    if min_cpu_threads is None:
+        return None
+    if isinstance(min_cpu_threads, bool) or not isinstance(min_cpu_threads, int) or min_cpu_threads < 1:
+        raise ConfigurationError(f"min_cpu_threads must be a positive whole number or None, "
+                                 f"got {min_cpu_threads!r}")
+    return min_cpu_threads
+
+
+def _cpus(threads: Optional[int], number: int) -> Optional[List[int]]:
+    """The CPUs of session ``number`` (1, 2, ...): ``threads`` of them, sessions taking
+    turns over the CPUs this process may use; None when that is all of them anyway."""
+    if threads is None or not hasattr(os, "sched_getaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    if threads >= len(usable):
+        return None
+    start = (number - 1) * threads
+    return [usable[(start + i) % len(usable)] for i in range(threads)]
+
+
 def _listeners(sink: Optional[_output.OutputSink]) -> Tuple[Optional[_process.Listener],
                                                              Optional[_process.Listener]]:
     if sink is None:
@@ -406,7 +536,7 @@ def _listeners(sink: Optional[_output.OutputSink]) -> Tuple[Optional[_process.Li
     return functools.partial(sink.feed, "stdout"), functools.partial(sink.feed, "stderr")
 
 
-def _text(command: Run, tail: Union[_process.OutputTail, _process.Tail], name: str) -> str:
+def _text(command: Run, tail: _process.Tail, name: str) -> str:
     text = tail.text()
     if tail.dropped:
         logger.warning("%s: dropped the first %d bytes of %s (only the last %d are kept)",

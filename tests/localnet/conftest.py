@@ -12,9 +12,9 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
-from golem_tasks.localnet.daemon import find_yagna
+from golem_tasks.localnet.daemon.process import find_yagna
 from golem_tasks.localnet.errors import DaemonNotInstalled
-from golem_tasks.localnet.negotiator import Negotiator
+from golem_tasks.localnet.provider.negotiator import Negotiator
 from golem_tasks.localnet.network import LocalNet
 
 from .requestor import PlainRequestor

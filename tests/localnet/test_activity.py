@@ -14,10 +14,10 @@ from typing import Any, Dict, Iterator, List, NamedTuple
 
 import pytest
 
-from golem_tasks.localnet.gsb import GsbClient
-from golem_tasks.localnet.negotiator import Negotiator
+from golem_tasks.localnet.exeunit.gsb import GsbClient
+from golem_tasks.localnet.provider.negotiator import Negotiator
 from golem_tasks.localnet.network import LocalNet
-from golem_tasks.localnet.offer import OfferSpec
+from golem_tasks.localnet.provider.offer import OfferSpec
 
 from .conftest import assert_no_daemon_left, assert_no_dns_attempts, sockets_of
 from .requestor import PlainRequestor, iso_in

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 import pytest
 
 from golem_tasks.errors import ApiError
-from golem_tasks.localnet.agent import ProviderAgent
+from golem_tasks.localnet.provider.agent import ProviderAgent
 
 GONE = ApiError("POST /market-api/v1/offers/O/proposals/P answered 500: Subscription [D] wasn't found.", status=500)
 

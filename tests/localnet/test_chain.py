@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import requests
 
-from golem_tasks.localnet.chain import HOODI_CHAIN_ID, ChainStub
+from golem_tasks.localnet.stubs.chain import HOODI_CHAIN_ID, ChainStub
 from golem_tasks.localnet.network import LocalNet
 
 from .conftest import assert_no_daemon_left

@@ -10,8 +10,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from golem_tasks.localnet._ports import free_port
-from golem_tasks.localnet.daemon import YagnaDaemon, find_yagna
+from golem_tasks.localnet.daemon.ports import free_port
+from golem_tasks.localnet.daemon.process import YagnaDaemon, find_yagna
 from golem_tasks.localnet.errors import DaemonNotInstalled, LocalNetError
 
 from .conftest import assert_no_daemon_left, assert_no_dns_attempts, sockets_of

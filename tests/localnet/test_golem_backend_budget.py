@@ -13,8 +13,8 @@ import requests
 from golem_tasks import BrokenPool, Golem
 from golem_tasks.events import CostsSettled
 from golem_tasks.localnet import LocalNet
-from golem_tasks.localnet.negotiator import Negotiator
-from golem_tasks.localnet.offer import OfferSpec
+from golem_tasks.localnet.provider.negotiator import Negotiator
+from golem_tasks.localnet.provider.offer import OfferSpec
 from golem_tasks.progress import format_amount, format_costs
 
 pytestmark = pytest.mark.slow

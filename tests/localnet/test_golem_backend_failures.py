@@ -13,7 +13,7 @@ import requests
 
 from golem_tasks import Golem
 from golem_tasks.localnet import LocalNet
-from golem_tasks.localnet.negotiator import Negotiator
+from golem_tasks.localnet.provider.negotiator import Negotiator
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import requests
 
 from golem_tasks import Golem
 from golem_tasks.localnet import LocalNet
-from golem_tasks.localnet.negotiator import Negotiator
-from golem_tasks.localnet.offer import OfferSpec
+from golem_tasks.localnet.provider.negotiator import Negotiator
+from golem_tasks.localnet.provider.offer import OfferSpec
 from golem_tasks.providers.yagna import DebitNoteAccepted, GolemProvider, InvoiceAccepted
 
 pytestmark = pytest.mark.slow

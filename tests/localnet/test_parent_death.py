@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from golem_tasks.localnet._parent_death import Spawner, die_with_parent
+from golem_tasks.localnet.daemon.parent_death import Spawner, die_with_parent
 
 from .conftest import processes_using
 

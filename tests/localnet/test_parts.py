@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from golem_tasks.localnet import _capture
-from golem_tasks.localnet import _gsb_wire as wire
-from golem_tasks.localnet._batch import Batch
-from golem_tasks.localnet.negotiator import Negotiator
-from golem_tasks.localnet.offer import OfferSpec
-from golem_tasks.localnet.settings import DaemonSettings
-from golem_tasks.localnet.transfer import TransferError, container_path, split_hash
+from golem_tasks.localnet.exeunit import capture as _capture
+from golem_tasks.localnet.exeunit import gsb_wire as wire
+from golem_tasks.localnet.exeunit.batch import Batch
+from golem_tasks.localnet.provider.negotiator import Negotiator
+from golem_tasks.localnet.provider.offer import OfferSpec
+from golem_tasks.localnet.daemon.settings import DaemonSettings
+from golem_tasks.localnet.exeunit.transfer import TransferError, container_path, split_hash
 
 NOW = 1_800_000_000.0
 DEMAND = {
@@ -66,7 +66,7 @@ def test_large_enum_codes_use_multi_byte_varints() -> None:
 
 def test_flexbuffers_payloads_round_trip() -> None:
     pytest.importorskip("flatbuffers")
-    from golem_tasks.localnet import _flex
+    from golem_tasks.localnet.exeunit import flex as _flex
 
     value = {
         "activityId": "a",

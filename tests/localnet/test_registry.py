@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from golem_tasks.errors import ConfigurationError
-from golem_tasks.localnet.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
+from golem_tasks.localnet.stubs.registry import DEFAULT_IMAGES, ImageRegistry, image_hash
+from golem_tasks.providers.images import file_hash
 from golem_tasks.providers.yagna._image import DEFAULT_REGISTRY_URL, registry_session, registry_url, resolve_image
 
 
@@ -77,3 +78,29 @@ def test_a_registry_on_this_machine_is_asked_without_the_environments_proxy(regi
     with registry_session(registry.url) as http:
         sha3, _ = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
     assert sha3 == image_hash("golem/alpine:latest")
+
+
+def test_a_tag_with_a_gvmi_file_is_served_by_its_hash(http, tmp_path):
+    image = tmp_path / "tool.gvmi"
+    image.write_bytes(b"squashfs and metadata" * 1000)
+    with ImageRegistry({"me/tool:1": str(image), "golem/alpine:latest": None}) as registry:
+        sha3, url = resolve_image(http, registry.url, image_tag="me/tool:1")
+        assert sha3 == file_hash(str(image))
+        download = http.get(url, timeout=5)
+        assert download.status_code == 200 and download.content == image.read_bytes()
+        info = http.get(registry.url + "/v1/image/info", params={"hash": sha3}, timeout=5).json()
+        assert info["size"] == image.stat().st_size and info["tag"] == "me/tool:1"
+        _, tag_only = resolve_image(http, registry.url, image_tag="golem/alpine:latest")
+        assert http.get(tag_only, timeout=5).status_code == 404  # a tag without a file has nothing to fetch
+
+
+def test_localnet_up_takes_image_files_by_tag(tmp_path):
+    from golem_tasks.localnet.cli import image_files
+    image = tmp_path / "tool.gvmi"
+    image.write_bytes(b"x")
+    images = image_files([f"me/tool:1={image}"])
+    assert images["me/tool:1"] == str(image) and all(images[tag] is None for tag in DEFAULT_IMAGES)
+    with pytest.raises(ValueError, match="give TAG=FILE"):
+        image_files(["me/tool:1"])
+    with pytest.raises(ValueError, match="is not a file"):
+        image_files([f"me/tool:1={tmp_path / 'missing.gvmi'}"])

@@ -1,6 +1,6 @@
 """GsbGftpStorage against the real yagna daemon (golem-node), offline on loopback.
 
-The provider's side is the local exe-unit's GFTP client (golem_tasks.localnet.transfer):
+The provider's side is the local exe-unit's GFTP client (golem_tasks.localnet.exeunit.transfer):
 it calls ``/transfer/net/<requestor>/gftp/<id>/...`` on the daemon's GSB router, as a
 real exe-unit does, and yagna relays each call to the storage's WebSocket.
 """
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def yagna(tmp_path_factory):
-    from golem_tasks.localnet.daemon import YagnaDaemon, find_yagna
+    from golem_tasks.localnet.daemon.process import YagnaDaemon, find_yagna
     from golem_tasks.localnet.errors import DaemonNotInstalled
 
     try:
@@ -57,8 +57,8 @@ def storage(client):
 @pytest.fixture
 def exeunit(yagna, storage):
     """The provider's side: (transfers, call(url, component, payload))."""
-    from golem_tasks.localnet.gsb import GsbClient
-    from golem_tasks.localnet.transfer import Transfers
+    from golem_tasks.localnet.exeunit.gsb import GsbClient
+    from golem_tasks.localnet.exeunit.transfer import Transfers
 
     with GsbClient(yagna.settings.gsb_url, caller=storage.node_id) as bus:
         transfers = Transfers(bus)

@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Optional
 
 import attrs
 
-from ._ports import LOOPBACK
+from .ports import LOOPBACK
 
 #: Networks the erc20 driver knows. Each gets ``<NET>_GETH_ADDR`` pinned to loopback so
 #: the driver never does its DNS TXT look-up ``<net>.rpc-node.dev.golem.network``.

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional, Type, TypeVar
 
-from ._ports import LOOPBACK
+from ..daemon.ports import LOOPBACK
 
 S = TypeVar("S", bound="LoopbackServer")
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from ..errors import ApiError
-from ..providers.local import LocalProvider
-from ._rest import Rest
-from .exeunit import ExeUnit
-from .payments import Billing
+from ...errors import ApiError
+from ...providers.local import LocalProvider
+from .rest import Rest
+from ..exeunit.unit import ExeUnit
+from .billing import Billing
 
 logger = logging.getLogger(__name__)
 
 ACTIVITY = "/activity-api/v1"
+#: The demand property naming the VM image: ``hash:sha3:<hash>:<url>``.
+TASK_PACKAGE = "golem.srv.comp.task_package"
 
 #: Long poll for activity events; the loop notices stop() within this time.
 _POLL = 1.0
@@ -39,6 +41,7 @@ class ActivityService:
         node_id, name: the provider identity.
         sandbox: the local sandbox provider exe-units deploy into.
         billing: told when activities start and end.
+        demand_of: the demand properties of an agreement the agent approved (None if unknown).
     """
 
     def __init__(
@@ -52,7 +55,9 @@ class ActivityService:
         name: str,
         sandbox: LocalProvider,
         billing: Billing,
+        demand_of: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None,
     ) -> None:
+        self.demand_of = demand_of
         self.api_url = api_url
         self.app_key = app_key
         self.session_id = session_id
@@ -156,6 +161,8 @@ class ActivityService:
 
     def _create(self, rest: Rest, event: Dict[str, Any]) -> None:
         activity_id, agreement_id = str(event["activityId"]), str(event["agreementId"])
+        demand = (self.demand_of(agreement_id) if self.demand_of else None) or {}
+        package = demand.get(TASK_PACKAGE)
         unit = ExeUnit(
             activity_id,
             agreement_id,
@@ -163,6 +170,7 @@ class ActivityService:
             node_id=self.node_id,
             sandbox=self.sandbox,
             on_lost=lambda u: self._lost(u),
+            task_package=str(package) if package else None,
         )
         try:
             unit.start()

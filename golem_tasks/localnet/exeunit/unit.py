@@ -21,9 +21,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..providers.local import LocalProvider
-from ._batch import Batch
-from ._gsb_wire import CALL_REPLY_BAD_REQUEST
+from ...providers.local import LocalProvider
+from .batch import Batch
+from .gsb_wire import CALL_REPLY_BAD_REQUEST
 from .gsb import GsbClient, GsbError, Stream
 from .runtime import Runtime, StatePair
 from .transfer import Transfers
@@ -50,6 +50,7 @@ class ExeUnit:
         node_id: the provider identity (caller of our GSB calls).
         sandbox: where ``deploy`` engages the session.
         on_lost: called once if the GSB connection drops (daemon gone) while serving.
+        task_package: the agreement's image (``golem.srv.comp.task_package``), if any.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class ExeUnit:
         node_id: str,
         sandbox: LocalProvider,
         on_lost: Optional[Callable[["ExeUnit"], None]] = None,
+        task_package: Optional[str] = None,
     ) -> None:
         self.activity_id = activity_id
         self.agreement_id = agreement_id
@@ -73,7 +75,7 @@ class ExeUnit:
         # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
         self._local = GsbClient(gsb_url, caller=node_id)
         self._transfers = Transfers(self._bus)
-        self.runtime = Runtime(sandbox, self._transfers, self._report_state)
+        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None

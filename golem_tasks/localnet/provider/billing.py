@@ -20,9 +20,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import attrs
 
-from ..errors import ApiError
-from ._rest import Rest
-from .exeunit import ExeUnit
+from ...errors import ApiError
+from .rest import Rest
+from ..exeunit.unit import ExeUnit
 from .offer import OfferSpec
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Dict, List, Type
 
-from ._loopback import LoopbackServer
+from .loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
-from ..errors import ApiError
-from ..providers.local import LocalProvider
-from ._rest import Rest
+from ...errors import ApiError
+from ...providers.local import LocalProvider
+from .rest import Rest
 from .activities import ActivityService
 from .negotiator import Negotiator
-from .payments import Billing
+from .billing import Billing
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,13 @@ class ProviderAgent:
                 name=name,
                 sandbox=sandbox,
                 billing=self.billing,
+                demand_of=self._demand_of,
             )
+
+    def _demand_of(self, agreement_id: str) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            agreement = self.agreements.get(agreement_id)
+            return dict(agreement.demand) if agreement else None
 
     # -- lifecycle -----------------------------------------------------------------
 

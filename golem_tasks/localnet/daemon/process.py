@@ -27,9 +27,9 @@ from typing import IO, Any, Optional
 import attrs
 import requests
 
-from ._parent_death import Spawner
-from ._ports import free_port
-from .errors import DaemonNotInstalled, LocalNetError
+from .parent_death import Spawner
+from .ports import free_port
+from ..errors import DaemonNotInstalled, LocalNetError
 from .settings import DEFAULT_NETWORK, DaemonSettings
 
 logger = logging.getLogger(__name__)

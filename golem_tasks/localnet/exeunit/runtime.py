@@ -2,8 +2,10 @@
 
 This plays yagna's exe-unit state machine (``exe-unit/src/exe_unit.rs``,
 ``exec_stateful``) over a :class:`golem_tasks.providers.local.LocalProvider` session:
-``deploy`` engages a fresh sandbox (the image named in the agreement is *not* booted;
-commands run on this machine, in bubblewrap when available), ``start`` makes it Ready,
+``deploy`` downloads the image the agreement names (``golem.srv.comp.task_package``)
+and engages a fresh sandbox running in it (bubblewrap); when the registry has no file
+for the image (a tag given without one), commands run on this machine's root file
+system, in bubblewrap when available. ``start`` makes it Ready,
 ``run`` executes a program with real exit codes and captured output, ``transfer``
 copies between ``container:`` paths and URLs. State changes are reported through
 ``on_state`` as ``[current, pending]`` pairs, the way the real exe-unit does.
@@ -17,14 +19,17 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..commands import DownloadFile, Run, SendFile
-from ..errors import GolemTasksError
-from ..providers.local import LocalProvider, LocalSession
-from . import _capture
-from ._batch import Batch, command_name
+from ...commands import DownloadFile, Run, SendFile
+from ...errors import GolemTasksError
+from ...providers.images import file_hash
+from ...providers.local import LocalProvider, LocalSession
+from . import capture as _capture
+from .batch import Batch, command_name
 from .transfer import TransferError, Transfers, container_path
 
 logger = logging.getLogger(__name__)
@@ -60,15 +65,20 @@ class Runtime:
     """Runs batches, one command at a time, against one sandbox session.
 
     Args:
-        sandbox: engages the session at ``deploy``.
+        sandbox: engages the session at ``deploy`` (its settings also serve an image's).
         transfers: URL transfers for ``transfer`` commands.
         on_state: called with each new ``[current, pending]`` state pair.
+        task_package: the agreement's ``golem.srv.comp.task_package``
+            (``hash:sha3:<hash>:<url>``), None when it names none.
     """
 
     def __init__(
-        self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None]
+        self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None],
+        task_package: Optional[str] = None,
     ) -> None:
         self.sandbox = sandbox
+        self.task_package = task_package
+        self._image_provider: Optional[LocalProvider] = None
         self.transfers = transfers
         self.on_state = on_state
         self.state: StatePair = ["Initialized", None]
@@ -143,7 +153,7 @@ class Runtime:
     ) -> Tuple[int, Optional[str], Any, Any]:
         if name == "deploy":
             if self._session is None:
-                self._session = self.sandbox.engage()
+                self._session = self._deploy()
             return 0, None, None, None
         if name == "start":
             return 0, None, None, None
@@ -207,6 +217,54 @@ class Runtime:
             if os.path.exists(local):
                 os.unlink(local)
 
+    def _deploy(self) -> LocalSession:
+        """A session in the agreement's image when the registry serves its file, else
+        in the shared sandbox (this machine's root file system)."""
+        image = self._download_image()
+        if image is None:
+            return self.sandbox.engage()
+        cache = os.path.join(str(self.sandbox.root), "images")
+        try:
+            provider = LocalProvider(
+                tempfile.mkdtemp(prefix="image-", dir=str(self.sandbox.root)), sandbox=self.sandbox.sandbox,
+                network=self.sandbox.network, image=image, image_cache=cache)
+        except GolemTasksError as exc:
+            raise CommandFailed(f"Local service error: Deploy error: {exc}") from exc
+        self._image_provider = provider
+        return provider.engage()
+
+    def _download_image(self) -> Optional[str]:
+        """The GVMI file of the task package, downloaded once per hash; None when the
+        agreement names no image or its URL serves none (a tag the loopback registry
+        knows without a file, or a made-up URL): commands then run on the host's root."""
+        parts = (self.task_package or "").split(":", 3)
+        if len(parts) != 4 or parts[:2] != ["hash", "sha3"] or not parts[3].startswith("http"):
+            return None
+        sha3, url = parts[2], parts[3]
+        target = os.path.join(str(self.sandbox.root), "images", f"{sha3}.gvmi")
+        if os.path.isfile(target):
+            return target
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        partial = f"{target}.{uuid.uuid4().hex}.part"
+        # localnet is offline: never through a proxy the environment names.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            try:
+                with opener.open(url, timeout=60) as answer, open(partial, "wb") as out:
+                    shutil.copyfileobj(answer, out)
+            except (urllib.error.URLError, OSError) as exc:
+                logger.info("no image file at %s (%s): commands run on this machine's root file system", url, exc)
+                return None
+            digest = file_hash(partial)
+            if digest != sha3:
+                raise CommandFailed(f"Local service error: Deploy error: image {url} has hash {digest}, "
+                                    f"the agreement names {sha3}")
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        return target
+
     def _require_session(self) -> LocalSession:
         if self._session is None:
             raise CommandFailed("Runtime error: no sandbox deployed")
@@ -220,4 +278,8 @@ class Runtime:
         session, self._session = self._session, None
         if session is not None:
             session.release()
+        provider, self._image_provider = self._image_provider, None
+        if provider is not None:
+            provider.close()
+            shutil.rmtree(str(provider.root), ignore_errors=True)
         shutil.rmtree(self._scratch, ignore_errors=True)

@@ -22,9 +22,9 @@ import threading
 import uuid
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
-from . import _flex
-from . import _gsb_wire as wire
-from .errors import LocalNetError
+from . import flex as _flex
+from . import gsb_wire as wire
+from ..errors import LocalNetError
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import requests
 
-from ..errors import ApiError
+from ...errors import ApiError
 
 #: Extra seconds on top of a long-poll's server-side timeout before the client gives up.
 _READ_MARGIN = 5.0
