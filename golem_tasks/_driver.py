@@ -21,9 +21,23 @@ logger = logging.getLogger(__name__)
 Execute = Callable[[Batch], List[CommandResult]]
 
 #: Generators that refused to close (they yield again after GeneratorExit). Kept alive
-#: on purpose: collecting one would close it again and raise an unraisable error later,
-#: far from the fragment it belongs to. Only a broken worker lands here.
+#: on purpose: collecting one would close it again and run its code once more, later and
+#: far from its fragment (at interpreter exit a worker that loops on every exception
+#: would spin there forever). Only a broken worker lands here.
 _abandoned: List[Generator[Any, Any, Any]] = []
+
+
+def _keep_forever(gen: Generator[Any, Any, Any]) -> None:
+    """Never finalize ``gen``, not even at interpreter exit, when module globals such as
+    :data:`_abandoned` are cleared: one reference more that nobody gives back (CPython),
+    so the interpreter never runs the broken worker's code again."""
+    _abandoned.append(gen)
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(gen))
+    except (ImportError, AttributeError):  # not CPython: the list keeps it until exit
+        pass
 
 
 def worker_name(worker: Any) -> str:
@@ -106,4 +120,4 @@ def close(gen: Generator[Any, Any, Any]) -> None:
             raise
         logger.warning("the worker %s ignored GeneratorExit (it yielded again when closed); it was abandoned "
                        "and its batches will not run: let GeneratorExit propagate", worker_name(gen))
-        _abandoned.append(gen)
+        _keep_forever(gen)
