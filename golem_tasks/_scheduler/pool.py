@@ -164,8 +164,9 @@ class Pool:
                 for slot in self._slots:
                     slot.told_to_leave()
                 self._notify_idle()
-                # The caller gets control back with the providers released, not releasing.
-                while any(s.session is not None and s.leave for s in self._slots) and \
+                # The caller gets control back with the providers released, not releasing
+                # (a slot still engaging was told to stop: it releases what it got, if anything).
+                while any((s.session is not None or s.engaging) and s.leave for s in self._slots) and \
                         (remaining := deadline - time.monotonic()) > 0:
                     self._changed.wait(remaining)
 

@@ -183,7 +183,7 @@ class Agent:
         return not self._lost and (self._proc is None or self._proc.poll() is None)
 
     def run(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, deadline: Optional[float],
-            out: Tail, err: Tail) -> Outcome:
+            out: Tail, err: Tail, cancelled: Optional[threading.Event] = None) -> Outcome:
         """Run one command, feeding its output to ``out``/``err`` as it comes.
 
         At ``deadline`` the command and all it started are killed (``in_time`` False).
@@ -205,6 +205,10 @@ class Agent:
         finally:
             os.close(out_w)
             os.close(err_w)
+        if cancelled is not None and cancelled.is_set():
+            # A cancel that came before the run request reached the agent killed nothing
+            # there: kill now, after the request, so the command cannot outlive it.
+            self.kill()
         ended: Optional[Dict[str, Any]] = None
         in_time = True
         killed_at: Optional[float] = None  # when we asked the agent to kill (deadline passed)

@@ -248,7 +248,9 @@ class LocalProvider(Provider):
     def _zygote(self) -> _process.Zygote:
         with self._zygote_lock:
             if self._zygote_process is None:
-                self._zygote_process = _process.Zygote(_PYTHON, _AGENT_ENV, str(self.root))
+                # cwd "/": the zygote lives as long as the provider and is no session's
+                # process, so it holds no directory of the sandboxes open.
+                self._zygote_process = _process.Zygote(_PYTHON, _AGENT_ENV, "/")
             return self._zygote_process
 
     def _forget(self, session: "LocalSession") -> None:
@@ -354,7 +356,7 @@ class LocalSession(SequentialSession):
                     raise BatchCancelled("batch cancelled", provider=self.info.id)
                 self._running = True
             try:
-                outcome = self._agent.run(argv, env, workdir, deadline, stdout, stderr)
+                outcome = self._agent.run(argv, env, workdir, deadline, stdout, stderr, cancelled=self.cancelled)
             except _process.AgentLost as exc:
                 if self.cancelled.is_set():
                     raise BatchCancelled(f"batch cancelled; killed {command}", provider=self.info.id) from exc
