@@ -158,7 +158,10 @@ def test_timeline_draws_a_png_for_notebooks(tmp_path):
     picture.save(tmp_path / "timeline.svg")
     assert (tmp_path / "timeline.svg").read_text().lstrip().startswith("<?xml")
     lanes = [label.get_text() for label in picture.figure.axes[0].get_yticklabels()]
-    assert set(lanes) <= {"fake-1", "fake-2", "fake-3"} and len(lanes) >= 2
+    # one lane per provider that ran an attempt (how many ran one depends on the schedule:
+    # engagement follows demand)
+    ran = {row.provider_name for row in golem.report() if row.provider_name}
+    assert lanes and set(lanes) <= {"fake-1", "fake-2", "fake-3"} and ran <= set(lanes)
 
 
 def test_timeline_without_matplotlib_names_the_extra(monkeypatch):
