@@ -119,7 +119,8 @@ def test_the_budget_is_never_exceeded(daemon, events):
         assert daemon.activities[session.activity_id]["state"] == "Terminated"
         session.release()
         # whichever of the two providers outgrew the budget first
-        spent = r"budget of 0.05 tGLM is spent: 0.03 tGLM accepted so far, and provider-(1|2) \(0x0(1|2)0(1|2)…0(1|2)0(1|2)\)"
+        spent = (r"budget of 0.05 tGLM is spent: 0.03 tGLM accepted so far, "
+                 r"and provider-(1|2) \(0x0(1|2)0(1|2)…0(1|2)0(1|2)\)")
         with pytest.raises(BudgetExhausted, match=spent) as caught:
             provider.engage()
         assert caught.value.spent == Decimal("0.03") and "budget=" in str(caught.value)
