@@ -52,6 +52,19 @@ def echo_provider(**kwargs) -> FakeProvider:
 HANG_GUARD = 60.0
 
 
+def until(condition, what: str, guard: float = HANG_GUARD, poll: float = 0.02) -> None:
+    """Wait for ``condition()`` to hold: for state only visible by asking (a daemon's
+    list of demands, a process table). Fails the test with ``what`` if it has not held
+    after ``guard`` seconds, which only catches a hang; no speed is asserted."""
+    import time
+
+    deadline = time.monotonic() + guard
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hung: {what} never happened within the {guard:g} s hang guard")
+        time.sleep(poll)
+
+
 def finishes(call, *args, guard: float = HANG_GUARD):
     """Run ``call(*args)`` in a thread and return its result, failing the test (instead
     of hanging it) if it has not returned after ``guard`` seconds."""

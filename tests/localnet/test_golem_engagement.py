@@ -4,7 +4,6 @@ longer needs is called off by its ``abort`` event, and nothing is rented for it.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Iterator, List
 
 import pytest
@@ -14,9 +13,12 @@ from golem_tasks import EngagementCancelled, Golem, events
 from golem_tasks.localnet import LocalNet
 from golem_tasks.providers.yagna import AgreementApproved, GolemProvider, Timeouts
 
+from ..helpers import until
+
 pytestmark = pytest.mark.slow
 
 IMAGE = dict(image_hash="a" * 56, image_url="http://127.0.0.1:9/image.gvmi")  # not booted locally
+
 HANG = 120.0  # only catches a hang
 
 
@@ -51,10 +53,7 @@ def test_a_called_off_engage_rents_nothing_and_withdraws_the_demand(net):
         outcome: List[BaseException] = []
         waiting = threading.Thread(target=lambda: _engage_into(provider, abort, outcome))
         waiting.start()
-        end = time.monotonic() + HANG
-        while not daemon_get(net, "/market-api/v1/demands"):  # the third engage subscribes
-            assert time.monotonic() < end
-            time.sleep(0.02)
+        until(lambda: daemon_get(net, "/market-api/v1/demands"), "the third engage subscribing a demand", HANG)
         abort.set()
         waiting.join(HANG)
         assert not waiting.is_alive()

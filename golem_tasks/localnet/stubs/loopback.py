@@ -3,6 +3,7 @@ registry): a threaded server on 127.0.0.1, one serving thread, an idempotent sto
 
 from __future__ import annotations
 
+import abc
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional, Type, TypeVar
@@ -12,7 +13,7 @@ from ..daemon.ports import LOOPBACK
 S = TypeVar("S", bound="LoopbackServer")
 
 
-class LoopbackServer:
+class LoopbackServer(abc.ABC):
     """Subclasses give ``_handler()``; the rest is here.
 
     Args:
@@ -33,8 +34,9 @@ class LoopbackServer:
             raise RuntimeError(f"{self.name} not started")
         return f"http://{LOOPBACK}:{self._server.server_address[1]}"
 
+    @abc.abstractmethod
     def _handler(self) -> Type[BaseHTTPRequestHandler]:
-        raise NotImplementedError
+        """The request handler class this stub serves with."""
 
     def start(self: S) -> S:
         if self._server is not None:
