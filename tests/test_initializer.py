@@ -65,9 +65,9 @@ def test_an_initializer_that_always_fails_breaks_the_pool_with_a_clear_error():
         yield ctx.run("setup")
 
     with make_golem(fake, max_workers=2, initializer=init, max_retries=2) as golem:
-        with pytest.raises(BrokenPool, match="initializer failed on 3 provider"):
+        # 3 failures in a row break it; the other slot's setup may fail once more before it sees that
+        with pytest.raises(BrokenPool, match=r"initializer failed on [34] provider"):
             list(golem.map(echo, range(4)))
-    # the other slot may have been setting up one more provider when the pool broke
     assert 3 <= len(fake.sessions) <= 4
     assert fake.assert_all_released() is None
 

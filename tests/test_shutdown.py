@@ -15,10 +15,11 @@ from golem_tasks import (
     FragmentFailed,
     FragmentTimeoutError,
     JobTimeoutError,
+    events,
 )
 from golem_tasks.testing import FakeProvider
 
-from .helpers import echo, echo_provider, make_golem
+from .helpers import HANG_GUARD, echo, echo_provider, make_golem
 
 
 def hang_provider() -> FakeProvider:
@@ -145,14 +146,23 @@ def test_providers_of_a_finished_map_are_reused_by_the_next_call():
 
     def echo_once_both_are_engaged(ctx, item):
         # The map must engage both providers (the test is about reusing them), so the
-        # first fragment holds its slot until the second provider is engaged.
+        # first fragment holds its slot until the second provider is ready for the work
+        # queued behind it (a session the fake made is not enough: a provider that gets
+        # ready after the queue drained is let go, as engagement follows demand).
         if item == 0:
-            assert fake.wait_for_sessions(before + 2, timeout=30), "the second provider was never engaged"
+            assert both_engaged.wait(HANG_GUARD), "the second provider was never engaged"
         return (yield from echo(ctx, item))
 
+    def count_engaged(event):
+        if isinstance(event, events.ProviderEngaged):
+            engaged_now.append(event.provider_id)
+            if len(engaged_now) == 2:
+                both_engaged.set()
+
     for _ in range(30):
-        before = len(fake.sessions)
-        with make_golem(fake, max_workers=2, max_retries=3) as golem:
+        engaged_now: list = []
+        both_engaged = threading.Event()
+        with make_golem(fake, max_workers=2, max_retries=3, events=count_engaged) as golem:
             assert [r[0] for r in golem.map(echo_once_both_are_engaged, range(6))] == list(range(6))
             engaged = {s.id for s in fake.sessions}
             with pytest.raises(FragmentFailed):

@@ -29,6 +29,7 @@ from ..providers.base import Provider, Session
 from . import attempt, decision
 from .attempt import Outcome, Settings
 from .job import Fragment, Job
+from .pacing import Pace
 from .queue import WorkQueue
 from .slot import Slot
 
@@ -92,6 +93,9 @@ class Pool:
         #: True while no slot is engaging (kept by _update_ready), so the hot path can
         #: skip looking for engagements to abort.
         self._all_ready = True
+        #: Paid engagements (agreements) are paced by the work left; free ones are not.
+        self._paced = provider.paid_engagement
+        self._pace = Pace()
 
     # ------------------------------------------------------------ caller side
     def submit(self, fragment: Fragment) -> None:
@@ -220,9 +224,22 @@ class Pool:
             return
         while len(self._slots) < self.max_workers:
             engaging = sum(1 for s in self._slots if s.engaging and not s.abort.is_set())
-            if engaging >= self._unserved():
+            if engaging >= self._wanted():
                 return
             self._spawn()
+
+    def _wanted(self) -> int:
+        """How many engagements the queued work wants (locked): one per fragment no idle
+        slot can take, or none when paid engagements would start after the providers
+        already running have cleared the queue (see :mod:`.pacing`)."""
+        unserved = self._unserved()
+        if not unserved or not self._paced or self._feeding or self._attempts:
+            return unserved  # while input is read, the work left is unknown
+        queued = self._queue.fragments()
+        if any(f.failed_on for f in queued):
+            return unserved  # a retry wants another provider than the one that failed it
+        ready = sum(1 for s in self._slots if not s.engaging)
+        return 0 if self._pace.surplus(len(queued), ready) else unserved
 
     def _unserved(self) -> int:
         """Queued fragments that may run now or after their backoff and that no idle
@@ -256,7 +273,7 @@ class Pool:
             # A job still reading its input will queue more (a brief empty queue is no
             # reason), and a speculative job may want a provider for a backup copy.
             return
-        wanted = 0 if self._cancelled else self._unserved()
+        wanted = 0 if self._cancelled else self._wanted()
         for slot in engaging[wanted:]:
             slot.abort.set()
 
@@ -494,6 +511,7 @@ class Pool:
             if error is None:
                 with self._lock:
                     self._init_failures = 0
+                    self._pace.engaged(time.monotonic() - slot.engaging_since)
                     slot.ready()
                     self._update_ready()
                 return session
@@ -590,6 +608,9 @@ class Pool:
                 self.emitter.emit(ev.FragmentFinished(job_id=job.id, index=fragment.index, provider_id=info.id,
                                                       attempt=fragment.attempt, duration=outcome.elapsed,
                                                       backup=backup))
+            if self._paced:
+                with self._lock:
+                    self._pace.delivered(outcome.elapsed)
             fragment.resolve(outcome.value)
             self._cancel_copies(others)
             if job.speculation is not None:

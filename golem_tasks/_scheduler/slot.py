@@ -7,6 +7,7 @@ slot's condition shares that lock, so a new fragment wakes exactly one slot.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Optional
 
 from ..providers.base import Session
@@ -15,7 +16,7 @@ from .job import Job
 
 class Slot:
     __slots__ = ("cond", "abort", "session", "provider_id", "engaging", "leave", "dirty", "waiting_for", "job",
-                 "thread")
+                 "thread", "engaging_since")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
@@ -30,9 +31,11 @@ class Slot:
         self.waiting_for: Optional[Job] = None  # the stream job it waits for, if any
         self.job: Optional[Job] = None  # the job whose fragment (or stream) it runs
         self.thread: Optional[threading.Thread] = None
+        self.engaging_since = time.monotonic()
 
     def start_engaging(self) -> None:
         self.engaging = True
+        self.engaging_since = time.monotonic()
         self.session = self.provider_id = None
         self.dirty = False
 

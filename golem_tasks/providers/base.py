@@ -97,6 +97,11 @@ class Provider(abc.ABC):
     #: How many sessions the scheduler engages when ``max_workers`` is not given.
     default_max_workers: int = 4
 
+    #: Engaging costs money (an agreement is signed and invoiced): the scheduler then
+    #: lets an engagement go when the providers already running will clear the queued
+    #: work sooner than it would take to become ready.
+    paid_engagement: bool = False
+
     @abc.abstractmethod
     def engage(self, *, exclude: AbstractSet[str] = frozenset(),
                abort: Optional[threading.Event] = None) -> Session:

@@ -152,6 +152,7 @@ class GolemProvider(Provider):
     """
 
     default_max_workers = 5  # yapapi's default
+    paid_engagement = True  # each engagement is an agreement the provider invoices
 
     def __init__(self, *, image_hash: Optional[str] = None, image_tag: Optional[str] = None,
                  image_url: Optional[str] = None, payload: Optional[VmPayload] = None,

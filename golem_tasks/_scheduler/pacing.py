@@ -1,0 +1,64 @@
+"""Whether one more paid provider is worth engaging for the work that is left.
+
+On Golem an engagement signs an agreement, and every agreement is invoiced, so a
+provider that becomes ready after the engaged ones have cleared the queue is money
+spent on nothing. Once a job's input is all queued, the pool asks :meth:`Pace.surplus`:
+if the providers already running are expected to clear the queued fragments sooner
+than an engagement takes, the providers still negotiating are let go before they
+sign. While input is still being read, nothing is known of the work left, and the
+pool engages for what waits (Spark's dynamic allocation makes the same call from its
+task backlog).
+
+The estimates are deliberately plain: the median of the pool's latest engagement
+times, and a moving average of delivered fragments' durations. A wrong guess costs at
+most one engagement time at the end of a job, never a fragment.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from typing import Deque, Optional
+
+#: Weight of the newest fragment duration in the moving average.
+ALPHA = 0.2
+
+
+class Pace:
+    """A pool's observed engagement and fragment times; the pool owns it and calls it
+    under its lock."""
+
+    __slots__ = ("_engagements", "_fragment")
+
+    def __init__(self) -> None:
+        self._engagements: Deque[float] = collections.deque(maxlen=8)
+        self._fragment: Optional[float] = None
+
+    def engaged(self, seconds: float) -> None:
+        """A slot took ``seconds`` from starting to engage until it was ready for work."""
+        self._engagements.append(max(seconds, 0.0))
+
+    def delivered(self, seconds: float) -> None:
+        """A fragment was delivered after running ``seconds``."""
+        seconds = max(seconds, 0.0)
+        self._fragment = seconds if self._fragment is None else (1 - ALPHA) * self._fragment + ALPHA * seconds
+
+    @property
+    def engagement(self) -> Optional[float]:
+        return statistics.median(self._engagements) if self._engagements else None
+
+    @property
+    def fragment(self) -> Optional[float]:
+        return self._fragment
+
+    def surplus(self, queued: int, ready: int) -> bool:
+        """True when ``ready`` running providers are expected to clear ``queued``
+        fragments before a provider that starts engaging now could take one.
+
+        False whenever something is unknown (no engagement or fragment seen yet, no
+        provider ready): then the pool engages for the work that waits.
+        """
+        engagement, fragment = self.engagement, self._fragment
+        if engagement is None or fragment is None or ready < 1 or queued < 1:
+            return False
+        return queued * fragment / ready < engagement
