@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 import pytest
@@ -17,6 +18,13 @@ settings.register_profile("ci", max_examples=100, deadline=None,
 settings.register_profile("dev", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# The Ctrl-C tests send SIGINT to this process and to child interpreters. A background job
+# of a non-interactive shell (nohup, `cmd &` in a CI script) starts with SIGINT ignored, and
+# Python then keeps it ignored: those tests would wait for an interrupt that never comes.
+# A Python-level handler here also makes every child start with the default action again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 REQUIRE_SPECS_ENV = "GOLEM_TASKS_REQUIRE_YAGNA_SPECS"
