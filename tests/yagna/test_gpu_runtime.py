@@ -250,3 +250,28 @@ def test_without_extra_volumes_the_deploy_is_bare_and_nothing_is_checked(daemon)
         session.release()
     assert unit.scripts[0][0] == {"deploy": {}}
     assert info.volumes == () and info.gpu is None and info.name == "provider-1"
+
+
+# -- through Golem ------------------------------------------------------------------------
+
+def test_golem_by_name_refuses_a_gpu_with_the_wrong_runtime_before_any_request(daemon_mock, monkeypatch):
+    from golem_tasks import Golem
+    from .yagna_samples import API_URL, APP_KEY
+    monkeypatch.setenv("YAGNA_APPKEY", APP_KEY)
+    monkeypatch.setenv("YAGNA_API_URL", API_URL)
+    with pytest.raises(ConfigurationError, match="drop runtime="):
+        Golem("golem", image=IMAGE_HASH, provider_options={"gpu": True, "runtime": "vm", "image_url": IMAGE_URL})
+    assert len(daemon_mock.calls) == 0
+
+
+def test_a_worker_can_read_the_card_it_got_on_the_fake_provider():
+    from golem_tasks import Golem
+    from golem_tasks.testing import FakeProvider
+
+    def card(ctx):
+        yield ctx.run("nvidia-smi")
+        return ctx.provider.gpu.model, ctx.provider.gpu.memory_gib
+
+    with FakeProvider(lambda command, session: "GPU 0: Tesla T4", gpu=GpuInfo(model="Tesla T4", memory_gib=16)) as fake:
+        with Golem(fake, max_workers=1, progress=False) as golem:
+            assert golem.run(card) == ("Tesla T4", 16)
