@@ -275,3 +275,13 @@ def test_a_worker_can_read_the_card_it_got_on_the_fake_provider():
     with FakeProvider(lambda command, session: "GPU 0: Tesla T4", gpu=GpuInfo(model="Tesla T4", memory_gib=16)) as fake:
         with Golem(fake, max_workers=1, progress=False) as golem:
             assert golem.run(card) == ("Tesla T4", 16)
+
+
+def test_a_market_without_the_gpu_runtime_is_explained_as_such():
+    from golem_tasks.providers.yagna.market.status import MarketLedger
+    ledger = MarketLedger(platform=PLATFORM)
+    refusal = scanned(offer_properties(), GPU_PAYLOAD).refusal
+    text, reasons = ledger.explain(unmatched=[refusal] * 2)
+    assert "2 short of hardware or runtime" in text
+    assert "runtime 'vm', the demand asks for 'vm-nvidia'" in text and "gpu=True needs providers with a card" in text
+    assert "lower min_mem_gib" not in text
