@@ -285,3 +285,22 @@ def test_a_market_without_the_gpu_runtime_is_explained_as_such():
     assert "2 short of hardware or runtime" in text
     assert "runtime 'vm', the demand asks for 'vm-nvidia'" in text and "gpu=True needs providers with a card" in text
     assert "lower min_mem_gib" not in text
+
+
+def test_market_scan_gpu_lists_the_cards(daemon, monkeypatch, capsys):
+    from golem_tasks.cli import main
+    from golem_tasks.providers.yagna import GolemProvider
+
+    from .yagna_samples import API_URL, APP_KEY
+    gpu_node = node(3, properties=gpu_offer())
+    daemon.nodes[gpu_node.id] = gpu_node
+    monkeypatch.setenv("YAGNA_APPKEY", APP_KEY)
+    monkeypatch.setenv("YAGNA_API_URL", API_URL)
+    monkeypatch.setattr(GolemProvider, "_payload",  # no image registry here
+                        lambda self, *args: VmPayload(image_hash=IMAGE_HASH, image_url=IMAGE_URL, **args[-1]))
+    assert main(["market", "scan", "--image", IMAGE_HASH, "--gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "3 offer(s), 1 match the demand" in out
+    assert out.splitlines()[3].rstrip().endswith("GPU")
+    assert "NVIDIA GeForce RTX 3060 Ti 8 GiB" in out.splitlines()[4]
+    assert "provider-1 (0x0101…0101): hardware or runtime: runtime 'vm', the demand asks for 'vm-nvidia'" in out
