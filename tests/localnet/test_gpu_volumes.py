@@ -19,7 +19,7 @@ from golem_tasks import events as ev
 from golem_tasks.localnet import LocalNet, Negotiator, OfferSpec
 from golem_tasks.progress import format_summary
 from golem_tasks.providers.gpu import GpuInfo
-from golem_tasks.providers.yagna.market.status import HARDWARE
+from golem_tasks.providers.yagna.market.status import HARDWARE, PRICE_CAPS
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +136,15 @@ def test_without_the_volume_a_transfer_into_it_fails_on_the_provider(net, tmp_pa
         provider.close()
     assert isinstance(caught.value.attempts[-1], CommandExecutionError)
     assert "path not found in container: /golem/resource/model.bin" in str(caught.value)
+
+
+def test_the_env_hour_cap_refuses_a_gpu_priced_above_it(net):
+    provider = make_provider(net, gpu=True, max_env_hour_price="1")
+    try:
+        scan = provider.scan(seconds=5)
+    finally:
+        provider.close()
+    assert not scan.matching
+    card = next(o for o in scan.filtered if o.provider_id == net.providers[1].node_id)
+    assert card.refusal is not None and card.refusal.category == PRICE_CAPS
+    assert card.refusal.setting == "max_env_hour_price" and card.refusal.asked == Decimal("1.8")
