@@ -22,6 +22,7 @@ from .commands import Command, CommandResult, Run
 from .context import WorkContext
 from .errors import CommandExecutionError, ConfigurationError, ProviderError
 from .providers.base import Provider, ProviderInfo
+from .providers.gpu import GpuInfo
 
 __all__ = ("BatchCall", "Call", "FakeProvider", "FakeSession", "Rule", "RunOutput", "run_worker")
 
@@ -111,6 +112,8 @@ class FakeProvider(Provider):
         record: False keeps no ``calls`` or ``batches`` (constant memory for long runs).
         volumes: ``ProviderInfo.volumes`` of every session: the directories a batch may
             send into or download from (empty: unknown, nothing is checked).
+        gpu: ``ProviderInfo.gpu`` of every session (a :class:`GpuInfo`), to test workers
+            that read the card they got.
     """
 
     def __init__(self, handler: Optional[Handler] = None, *, latency: float = 0.0,
@@ -119,7 +122,7 @@ class FakeProvider(Provider):
                  urls: Optional[Mapping[str, Any]] = None,
                  properties: Optional[Mapping[str, Any]] = None,
                  max_sessions: Optional[int] = None, record: bool = True,
-                 volumes: Sequence[str] = ()) -> None:
+                 volumes: Sequence[str] = (), gpu: Optional[GpuInfo] = None) -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable(command, session), got {handler!r}")
         latency = _seconds("latency", latency)
@@ -132,6 +135,9 @@ class FakeProvider(Provider):
         if isinstance(volumes, str):
             raise TypeError(f"volumes must be a sequence of directories, got the str {volumes!r}")
         self._volumes = tuple(volumes)
+        if gpu is not None and not isinstance(gpu, GpuInfo):
+            raise TypeError(f"gpu must be a GpuInfo, got {gpu!r}")
+        self._gpu = gpu
         if max_sessions is not None:
             _whole("max_sessions", max_sessions)
         self._max_sessions = max_sessions
@@ -257,7 +263,8 @@ class FakeProvider(Provider):
             self._next_number += 1
         session_id = f"fake-{self._next_number}"
         self._next_number += 1
-        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties, volumes=self._volumes)
+        info = ProviderInfo(id=session_id, name=session_id, properties=self._properties, volumes=self._volumes,
+                            gpu=self._gpu)
         session = FakeSession(info, self._state, self._files)
         self._state.sessions.append(session)
         self._state.maybe_lose(session)

@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import DEFAULT_IMAGES
+from ..providers.gpu import GpuInfo
 from .errors import LocalNetError
 from .network import LocalNet
 
@@ -101,6 +102,24 @@ def image_files(values: Optional[List[str]]) -> Dict[str, Optional[str]]:
     return images
 
 
+def gpu_card(value: str) -> GpuInfo:
+    """The card of ``--gpu MODEL[:GIB]``.
+
+    Raises:
+        ValueError: no model, or a memory that is not a positive number.
+    """
+    model, colon, memory = value.rpartition(":")
+    if not colon:
+        model, memory = value, ""
+    try:
+        gib = float(memory) if memory else None
+    except ValueError:
+        gib = -1.0
+    if not model.strip() or (gib is not None and not gib > 0):
+        raise ValueError(f"--gpu {value!r}: give MODEL or MODEL:GIB, e.g. --gpu 'NVIDIA GeForce RTX 3090:24'")
+    return GpuInfo(model=model.strip(), memory_gib=gib)
+
+
 def up(args: argparse.Namespace) -> int:
     if _running(args.state_file):
         print(
@@ -118,9 +137,14 @@ def up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    try:
+        gpus = [gpu_card(value) for value in args.gpu or ()]
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     net = LocalNet(
         providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug,
-        images=images,
+        images=images, gpus=gpus,
     )
     try:
         net.start()
@@ -165,6 +189,8 @@ def _up_detached(args: argparse.Namespace) -> int:
     command += ["--debug"] * args.debug + ["--verbose"] * args.verbose
     for image in args.image or ():
         command += ["--image", os.path.abspath(image) if "=" not in image else image]
+    for card in args.gpu or ():
+        command += ["--gpu", card]
     with open(log_path, "w") as log:
         # A new session: the network outlives this shell's Ctrl-C and the command itself.
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -257,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--debug", action="store_true", help="let the yagna daemon log at debug level")
     start.add_argument("--image", action="append", metavar="TAG=FILE",
                        help="serve this GVMI file under TAG; providers run commands in it (repeatable)")
+    start.add_argument("--gpu", action="append", metavar="MODEL[:GIB]",
+                       help="one more provider offering this card through the vm-nvidia runtime "
+                            "(no CUDA: its commands run in the local sandbox too; repeatable)")
     start.add_argument("-v", "--verbose", action="store_true",
                        help="log what the providers do (offers, agreements, activities)")
     start.set_defaults(run=up)

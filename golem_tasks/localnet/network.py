@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import attrs
 
+from ..providers.gpu import GpuInfo
 from ..providers.local import LocalProvider
 from ..providers.yagna._image import REGISTRY_VARIABLE
 from .exeunit import flex as _flex
@@ -30,6 +31,7 @@ from .provider.agent import ProviderAgent
 from .stubs.chain import CHAIN_IDS, ChainStub
 from .daemon.process import YagnaDaemon
 from .provider.negotiator import Negotiator
+from .provider.gpu import GPU_RUNTIME
 from .provider.offer import OfferSpec
 from .stubs.registry import DEFAULT_IMAGES, ImageRegistry, Images
 from .daemon.settings import DEFAULT_NETWORK
@@ -64,6 +66,9 @@ class LocalNet:
             providers run commands in them.
         network: the payment network the chain stub plays and the default offers take
             (``hoodi``, the default testnet; any of :data:`.stubs.chain.CHAIN_IDS`).
+        gpus: one more provider per card, after the others, offering it through the
+            ``vm-nvidia`` runtime (:class:`OfferSpec` ``gpu``; no CUDA: its commands run
+            in the local sandbox too).
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -82,6 +87,7 @@ class LocalNet:
         debug: bool = False,
         images: Images = DEFAULT_IMAGES,
         network: str = DEFAULT_NETWORK,
+        gpus: Sequence[GpuInfo] = (),
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
@@ -90,12 +96,13 @@ class LocalNet:
         self.network = network
         if negotiators is not None and len(negotiators) != providers:
             raise ValueError(f"{len(negotiators)} negotiators for {providers} providers")
-        self.provider_count = providers
+        self.provider_count = providers + len(gpus)
         self.negotiators = (
             list(negotiators)
             if negotiators is not None
             else [Negotiator(offer=OfferSpec(platform=_platform(network))) for _ in range(providers)]
-        )
+        ) + [Negotiator(offer=OfferSpec(platform=_platform(network), runtime=GPU_RUNTIME, gpu=card))
+             for card in gpus]
         self._own_workdir = workdir is None
         self.workdir = workdir or ""
         self.sandbox = sandbox

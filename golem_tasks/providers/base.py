@@ -27,6 +27,7 @@ import attrs
 
 from ..commands import Command, CommandResult, DownloadJson, Run
 from ..errors import BatchCancelled, BatchTimeoutError, CommandExecutionError
+from .gpu import GpuInfo
 
 
 def _frozen_mapping(value: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -49,12 +50,15 @@ class ProviderInfo:
             VM's ``/golem/input``, ``/golem/output``, ``/golem/work`` and declared
             volumes); empty when the backend cannot know, and then nothing is checked.
             A batch built by ``ctx.batch()`` refuses other paths where it is built.
+        gpu: the machine's graphics card, when its backend rents one out (a Golem
+            ``vm-nvidia`` offer); None otherwise.
     """
 
     id: str
     name: str
     properties: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=False)
     volumes: Tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_paths, eq=False)
+    gpu: Optional[GpuInfo] = attrs.field(default=None, eq=False)
 
 
 class Session(abc.ABC):

@@ -5,7 +5,8 @@ This plays yagna's exe-unit state machine (``exe-unit/src/exe_unit.rs``,
 ``deploy`` downloads the image the agreement names (``golem.srv.comp.task_package``)
 and engages a fresh sandbox running in it (bubblewrap); when the registry has no file
 for the image (a tag given without one), commands run on this machine's root file
-system, in bubblewrap when available. ``start`` makes it Ready,
+system, in bubblewrap when available. ``deploy``'s extra ``volumes`` are mounted as
+fresh writable directories (:mod:`.volumes`). ``start`` makes it Ready,
 ``run`` executes a program with real exit codes and captured output, ``transfer``
 copies between ``container:`` paths and URLs. State changes are reported through
 ``on_state`` as ``[current, pending]`` pairs, the way the real exe-unit does.
@@ -29,6 +30,7 @@ from ...errors import GolemTasksError
 from ...providers.images import file_hash
 from ...providers.local import LocalProvider, LocalSession
 from . import capture as _capture
+from . import volumes as _volumes
 from .batch import Batch, command_name
 from .transfer import TransferError, Transfers, container_path
 
@@ -153,7 +155,11 @@ class Runtime:
     ) -> Tuple[int, Optional[str], Any, Any]:
         if name == "deploy":
             if self._session is None:
-                self._session = self._deploy()
+                try:
+                    volumes = _volumes.requested(body)
+                except ValueError as exc:
+                    raise CommandFailed(str(exc)) from None
+                self._session = self._deploy(volumes)
             return 0, None, None, None
         if name == "start":
             return 0, None, None, None
@@ -208,27 +214,32 @@ class Runtime:
                 self.transfers.fetch(source, local)
             dst_path = container_path(destination)
             if dst_path is not None:
+                _volumes.check_target(dst_path, session.info.volumes)
                 session.execute([SendFile(local, dst_path)])
             else:
                 self.transfers.push(local, destination)
-        except (TransferError, GolemTasksError, OSError) as exc:
+        except (TransferError, GolemTasksError, OSError, ValueError) as exc:
             raise CommandFailed(f"Local service error: Transfer error: {exc}") from exc
         finally:
             if os.path.exists(local):
                 os.unlink(local)
 
-    def _deploy(self) -> LocalSession:
+    def _deploy(self, volumes: Tuple[str, ...] = ()) -> LocalSession:
         """A session in the agreement's image when the registry serves its file, else
-        in the shared sandbox (this machine's root file system)."""
+        in the shared sandbox (this machine's root file system); one of its own when
+        the deploy asks for extra volumes."""
         image = self._download_image()
-        if image is None:
+        if image is None and not volumes:
             return self.sandbox.engage()
         cache = os.path.join(str(self.sandbox.root), "images")
+        root = tempfile.mkdtemp(prefix="image-" if image else "activity-", dir=str(self.sandbox.root))
         try:
+            golem_volumes, mounts = _volumes.layout(volumes, os.path.join(root, "volumes"))
             provider = LocalProvider(
-                tempfile.mkdtemp(prefix="image-", dir=str(self.sandbox.root)), sandbox=self.sandbox.sandbox,
-                network=self.sandbox.network, image=image, image_cache=cache)
+                root, sandbox=self.sandbox.sandbox, network=self.sandbox.network, image=image, image_cache=cache,
+                volumes=golem_volumes, mounts=mounts)
         except GolemTasksError as exc:
+            shutil.rmtree(root, ignore_errors=True)
             raise CommandFailed(f"Local service error: Deploy error: {exc}") from exc
         self._image_provider = provider
         return provider.engage()

@@ -12,6 +12,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import attrs
 
+from ...providers.gpu import GpuInfo
+from . import gpu as _gpu
+
 #: The usage counters a ``vm`` offer prices; the order matches the coefficients.
 USAGE_VECTOR = ("golem.usage.cpu_sec", "golem.usage.duration_sec")
 
@@ -35,6 +38,8 @@ class OfferSpec:
             note is due (``paymentDueDate``) this many seconds after it is issued, if the
             requestor agrees (``golem.com.scheme.payu.payment-timeout-sec?``).
         accept_timeout: the longest debit-note acceptance deadline the provider agrees to.
+        gpu: a graphics card to advertise (with ``runtime="vm-nvidia"``), as
+            :mod:`.gpu` writes it; commands still run in the local sandbox, no CUDA.
     """
 
     mem_gib: float = attrs.field(default=4.0, validator=attrs.validators.gt(0))
@@ -52,6 +57,12 @@ class OfferSpec:
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
     accept_timeout: int = attrs.field(default=240, validator=attrs.validators.ge(5))
+    gpu: Optional[GpuInfo] = attrs.field(default=None)
+
+    @gpu.validator
+    def _gpu_runtime(self, attribute: Any, value: Optional[GpuInfo]) -> None:
+        if value is not None and self.runtime != _gpu.GPU_RUNTIME:
+            raise ValueError(f"a GPU is offered through runtime={_gpu.GPU_RUNTIME!r}, not {self.runtime!r}")
 
     @property
     def coeffs(self) -> Tuple[Decimal, Decimal, Decimal]:
@@ -60,7 +71,7 @@ class OfferSpec:
 
     def properties(self, *, node_id: str, name: str) -> Dict[str, Any]:
         """The offer's flat property set for the provider identity ``node_id``."""
-        return {
+        properties = {
             "golem.inf.mem.gib": self.mem_gib,
             "golem.inf.storage.gib": self.storage_gib,
             "golem.inf.cpu.threads": self.threads,
@@ -81,6 +92,11 @@ class OfferSpec:
             f"golem.com.payment.platform.{self.platform}.address": node_id,
             "golem.com.payment.protocol.version": 3,
         }
+        if self.gpu is not None:  # GPU offer hook (gpu13)
+            properties["golem.runtime.capabilities"] = [*properties["golem.runtime.capabilities"],
+                                                        _gpu.GPU_CAPABILITY]
+            properties.update(_gpu.card_properties(self.gpu))
+        return properties
 
     def terms(self) -> Dict[str, Any]:
         """The payment terms the offer proposes (mirrored only if the requestor agrees)."""

@@ -50,10 +50,12 @@ from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer
 from .market.status import PROVIDER_REFUSED, Refusal
 from .market.scan import MarketScan, scan_market, unmatched_refusals
 from .activity.exescript import deploy_command, start_command
+from .activity.volumes import check_volumes, deploy_volumes, session_volumes
 from .market.filters import CheapestFirst, OfferFilter, OfferPredicate, PreferRecorded, ProviderMatch, Score
 from ._image import registry_url as find_registry
 from ._image import registry_session, resolve_image
 from .market.negotiator import Negotiator
+from .market.runtime import GPU_RUNTIME, gpu_of, resolve_runtime
 from .payment.models import MAINNETS, MarketDecoration, payment_platform
 from .payment.payments import Payments
 from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
@@ -102,7 +104,14 @@ class GolemProvider(Provider):
             in the image registry). ``image_url`` (with ``image_hash``) skips the
             registry; ``payload`` gives a ready :class:`VmPayload` instead of all three.
         min_mem_gib, min_storage_gib, min_cpu_threads, min_cpu_cores, capabilities,
-            runtime: what offers must have.
+            runtime: what offers must have (``runtime`` defaults to ``vm``).
+        gpu: rent a graphics card: the ``vm-nvidia`` runtime with the ``!exp:gpu``
+            capability (:mod:`.market.runtime`); the card shows in the scan, the job
+            summary and ``ProviderInfo.gpu``.
+        volumes: extra directories the provider mounts into the VM at deploy, e.g.
+            ``["/golem/resource"]`` (:mod:`.activity.volumes`); with them, batches may
+            send into and download from those and ``/golem/input``, ``/golem/output``,
+            ``/golem/work``, and other paths are refused where the batch is built.
         budget: the most GLM spent in all (Decimal or decimal string).
         network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
             ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
@@ -157,7 +166,8 @@ class GolemProvider(Provider):
     def __init__(self, *, image_hash: Optional[str] = None, image_tag: Optional[str] = None,
                  image_url: Optional[str] = None, payload: Optional[VmPayload] = None,
                  min_mem_gib: float = 0.5, min_storage_gib: float = 2.0, min_cpu_threads: int = 1,
-                 min_cpu_cores: Optional[int] = None, capabilities: Iterable[str] = (), runtime: str = "vm",
+                 min_cpu_cores: Optional[int] = None, capabilities: Iterable[str] = (),
+                 runtime: Optional[str] = None, gpu: bool = False, volumes: Iterable[str] = (),
                  budget: Union[Decimal, str, int] = Decimal("1"), network: Optional[str] = None,
                  mainnet: bool = False, payment_driver: str = "erc20", payment_network: Optional[str] = None,
                  subnet_tag: str = "public", expiration: Optional[timedelta] = None,
@@ -190,12 +200,17 @@ class GolemProvider(Provider):
         self.sink = EventSink()
         for consumer in ([events] if callable(events) else list(events or ())):
             self.sink.add(consumer)
+        runtime, capabilities = resolve_runtime(runtime, capabilities, gpu)  # GPU runtime hook (gpu13)
+        self.volumes = check_volumes(volumes)
         hardware = dict(min_mem_gib=min_mem_gib, min_storage_gib=min_storage_gib, min_threads=min_cpu_threads,
-                        min_cores=min_cpu_cores, capabilities=tuple(capabilities), runtime=runtime)
+                        min_cores=min_cpu_cores, capabilities=capabilities, runtime=runtime)
         if payload is None:
             check_image(image_hash, image_tag, image_url)
         elif not isinstance(payload, VmPayload):
             raise ConfigurationError(f"payload must be a VmPayload, got {payload!r}")
+        elif gpu and payload.runtime != GPU_RUNTIME:
+            raise ConfigurationError(f"gpu=True needs a payload with runtime={GPU_RUNTIME!r}, "
+                                     f"not {payload.runtime!r}")
         self._connection = Connection.from_env(app_key=app_key, api_url=api_url, policies=policies)
         try:
             self.identity: Identity = self._connection.check()
@@ -447,9 +462,12 @@ class GolemProvider(Provider):
                 raise CandidateFailed(f"agreement {agreement_id} could not start work: {exc}",
                                       agreement_id) from exc
             raise
-        info = ProviderInfo(id=proposal.provider_id, name=proposal.provider_name,
+        gpu = gpu_of(proposal.properties)  # the card shows wherever the provider's name does
+        info = ProviderInfo(id=proposal.provider_id,
+                            name=proposal.provider_name if gpu is None else f"{proposal.provider_name} ({gpu.label})",
                             properties={**proposal.properties, "agreement_id": agreement_id,
-                                        "activity_id": activity_id})
+                                        "activity_id": activity_id},
+                            volumes=session_volumes(self.volumes), gpu=gpu)
         session = GolemSession(self, self._connection, info, agreement_id, activity_id)
         with self._lock:
             self._sessions.add(session)
@@ -466,7 +484,8 @@ class GolemProvider(Provider):
         """``deploy`` and ``start``, once per engaged provider, in one batch."""
         api = self.client.activity
         stop = abort or threading.Event()
-        batch_id = send_batch(api, activity_id, [deploy_command(), start_command()], provider_id)
+        deploy = deploy_command(volumes=deploy_volumes(self.volumes))
+        batch_id = send_batch(api, activity_id, [deploy, start_command()], provider_id)
         try:
             results = collect(api, activity_id, batch_id, 2, deadline=time.monotonic() + self.timeouts.deploy,
                               poll=self.timeouts.poll, stop=stop, provider=provider_id)

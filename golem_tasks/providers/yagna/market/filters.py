@@ -18,6 +18,7 @@ from ...._format import money, token_of
 from ....errors import ConfigurationError
 from .._http.json import parse_decimal
 from .models import LinearPricing, Proposal
+from .runtime import GPU_SEC, hour_price
 from .status import BUDGET, FAILED_EARLIER, FILTERS, PAYMENT_NETWORK, PRICE_CAPS, Refusal
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class OfferFilter:
         max_start_price: most GLM for starting an activity (the linear model's fixed part).
         max_cpu_hour_price: most GLM per CPU-hour (``golem.usage.cpu_sec`` x 3600).
         max_env_hour_price: most GLM per hour the activity exists
-            (``golem.usage.duration_sec`` x 3600).
+            (``golem.usage.duration_sec`` x 3600, plus a GPU runtime's
+            ``golem.usage.gpu-sec`` x 3600: :func:`.runtime.hour_price`).
         token: the token prices are in, for messages (``tGLM`` on testnets).
     """
 
@@ -132,8 +134,7 @@ class OfferFilter:
             ("start price", "max_start_price", pricing.fixed, self.max_start_price),
             ("price per CPU-hour", "max_cpu_hour_price", pricing.per_usage.get(CPU_SEC, Decimal(0)) * 3600,
              self.max_cpu_hour_price),
-            ("price per env-hour", "max_env_hour_price", pricing.per_usage.get(DURATION_SEC, Decimal(0)) * 3600,
-             self.max_env_hour_price),
+            ("price per env-hour", "max_env_hour_price", hour_price(pricing), self.max_env_hour_price),
         )
         for name, setting, price, cap in checks:
             if cap is not None and price > cap:
@@ -173,9 +174,10 @@ def terms_refusal(proposal: Proposal, *, platform: str, offer_filter: OfferFilte
 
 
 def expected_cost(pricing: LinearPricing, seconds: float, cpu_threads: float = 1.0) -> Decimal:
-    """The cost of an activity that exists ``seconds`` with ``cpu_threads`` busy."""
+    """The cost of an activity that exists ``seconds`` with ``cpu_threads`` busy (and
+    its GPU, if the runtime prices GPU time, busy all along)."""
     span = Decimal(str(seconds))
-    return pricing.cost({DURATION_SEC: span, CPU_SEC: span * Decimal(str(cpu_threads))})
+    return pricing.cost({DURATION_SEC: span, CPU_SEC: span * Decimal(str(cpu_threads)), GPU_SEC: span})
 
 
 @attrs.frozen

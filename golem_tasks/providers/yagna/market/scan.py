@@ -18,10 +18,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ....errors import ApiError, ConfigurationError
+from ...gpu import GpuInfo
 from .api import MarketApi
 from .demand import SUBNET, VmPayload
-from .filters import CPU_SEC, DURATION_SEC, OfferFilter, expected_cost, terms_refusal
+from .filters import CPU_SEC, OfferFilter, expected_cost, terms_refusal
 from .models import Offer
+from .runtime import gpu_of, hour_price
 from .status import HARDWARE, PAYMENT_NETWORK, Refusal, _amount
 from .status import SUBNET as SUBNET_REASON
 
@@ -55,6 +57,7 @@ class ScannedOffer:
         cores, threads, memory_gib, storage_gib: advertised resources (None when absent).
         platforms: the payment platforms it accepts.
         subnet: its ``golem.node.debug.subnet``.
+        gpu: its graphics card (a GPU runtime's offer), else None.
         refusal: why our demand would not take it; None when it would.
     """
 
@@ -70,6 +73,7 @@ class ScannedOffer:
     storage_gib: Optional[float]
     platforms: Tuple[str, ...]
     subnet: Optional[str]
+    gpu: Optional[GpuInfo] = None
     refusal: Optional[Refusal] = None
     _offer: Offer = attrs.field(repr=False, eq=False)
 
@@ -155,14 +159,18 @@ class MarketScan:
         lines = [f"market scan ({self.elapsed:.1f} s): {total} offer(s), {len(self.matching)} match the demand "
                  f"(paying on {self.platform}, subnet {self.subnet}, budget {_amount(self.budget)} GLM)"]
         if self.matching:
+            cards = any(o.gpu is not None for o in self.matching)  # a GPU column only for GPU offers
             lines += ["", "matching offers, cheapest first:",
-                      _row(("name", "id", "start", "GLM/hour", "GLM/CPU-hour", "cores", "threads", "mem GiB"))]
+                      _row(("name", "id", "start", "GLM/hour", "GLM/CPU-hour", "cores", "threads", "mem GiB")
+                           + (("GPU",) if cards else ()))]
             lines += [_row((o.provider_name, short_id(o.provider_id), _price(o.start_price), _price(o.hour_price),
-                            _price(o.cpu_hour_price), _count(o.cores), _count(o.threads), _count(o.memory_gib)))
+                            _price(o.cpu_hour_price), _count(o.cores), _count(o.threads), _count(o.memory_gib))
+                           + ((o.gpu.label if o.gpu else "-",) if cards else ()))
                       for o in self.matching]
         if self.filtered:
             lines += ["", "filtered out:"]
-            lines += [f"  {o.provider_name} ({short_id(o.provider_id)}): {o.refusal.category}: {o.refusal.reason}"
+            lines += [f"  {o.provider_name} ({short_id(o.provider_id)}{', ' + o.gpu.label if o.gpu else ''}): "
+                      f"{o.refusal.category}: {o.refusal.reason}"
                       for o in self.filtered if o.refusal is not None]
         if estimate is not None:
             fits = "within" if estimate.within_budget else "OVER"
@@ -180,7 +188,7 @@ class MarketScan:
 
 
 def _row(cells: Tuple[str, ...]) -> str:
-    widths = (16, 14, 9, 9, 12, 6, 8, 8)
+    widths = (16, 14, 9, 9, 12, 6, 8, 8, 0)
     return "  " + " ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
 
@@ -206,19 +214,19 @@ def judge(offer: Offer, *, payload: VmPayload, subnet: str, platform: str, offer
     return ScannedOffer(
         provider_id=offer.provider_id, provider_name=proposal.provider_name, offer_id=offer.offer_id,
         start_price=None if pricing is None else pricing.fixed,
-        hour_price=None if pricing is None else pricing.per_usage.get(DURATION_SEC, Decimal(0)) * 3600,
+        hour_price=None if pricing is None else hour_price(pricing),
         cpu_hour_price=None if pricing is None else pricing.per_usage.get(CPU_SEC, Decimal(0)) * 3600,
         cores=None if cores is None else int(cores), threads=None if threads is None else int(threads),
         memory_gib=_number(properties, "golem.inf.mem.gib"), storage_gib=_number(properties, "golem.inf.storage.gib"),
         platforms=proposal.payment_platforms, subnet=their_subnet if isinstance(their_subnet, str) else None,
-        refusal=refusal, offer=offer)
+        gpu=gpu_of(properties), refusal=refusal, offer=offer)
 
 
 def _match_refusal(properties: Mapping[str, Any], payload: VmPayload, subnet: str) -> Optional[Refusal]:
     """What the daemon's matcher checks before an offer reaches our demand at all."""
     runtime = properties.get("golem.runtime.name")
     if runtime != payload.runtime:
-        return Refusal(HARDWARE, f"runtime {runtime!r}, the image needs {payload.runtime!r}")
+        return Refusal(HARDWARE, f"runtime {runtime!r}, the demand asks for {payload.runtime!r}", setting="runtime")
     theirs = properties.get(SUBNET)
     if theirs != subnet:
         return Refusal(SUBNET_REASON, f"on subnet {theirs!r}, we use {subnet!r}", detail=(str(theirs),))

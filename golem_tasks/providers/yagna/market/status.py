@@ -211,6 +211,10 @@ def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:
         said = sorted({r.reason for r in mine})
         return ["the providers said: " + "; ".join(repr(s) for s in said[:3])]
     if category == HARDWARE:
+        if all(r.setting == "runtime" for r in mine):  # GPU runtime hook (gpu13): no offer runs ours
+            return [f"they run another runtime ({mine[0].reason}): no provider here offers the demand's runtime "
+                    f"(gpu=True needs providers with a card); check gpu= and runtime=, or `golem-tasks market "
+                    f"scan` on another subnet_tag="]
         return [f"they lack what the demand needs ({mine[0].reason}): lower min_mem_gib=, min_storage_gib=, "
                 f"min_cpu_threads= or capabilities= if the image allows"]
     return [sorted({r.reason for r in mine})[0]]
