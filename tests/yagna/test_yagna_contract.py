@@ -59,6 +59,8 @@ NEEDS = {
                                         body=ALLOCATION_REQUEST, answer_type="application/problem+json"),
     "usage-vector-array": exchange("GET", "/payment-api/v1/debitNotes/DN", 200,
                                    {**debit_note(), "usageCounterVector": [12.5, 3.0]}),
+    "deploy-volume-kinds": exchange("POST", "/activity-api/v1/activity/AC/exec", 200, "BA", body={
+        "text": json.dumps([{"deploy": {"volumes": {"/golem/resource": {"host": {}}}}}, {"start": {}}])}),
     "scan-delete-path": exchange("DELETE", "/market-api/v1/scan/SC", 201, b""),
     "sse-snake-case": exchange("GET", "/activity-api/v1/activity/AC/exec/BA", 200,
                                b'event: runtime\ndata: {"batch_id":"BA"}\n\n', answer_type="text/event-stream",

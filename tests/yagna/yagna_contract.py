@@ -99,6 +99,10 @@ DEVIATIONS: Tuple[Deviation, ...] = (
               patches=(("payment-api.yaml", "/components/schemas/DebitNote/properties/usageCounterVector",
                         {"type": None, "anyOf": [{"type": "object"},
                                                  {"type": "array", "items": {"type": "number"}}]}),)),
+    Deviation("deploy-volume-kinds", "docs/daemon-deviations.md: a deploy's volumes map a path to its kind "
+              "({\"host\": {}}), as the spec's own example does, where its schema declares strings",
+              patches=(("activity-api.yaml", "/components/schemas/DeployCommandBody/properties/volumes/"
+                        "additionalProperties", {"type": None, "anyOf": [{"type": "string"}, {"type": "object"}]}),)),
     Deviation("scan-delete-path", "§1.4: DELETE scan is served at /scan/{id}, not the spec's /scan/{id}/events",
               moved=(("market-api.yaml", "delete", "/scan/{subscriptionId}/events", "/scan/{subscriptionId}"),)),
     Deviation("sse-snake-case", "§1.4, §3.4: RuntimeEvent uses batch_id, finished.return_code, a null "
