@@ -42,7 +42,10 @@ def test_backend_workload_on_the_mocked_daemon(bench, daemon):
     stats = daemon.stats()
     work = stats["batches"]["work"]
     assert work["batches"] == 23 and work["exec"] + work["results"] <= 2 * 23  # 3 warm-up fragments
-    assert stats["agreements"] and set(stats["agreements"].values()) == {"Terminated"}
+    # Nothing left Pending or Approved: agreements that ran end Terminated; one still waiting
+    # for the provider when its engagement was let go (pacing, issue 9) ends Cancelled.
+    ended = stats["agreements"].values()
+    assert "Terminated" in ended and set(ended) <= {"Terminated", "Cancelled"}
     assert set(stats["activities"].values()) == {"Terminated"}
     assert stats["allocations"] and stats["released"] == stats["allocations"]
     assert stats["subscriptions"] == []
