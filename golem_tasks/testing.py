@@ -22,6 +22,7 @@ from .commands import Command, CommandResult, Run
 from .context import WorkContext
 from .errors import CommandExecutionError, ConfigurationError, ProviderError
 from .providers.base import Provider, ProviderInfo
+from .providers.outbound import check_outbound
 
 __all__ = ("BatchCall", "Call", "FakeProvider", "FakeSession", "Rule", "RunOutput", "run_worker")
 
@@ -111,6 +112,9 @@ class FakeProvider(Provider):
         record: False keeps no ``calls`` or ``batches`` (constant memory for long runs).
         volumes: ``ProviderInfo.volumes`` of every session: the directories a batch may
             send into or download from (empty: unknown, nothing is checked).
+        outbound: URLs commands may reach, as for the other providers: checked (a bad
+            one raises ``ConfigurationError``), kept in :attr:`outbound` and in every
+            session's ``properties["outbound"]``; nothing is reached, so nothing is filtered.
     """
 
     def __init__(self, handler: Optional[Handler] = None, *, latency: float = 0.0,
@@ -119,7 +123,9 @@ class FakeProvider(Provider):
                  urls: Optional[Mapping[str, Any]] = None,
                  properties: Optional[Mapping[str, Any]] = None,
                  max_sessions: Optional[int] = None, record: bool = True,
-                 volumes: Sequence[str] = ()) -> None:
+                 volumes: Sequence[str] = (), outbound: Optional[Sequence[str]] = None) -> None:
+        #: The checked ``outbound=`` URLs (outbound hook, outbound13).
+        self.outbound = check_outbound(outbound)
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable(command, session), got {handler!r}")
         latency = _seconds("latency", latency)
@@ -128,7 +134,8 @@ class FakeProvider(Provider):
         self.assert_all_used = assert_all_used
         self._files = encode_files(files)
         self._state.urls = {url: encode_content(value) for url, value in (urls or {}).items()}
-        self._properties = {"fake": True, **(properties or {})}
+        self._properties = {"fake": True, **({"outbound": self.outbound} if self.outbound else {}),
+                            **(properties or {})}
         if isinstance(volumes, str):
             raise TypeError(f"volumes must be a sequence of directories, got the str {volumes!r}")
         self._volumes = tuple(volumes)

@@ -264,7 +264,7 @@ class Agent:
                     self.kill_all()
 
     def serve(self) -> None:
-        hello = {"ready": True}
+        hello: dict = {"ready": True}
         if self.relay_port is not None:
             hello["relay"] = self.relay_port
         _send(self.sock, hello)
@@ -302,7 +302,7 @@ def _start_relay(path: str) -> int:
 
 def _relay_accept(listener: _socket.socket, path: str) -> None:
     while True:
-        fd, _ = listener._accept()  # noqa: SLF001 - _socket has no accept(); the fd is close-on-exec
+        fd, _ = listener._accept()  # type: ignore[attr-defined]  # _socket has no accept(); fd is CLOEXEC
         client = _socket.socket(fileno=fd)
         _thread.start_new_thread(_relay_one, (client, path))
 

@@ -62,8 +62,9 @@ class OutboundProxy:
         self.denied: List[Endpoint] = []
         self._lock = threading.Lock()
         handler = self._handler_class()
-        self._servers: List[socketserver.BaseServer] = [_TcpServer(("127.0.0.1", 0), handler)]
-        self.port: int = self._servers[0].server_address[1]  # type: ignore[attr-defined]
+        tcp = _TcpServer(("127.0.0.1", 0), handler)
+        self._servers: List[socketserver.BaseServer] = [tcp]
+        self.port: int = tcp.socket.getsockname()[1]
         self.unix_path = unix_path
         if unix_path is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...providers.local import LocalProvider
 from .batch import Batch
@@ -51,6 +51,7 @@ class ExeUnit:
         sandbox: where ``deploy`` engages the session.
         on_lost: called once if the GSB connection drops (daemon gone) while serving.
         task_package: the agreement's image (``golem.srv.comp.task_package``), if any.
+        outbound: the URLs of the agreement's manifest, and whether it asks for any URL.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class ExeUnit:
         sandbox: LocalProvider,
         on_lost: Optional[Callable[["ExeUnit"], None]] = None,
         task_package: Optional[str] = None,
+        outbound: Tuple[Tuple[str, ...], bool] = ((), False),
     ) -> None:
         self.activity_id = activity_id
         self.agreement_id = agreement_id
@@ -75,7 +77,7 @@ class ExeUnit:
         # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
         self._local = GsbClient(gsb_url, caller=node_id)
         self._transfers = Transfers(self._bus)
-        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package)
+        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, outbound)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None

@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import attrs
 
+from .outbound import CAPABILITIES
+
 #: The usage counters a ``vm`` offer prices; the order matches the coefficients.
 USAGE_VECTOR = ("golem.usage.cpu_sec", "golem.usage.duration_sec")
 
@@ -35,6 +37,8 @@ class OfferSpec:
             note is due (``paymentDueDate``) this many seconds after it is issued, if the
             requestor agrees (``golem.com.scheme.payu.payment-timeout-sec?``).
         accept_timeout: the longest debit-note acceptance deadline the provider agrees to.
+        inet: advertise the ``inet`` and ``manifest-support`` capabilities, as
+            ya-runtime-vm does (False plays a runtime that cannot serve outbound=).
     """
 
     mem_gib: float = attrs.field(default=4.0, validator=attrs.validators.gt(0))
@@ -52,6 +56,7 @@ class OfferSpec:
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
     accept_timeout: int = attrs.field(default=240, validator=attrs.validators.ge(5))
+    inet: bool = True
 
     @property
     def coeffs(self) -> Tuple[Decimal, Decimal, Decimal]:
@@ -68,7 +73,7 @@ class OfferSpec:
             "golem.inf.cpu.architecture": "x86_64",
             "golem.runtime.name": self.runtime,
             "golem.runtime.version": "0.0.0-localnet",
-            "golem.runtime.capabilities": ["start-entrypoint"],
+            "golem.runtime.capabilities": ["start-entrypoint", *(CAPABILITIES if self.inet else ())],
             "golem.activity.caps.transfer.protocol": ["gftp", "http", "https"],
             "golem.srv.caps.multi-activity": True,
             "golem.node.id.name": name,
