@@ -243,8 +243,8 @@ def offer_refusal(properties: Mapping[str, Any], manifest: Optional[Manifest]) -
     missing = [name for name in manifest.capabilities if name not in have]
     if not missing:
         return None
-    return Refusal(OUTBOUND, f"outbound: the offer lacks runtime capabilities {', '.join(missing)}, which a "
-                             f"manifest (outbound=) needs", setting="outbound")
+    return Refusal(OUTBOUND, f"the offer lacks runtime capabilities {', '.join(missing)}, which a manifest "
+                             f"(outbound=) needs", setting="outbound")
 
 
 def provider_refusal(message: str) -> Refusal:

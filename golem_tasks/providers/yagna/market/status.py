@@ -220,7 +220,7 @@ def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:
         said = sorted({r.reason for r in mine})
         return ["the providers said: " + "; ".join(repr(s) for s in said[:3])]
     if category == OUTBOUND:
-        said = sorted({r.reason for r in mine})
+        said = sorted({r.reason.removeprefix(f"{OUTBOUND}: ") for r in mine})
         return [f"{'; '.join(said[:2])}: ask providers to whitelist the URLs' domains (ya-provider whitelist "
                 f"add -p <domain>), sign the manifest (manifest=, manifest_sig=, manifest_sig_algorithm=, "
                 f"manifest_cert=) or give node_descriptor=, or need fewer outbound= URLs"]
