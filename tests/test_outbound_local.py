@@ -198,3 +198,21 @@ def test_the_fake_provider_checks_and_records_outbound():
         session.release()
     with pytest.raises(ConfigurationError, match="outbound"):
         FakeProvider(outbound=["pypi.org"])
+
+
+def test_in_an_image_the_forwarder_reaches_the_proxy_after_the_chroot(internet, tmp_path):
+    from .test_local_vm import make_rootfs
+    if bwrap_problem():
+        pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    (rootfs / "bin" / "wget").symlink_to("busybox")  # busybox wget honours http_proxy
+    allowed, other = internet
+    with LocalProvider(tmp_path / "root", sandbox="bwrap", image=rootfs,
+                       outbound=[f"http://127.0.0.1:{allowed}"]) as provider:
+        session = provider.engage()
+        ok, refused = session.execute([Run(("wget", "-q", "-O", "-", f"http://127.0.0.1:{allowed}/img")),
+                                       Run(("wget", "-O", "-", f"http://127.0.0.1:{other}/"), check=False)],
+                                      timeout=60)
+        session.release()
+    assert ok.stdout == f"hello from {allowed} /img"
+    assert refused.exit_code != 0 and "403" in refused.stderr
