@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from . import DEFAULT_IMAGES
 from .errors import LocalNetError
 from .network import LocalNet
+from .provider.negotiator import Negotiator
 
 
 DESCRIPTION = """\
@@ -120,7 +121,7 @@ def up(args: argparse.Namespace) -> int:
         return 2
     net = LocalNet(
         providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug,
-        images=images,
+        images=images, negotiators=_outbound_negotiators(args),
     )
     try:
         net.start()
@@ -153,6 +154,16 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outbound_negotiators(args: argparse.Namespace) -> Optional[List[Negotiator]]:
+    """Providers with the outbound rules asked for (None: the defaults)."""
+    if args.outbound_rule is None and not args.outbound_whitelist:
+        return None
+    rules: Dict[str, Any] = {"outbound_whitelist": tuple(args.outbound_whitelist or ())}
+    if args.outbound_rule is not None:
+        rules["outbound_rule"] = args.outbound_rule
+    return [Negotiator(**rules) for _ in range(args.providers)]
+
+
 def _up_detached(args: argparse.Namespace) -> int:
     """Run ``up`` (without ``--detach``) in a new session, wait until it recorded its
     state, print the exports and return; its output goes to ``<state file>.log``."""
@@ -165,6 +176,10 @@ def _up_detached(args: argparse.Namespace) -> int:
     command += ["--debug"] * args.debug + ["--verbose"] * args.verbose
     for image in args.image or ():
         command += ["--image", os.path.abspath(image) if "=" not in image else image]
+    for domain in args.outbound_whitelist or ():
+        command += ["--outbound-whitelist", domain]
+    if args.outbound_rule is not None:
+        command += ["--outbound-rule", args.outbound_rule]
     with open(log_path, "w") as log:
         # A new session: the network outlives this shell's Ctrl-C and the command itself.
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -257,6 +272,11 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--debug", action="store_true", help="let the yagna daemon log at debug level")
     start.add_argument("--image", action="append", metavar="TAG=FILE",
                        help="serve this GVMI file under TAG; providers run commands in it (repeatable)")
+    start.add_argument("--outbound-whitelist", action="append", metavar="DOMAIN",
+                       help="providers accept manifests whose URLs are on these domains (repeatable), like "
+                            "'ya-provider whitelist add'; none by default, as a fresh ya-provider")
+    start.add_argument("--outbound-rule", choices=("whitelist", "all", "none"), default=None,
+                       help="ya-provider's everyone rule for outbound manifests (default: whitelist)")
     start.add_argument("-v", "--verbose", action="store_true",
                        help="log what the providers do (offers, agreements, activities)")
     start.set_defaults(run=up)

@@ -204,3 +204,13 @@ def test_providers_that_do_not_trust_the_urls_are_named_in_the_startup_feedback(
     message = str(caught.value)
     assert "2 rejected by outbound" in message
     assert UNTRUSTED in message and "whitelist" in message and "manifest_sig=" in message
+
+
+def test_localnet_up_plays_the_outbound_rules_asked_for():
+    from golem_tasks.localnet import cli
+    args = cli.parser().parse_args(["up", "--providers", "2", "--outbound-whitelist", "pypi.org",
+                                    "--outbound-whitelist", "files.pythonhosted.org"])
+    negotiators = cli._outbound_negotiators(args)
+    assert [n.outbound_whitelist for n in negotiators] == [("pypi.org", "files.pythonhosted.org")] * 2
+    assert {n.outbound_rule for n in negotiators} == {"whitelist"}
+    assert cli._outbound_negotiators(cli.parser().parse_args(["up"])) is None  # the defaults
