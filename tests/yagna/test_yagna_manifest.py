@@ -106,9 +106,12 @@ def test_bad_manifest_options_are_refused_with_the_fix(options, words):
         Manifest.build(**options, **IMAGE)
 
 
-def test_golem_provider_refuses_a_bad_url_before_asking_the_daemon(daemon):
+def test_golem_provider_refuses_bad_outbound_options_before_asking_the_daemon(daemon):
     with pytest.raises(ConfigurationError, match="outbound lists 'pypi.org'"):
         make_provider(outbound=["pypi.org"])
+    with pytest.raises(ConfigurationError, match="pass that signed manifest as manifest="):
+        make_provider(outbound=["https://pypi.org"], manifest_sig="c2ln", manifest_sig_algorithm="sha256",
+                      manifest_cert="Y2VydA==")
     assert not daemon.calls  # nothing asked, nothing reserved
 
 

@@ -189,7 +189,7 @@ class GolemProvider(Provider):
                  node_descriptor: Optional[Mapping[str, Any]] = None,
                  manifest_commands: Optional[Iterable[str]] = None) -> None:
         self.budget = check_budget(budget)
-        manifest_options: Dict[str, Any] = dict(  # outbound hook (outbound13): checked before any call
+        manifest_options = Manifest.check(  # outbound hook (outbound13): checked before any call
             outbound=check_outbound(outbound), manifest=manifest, manifest_sig=manifest_sig,
             manifest_sig_algorithm=manifest_sig_algorithm, manifest_cert=manifest_cert,
             node_descriptor=node_descriptor, commands=None if manifest_commands is None else list(manifest_commands))

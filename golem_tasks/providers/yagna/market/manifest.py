@@ -196,6 +196,17 @@ class Manifest:
                    signature_algorithm=manifest_sig_algorithm, certificate=_text(manifest_cert, "manifest_cert"),
                    node_descriptor=None if node_descriptor is None else dict(node_descriptor))
 
+    @classmethod
+    def check(cls, **options: Any) -> Dict[str, Any]:
+        """The options of :meth:`build` but the image, checked before anything else is
+        done (no daemon asked, nothing reserved); returns them for :meth:`build`.
+
+        Raises:
+            ConfigurationError: as :meth:`build`.
+        """
+        cls.build(image_hash="0" * 56, image_url="http://image.invalid/", **options)  # thrown away
+        return options
+
     @staticmethod
     def _generate(urls: Sequence[str], image_hash: str, image_url: str, commands: Optional[Sequence[str]],
                   now: datetime) -> Dict[str, Any]:
