@@ -17,7 +17,7 @@ from typing import Iterator, List
 
 import pytest
 
-from golem_tasks import BrokenPool, Golem
+from golem_tasks import BrokenPool, FragmentFailed, Golem
 from golem_tasks.localnet import LocalNet, Negotiator, OfferSpec
 from golem_tasks.providers.outbound import DENIED
 from golem_tasks.providers.yagna.market.manifest import UNTRUSTED
@@ -135,3 +135,24 @@ def test_without_outbound_every_offer_matches(net):
     finally:
         provider.close()
     assert sorted(o.provider_name for o in scan.matching) == ["provider-0", "provider-1", "provider-2"]
+
+
+def test_a_command_the_manifest_script_does_not_allow_is_refused_naming_the_manifest(net, internet):
+    allowed, _ = internet
+    provider = make_provider(net, outbound=[f"http://127.0.0.1:{allowed}"], manifest_commands=["run .*python3.*"])
+
+    def job(ctx):
+        fetched = yield ctx.run("python3", "-c", FETCH, f"http://127.0.0.1:{allowed}/")
+        yield ctx.run("/bin/echo", "not in the manifest")
+        return fetched[0].stdout
+
+    try:
+        with Golem(provider, max_workers=1, progress=False, max_retries=0) as golem:
+            with pytest.raises(FragmentFailed) as caught:
+                golem.run(job, timeout=HANG)
+    finally:
+        provider.close()
+    text = str(caught.value)
+    assert "Manifest violation in ExeScript" in text, text
+    assert "no matching manifest entry found for 'run /bin/echo not in the manifest'" in text
+    print(f"\n{type(caught.value).__name__}: {text}")

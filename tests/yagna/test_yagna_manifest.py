@@ -217,3 +217,20 @@ def test_localnet_up_plays_the_outbound_rules_asked_for():
     assert [n.outbound_whitelist for n in negotiators] == [("pypi.org", "files.pythonhosted.org")] * 2
     assert {n.outbound_rule for n in negotiators} == {"whitelist"}
     assert cli._outbound_negotiators(cli.parser().parse_args(["up"])) is None  # the defaults
+
+
+def test_localnet_exe_units_check_commands_against_the_manifest_script():
+    from golem_tasks.localnet.exeunit.script_rules import violation
+    run = {"run": {"entry_point": "/bin/sh", "args": ["-c", "pip install requests"]}}
+    other = {"run": {"entry_point": "/bin/rm", "args": ["-rf", "/golem"]}}
+    fetch = {"transfer": {"from": "https://pypi.org/x", "to": "container:/golem/x"}}
+    regex = {"commands": ["run .*pip install.*", "transfer https://pypi\\.org/.*"], "match": "regex"}
+    assert violation(None, [other]) is None  # no script: any command
+    assert violation(regex, [{"deploy": {}}, {"start": {}}, run, fetch]) is None
+    assert violation(regex, [run, other]) == ("script validation error: no matching manifest entry found for "
+                                              "'run /bin/rm -rf /golem'")
+    strict = {"commands": ["run /bin/sh -c pip install requests"]}  # strict is the default match
+    assert violation(strict, [run]) is None
+    assert "transfer https://pypi.org/x" in violation(strict, [fetch])
+    as_json = {"commands": [json.dumps({"run": {"args": "/bin/rm .*", "match": "regex"}})], "match": "strict"}
+    assert violation(as_json, [other]) is None and violation(as_json, [run]) is not None

@@ -96,6 +96,16 @@ def sandbox_access(demand: Mapping[str, Any]) -> Tuple[Tuple[str, ...], bool]:
     return requested_urls(manifest), bool((_out(manifest).get("unrestricted") or {}).get("urls"))
 
 
+def script_of(demand: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The ``compManifest.script`` of an approved demand's manifest (None: any command)."""
+    try:
+        manifest = manifest_of(demand)
+    except ValueError:
+        return None
+    script = (manifest or {}).get("compManifest", {}).get("script") if manifest else None
+    return script if isinstance(script, dict) else None
+
+
 def rejection(demand: Mapping[str, Any], *, rule: str, whitelist: Tuple[DomainPattern, ...]) -> Optional[str]:
     """Why the provider rejects the demand's manifest (ya-provider's words), or None."""
     try:
