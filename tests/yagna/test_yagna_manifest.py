@@ -100,6 +100,7 @@ def test_a_node_descriptor_is_sent_and_asks_for_inet_only():
      "differ"),
     (dict(manifest="not json, not base64!"), "manifest="),
     (dict(node_descriptor={"a": 1}), "give outbound="),
+    (dict(manifest={"compManifest": {}}, commands=["run .*"]), "compManifest.script"),
 ])
 def test_bad_manifest_options_are_refused_with_the_fix(options, words):
     with pytest.raises(ConfigurationError, match=words.replace("(", r"\(").replace("?", r"\?")):
@@ -140,6 +141,8 @@ def test_localnet_providers_answer_like_ya_provider():
     assert "Outbound" not in (trusted._check(demand, now=0) or "")
     assert "Outbound" not in (Negotiator(outbound_rule="everyone")._check(demand, now=0) or "")
     assert "Everyone rule is disabled" in Negotiator(outbound_rule="none")._check(demand, now=0)
+    flattened = {**demand, NODE_DESCRIPTOR + ".nodeDescriptor.nodeId": "0x01"}  # as the daemon passes it on
+    assert "Partner rule: no certificate is trusted on localnet" in Negotiator()._check(flattened, now=0)
     without = {k: v for k, v in demand.items() if k != PAYLOAD}
     assert "Outbound" not in (Negotiator()._check(without, now=0) or "")
 

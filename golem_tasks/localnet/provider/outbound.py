@@ -130,7 +130,9 @@ def rejection(demand: Mapping[str, Any], *, rule: str, whitelist: Tuple[DomainPa
                                                              if outside else " (unrestricted access asked)")
     audited = ("Audited-Payload rule: no certificate is trusted on localnet" if PAYLOAD_SIG in demand
                else "Audited-Payload rule requires manifest signature")
-    partner = ("Partner rule: no certificate is trusted on localnet" if NODE_DESCRIPTOR in demand
+    # The daemon flattens a descriptor (a JSON object) into keys under its name.
+    described = any(key == NODE_DESCRIPTOR or key.startswith(NODE_DESCRIPTOR + ".") for key in demand)
+    partner = ("Partner rule: no certificate is trusted on localnet" if described
                else "Partner rule requires node descriptor")
     return f"Outbound rejected because: {everyone} ; {audited} ; {partner} ; "
 

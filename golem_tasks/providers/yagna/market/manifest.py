@@ -179,6 +179,9 @@ class Manifest:
                                          "(or manifest=) too")
             return None
         if manifest is not None:
+            if commands is not None:
+                raise ConfigurationError("manifest_commands= shapes the manifest made from outbound=; with "
+                                         "manifest= put the commands in its compManifest.script instead")
             data, encoded = _decode(manifest)
             given = check_outbound(manifest_urls(data), "manifest='s compManifest.net.inet.out.urls")
             if urls and set(urls) != set(given):
