@@ -15,7 +15,8 @@ commands:
   localnet env   print the export lines of the running one (YAGNA_API_URL, YAGNA_APPKEY,
                  GOLEM_TASKS_REGISTRY_URL): eval "$(golem-tasks localnet env)"
   localnet down  stop it
-  market scan [--image TAG] [--budget GLM] [--gpu] [--fragments N] [--seconds T] [--providers K]
+  market scan [--image TAG] [--budget GLM] [--gpu] [--outbound URL] [--fragments N] [--seconds T]
+                 [--providers K]
                  the offers the demand would take (the others with their reason) and the
                  cost of N fragments of T s on K providers (golem-tasks market scan --help)
   providers [--record PATH] [--forget ID]
@@ -70,6 +71,8 @@ def market_main(argv: List[str]) -> int:
     scan.add_argument("--providers", type=int, default=5, help="providers working at once (default 5)")
     scan.add_argument("--wait", type=float, default=5.0, help="most seconds to wait for offers (default 5)")
     scan.add_argument("--gpu", action="store_true", help="ask for a GPU (the vm-nvidia runtime); shows the cards")
+    scan.add_argument("--outbound", metavar="URL", action="append", default=None,
+                      help="a URL the job reaches (repeatable): offers without outbound support are named")
     options = parser.parse_args(argv)
 
     from .errors import GolemTasksError
@@ -88,6 +91,8 @@ def market_main(argv: List[str]) -> int:
         settings["payment_network"] = options.network
     if options.gpu:
         settings["gpu"] = True
+    if options.outbound:
+        settings["outbound"] = options.outbound
     try:
         with GolemProvider.from_env(**settings) as provider:
             result = provider.scan(seconds=options.wait)

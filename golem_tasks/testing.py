@@ -23,6 +23,7 @@ from .context import WorkContext
 from .errors import CommandExecutionError, ConfigurationError, ProviderError
 from .providers.base import Provider, ProviderInfo
 from .providers.gpu import GpuInfo
+from .providers.outbound import check_outbound
 
 __all__ = ("BatchCall", "Call", "FakeProvider", "FakeSession", "Rule", "RunOutput", "run_worker")
 
@@ -114,6 +115,9 @@ class FakeProvider(Provider):
             send into or download from (empty: unknown, nothing is checked).
         gpu: ``ProviderInfo.gpu`` of every session (a :class:`GpuInfo`), to test workers
             that read the card they got.
+        outbound: URLs commands may reach, as for the other providers: checked (a bad
+            one raises ``ConfigurationError``), kept in :attr:`outbound` and in every
+            session's ``properties["outbound"]``; nothing is reached, so nothing is filtered.
     """
 
     def __init__(self, handler: Optional[Handler] = None, *, latency: float = 0.0,
@@ -122,7 +126,10 @@ class FakeProvider(Provider):
                  urls: Optional[Mapping[str, Any]] = None,
                  properties: Optional[Mapping[str, Any]] = None,
                  max_sessions: Optional[int] = None, record: bool = True,
-                 volumes: Sequence[str] = (), gpu: Optional[GpuInfo] = None) -> None:
+                 volumes: Sequence[str] = (), gpu: Optional[GpuInfo] = None,
+                 outbound: Optional[Sequence[str]] = None) -> None:
+        #: The checked ``outbound=`` URLs (outbound hook, outbound13).
+        self.outbound = check_outbound(outbound)
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable(command, session), got {handler!r}")
         latency = _seconds("latency", latency)
@@ -131,7 +138,8 @@ class FakeProvider(Provider):
         self.assert_all_used = assert_all_used
         self._files = encode_files(files)
         self._state.urls = {url: encode_content(value) for url, value in (urls or {}).items()}
-        self._properties = {"fake": True, **(properties or {})}
+        self._properties = {"fake": True, **({"outbound": self.outbound} if self.outbound else {}),
+                            **(properties or {})}
         if isinstance(volumes, str):
             raise TypeError(f"volumes must be a sequence of directories, got the str {volumes!r}")
         self._volumes = tuple(volumes)

@@ -22,6 +22,7 @@ from . import DEFAULT_IMAGES
 from ..providers.gpu import GpuInfo
 from .errors import LocalNetError
 from .network import LocalNet
+from .provider.negotiator import Negotiator
 
 
 DESCRIPTION = """\
@@ -144,7 +145,7 @@ def up(args: argparse.Namespace) -> int:
         return 2
     net = LocalNet(
         providers=args.providers, sandbox=args.sandbox, workdir=args.workdir, debug=args.debug,
-        images=images, gpus=gpus,
+        images=images, gpus=gpus, negotiators=_outbound_negotiators(args),
     )
     try:
         net.start()
@@ -177,6 +178,16 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outbound_negotiators(args: argparse.Namespace) -> Optional[List[Negotiator]]:
+    """Providers with the outbound rules asked for (None: the defaults)."""
+    if args.outbound_rule is None and not args.outbound_whitelist:
+        return None
+    rules: Dict[str, Any] = {"outbound_whitelist": tuple(args.outbound_whitelist or ())}
+    if args.outbound_rule is not None:
+        rules["outbound_rule"] = args.outbound_rule
+    return [Negotiator(**rules) for _ in range(args.providers)]
+
+
 def _up_detached(args: argparse.Namespace) -> int:
     """Run ``up`` (without ``--detach``) in a new session, wait until it recorded its
     state, print the exports and return; its output goes to ``<state file>.log``."""
@@ -191,6 +202,10 @@ def _up_detached(args: argparse.Namespace) -> int:
         command += ["--image", os.path.abspath(image) if "=" not in image else image]
     for card in args.gpu or ():
         command += ["--gpu", card]
+    for domain in args.outbound_whitelist or ():
+        command += ["--outbound-whitelist", domain]
+    if args.outbound_rule is not None:
+        command += ["--outbound-rule", args.outbound_rule]
     with open(log_path, "w") as log:
         # A new session: the network outlives this shell's Ctrl-C and the command itself.
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -286,6 +301,11 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--gpu", action="append", metavar="MODEL[:GIB]",
                        help="one more provider offering this card through the vm-nvidia runtime "
                             "(no CUDA: its commands run in the local sandbox too; repeatable)")
+    start.add_argument("--outbound-whitelist", action="append", metavar="DOMAIN",
+                       help="providers accept manifests whose URLs are on these domains (repeatable), like "
+                            "'ya-provider whitelist add'; none by default, as a fresh ya-provider")
+    start.add_argument("--outbound-rule", choices=("whitelist", "all", "none"), default=None,
+                       help="ya-provider's everyone rule for outbound manifests (default: whitelist)")
     start.add_argument("-v", "--verbose", action="store_true",
                        help="log what the providers do (offers, agreements, activities)")
     start.set_defaults(run=up)

@@ -13,6 +13,8 @@ Protocol, over a ``SOCK_SEQPACKET`` socket, one :mod:`marshal` message per packe
 ends run the same interpreter):
 
 * agent -> requestor, once: ``{"ready": true}`` or ``{"error": "..."}`` (then it exits).
+  With ``"relay": path`` in its config (a sandbox with ``outbound=``) the ready message
+  also says ``"relay": port``: the 127.0.0.1 port of its forwarder to the filtering proxy.
 * requestor -> agent: ``{"run": argv, "env": {...}, "cwd": "..."}`` with two file
   descriptors attached (SCM_RIGHTS), the write ends of the command's stdout and stderr.
 * requestor -> agent: ``{"kill": true}``: kill the running command and all it started.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import _signal
 import _socket
+import _thread
 import ctypes
 import marshal
 import os
@@ -158,6 +161,7 @@ class Agent:
             _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
             _signal.signal(_signal.SIGCHLD, lambda *_: None)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.relay_port = _start_relay(config["relay"]) if config.get("relay") else None
 
     def kill_all(self) -> None:
         """SIGKILL every process the commands started, then reap them all."""
@@ -260,7 +264,10 @@ class Agent:
                     self.kill_all()
 
     def serve(self) -> None:
-        _send(self.sock, {"ready": True})
+        hello: dict = {"ready": True}
+        if self.relay_port is not None:
+            hello["relay"] = self.relay_port
+        _send(self.sock, hello)
         while True:
             message, fds = _receive(self.sock)
             for fd in fds:  # only the command's 1 and 2 may hold them
@@ -278,6 +285,58 @@ class Agent:
                 continue  # a kill that came after the command ended: nothing to do
             if not self.run(message, fds):
                 return
+
+
+def _start_relay(path: str) -> int:
+    """The outbound forwarder of a sandbox without network: a listener on the sandbox's
+    own 127.0.0.1 whose connections are relayed, byte for byte, to the requestor's
+    filtering proxy on the unix socket ``path`` (bound into the sandbox). Commands find
+    it through ``http_proxy``; it is their only way out. Returns its port."""
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    _thread.stack_size(256 * 1024)  # few, small threads: keep clear of RLIMIT_DATA
+    _thread.start_new_thread(_relay_accept, (listener, path))
+    return listener.getsockname()[1]
+
+
+def _relay_accept(listener: _socket.socket, path: str) -> None:
+    while True:
+        fd, _ = listener._accept()  # type: ignore[attr-defined]  # _socket has no accept(); fd is CLOEXEC
+        client = _socket.socket(fileno=fd)
+        _thread.start_new_thread(_relay_one, (client, path))
+
+
+def _relay_one(client: _socket.socket, path: str) -> None:
+    upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        upstream.connect(path)
+    except OSError:
+        client.close()
+        upstream.close()
+        return
+    ends = {client: upstream, upstream: client}
+    while ends:
+        ready, _, _ = select.select(list(ends), [], [])
+        for source in ready:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            target = ends[source]
+            if data:
+                try:
+                    target.sendall(data)
+                    continue
+                except OSError:
+                    pass
+            del ends[source]
+            try:
+                target.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+    client.close()
+    upstream.close()
 
 
 def setup(config: dict) -> None:

@@ -140,6 +140,8 @@ class Agent:
             reason = hello.get("error") or self._stderr() or "it exited at once"
             self.stop()
             raise AgentLost(str(reason).strip())
+        #: The port of the agent's outbound forwarder inside its sandbox (None: it has none).
+        self.relay_port: Optional[int] = hello.get("relay")
 
     @classmethod
     def start(cls, prefix: Sequence[str], python: str, config: Mapping[str, Any],

@@ -11,14 +11,19 @@ Two kinds:
     /run or the files in root's home); the session directory is bound read-write at
     ``/golem`` (each writable directory also as its own mount point, as on a Golem VM);
     mounts are bind mounts. New pid and IPC namespaces, and no network unless asked
-    for. With an image, commands run chrooted in the image's root file system instead
+    for. With ``outbound=`` the sandbox has no network either (its own loopback
+    only), and its agent forwards a port on that loopback to the requestor's filtering
+    proxy (:mod:`._outbound_proxy`): the declared hosts are the only ones reachable,
+    whatever a program does. With an image, commands run chrooted in the image's root file system instead
     of the host's. This keeps mistakes away from the host; it is not a hardened boundary
     for hostile code (the host's files stay readable).
 ``host``
     The program runs on the host, in the session's work directory. Arguments (and
     ``Run.env`` values) that start with ``/golem/`` or a mount's path are rewritten to
     the host directories; paths written *inside* scripts or config files are not, and
-    the program can reach the whole host and the network.
+    the program can reach the whole host and the network. With ``outbound=`` its
+    ``http_proxy``/``https_proxy`` name the filtering proxy, which refuses other hosts,
+    but that is advice: a program that ignores the variables connects anywhere.
 
 A session directory is laid out like ``/golem``: ``<session>/input`` is ``/golem/input``.
 """
@@ -56,6 +61,10 @@ VM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Where an image's root file system is assembled inside the bwrap sandbox; the agent
 #: chroots into it, so commands never see this path.
 IMAGE_ROOT = "/.golem_tasks-image"
+
+#: Where a sandbox with ``outbound=`` sees the filtering proxy's unix socket (on its
+#: private /tmp, so the same path before and after the agent's chroot into an image).
+RELAY_SOCKET = "/tmp/.golem_tasks-outbound.sock"
 
 _BWRAP_INSTALL = "install bubblewrap (apt-get install bubblewrap)"
 _BWRAP_FIX = f"{_BWRAP_INSTALL} or use LocalProvider(sandbox='host')"
@@ -169,13 +178,16 @@ def _interpreter_binds() -> List[str]:
     return []
 
 
-def bwrap_argv(bwrap: str, layout: Layout, network: bool, image_root: Optional[str] = None) -> List[str]:
+def bwrap_argv(bwrap: str, layout: Layout, network: bool, image_root: Optional[str] = None,
+               outbound_socket: Optional[str] = None) -> List[str]:
     """The bwrap command line of a session's sandbox, up to and including ``--``.
 
     The sandbox root is a private tmpfs showing the host's entries read-only (the agent
     runs the host's Python). With ``image_root`` (an unpacked image on the host), the
     image is assembled at :data:`IMAGE_ROOT` with /golem and the mounts inside it, and
     the agent gets CAP_SYS_CHROOT to enter it (and drops it right after).
+    ``outbound_socket`` (the filtering proxy's unix socket) is shown at
+    :data:`RELAY_SOCKET`, where the agent's forwarder reaches it.
     """
     argv = [bwrap, "--unshare-pid", "--unshare-ipc"]
     if not network:
@@ -199,6 +211,8 @@ def bwrap_argv(bwrap: str, layout: Layout, network: bool, image_root: Optional[s
         argv += ["--bind", str(to_host(remote, layout.session_dir)), base + remote]
     for mount in layout.mounts:
         argv += ["--bind" if mount.writable else "--ro-bind", mount.source, base + mount.target]
+    if outbound_socket is not None:
+        argv += ["--bind", outbound_socket, base + RELAY_SOCKET]
     return argv + ["--chdir", "/", "--"]
 
 

@@ -51,6 +51,8 @@ from ..errors import (
     ProviderLost,
 )
 from . import _process, _sandbox, images
+from ._outbound_proxy import OutboundProxy
+from .outbound import check_outbound
 from ._sandbox import GOLEM_ROOT
 from .base import Provider, ProviderInfo, SequentialSession, decode_download
 from .mounts import Mount, MountsArg, check_mounts
@@ -99,6 +101,12 @@ class LocalProvider(Provider):
             host otherwise (the choice and its reason are logged; the host sandbox
             with a warning, once per process).
         network: let bwrap-sandboxed programs use the network (the host kind always can).
+        outbound: URLs commands may reach (``["https://pypi.org"]``), the same list a
+            Golem demand's manifest carries: their hosts and ports, through a filtering
+            proxy named by ``http_proxy``/``https_proxy``; any other host is refused with
+            a 403 naming the manifest. In bwrap that is enforced (no other network); in
+            the host sandbox it is only advice to programs that honour the variables.
+            Not together with ``network=True``.
         volumes: more writable directories under /golem, e.g. ``("/golem/resource",)``.
         mounts: host directories shown at chosen paths: a mapping of sandbox path to
             host directory (read-only), or :class:`Mount` values (``writable=True`` to
@@ -130,7 +138,13 @@ class LocalProvider(Provider):
                  network: bool = False, volumes: Sequence[str] = (), mounts: MountsArg = None,
                  pass_env: Sequence[str] = (), image: Optional[PathLike] = None,
                  image_cache: Optional[PathLike] = None, min_mem_gib: Optional[float] = None,
-                 min_cpu_threads: Optional[int] = None, keep: bool = False) -> None:
+                 min_cpu_threads: Optional[int] = None, keep: bool = False,
+                 outbound: Optional[Sequence[str]] = None) -> None:
+        self.outbound = check_outbound(outbound)
+        if self.outbound and network:
+            raise ConfigurationError("network=True opens the whole network, outbound= only its URLs: "
+                                     "give one of them (outbound= alone for the declared hosts)")
+        self._proxy: Optional[OutboundProxy] = None
         if isinstance(pass_env, str):
             raise ConfigurationError(f"pass_env must be a sequence of names, got the string {pass_env!r}: "
                                      f"use pass_env=({pass_env!r},)")
@@ -176,6 +190,10 @@ class LocalProvider(Provider):
         self._count = 0
         self._sessions: Dict[str, LocalSession] = {}
         self._closed = False
+        if self.outbound:
+            # A short directory of its own: a unix socket path holds at most 107 bytes.
+            self._proxy = OutboundProxy(self.outbound, unix_path=os.path.join(
+                tempfile.mkdtemp(prefix="golem_tasks-outbound-"), "proxy.sock"))
         self._zygote_lock = threading.Lock()
         self._zygote_process: Optional[_process.Zygote] = None
         if self.sandbox == "host":
@@ -217,7 +235,7 @@ class LocalProvider(Provider):
             raise
         info = ProviderInfo(id=session_id, name=f"{session_id} ({self.sandbox})", properties={
             "sandbox": self.sandbox, "directory": directory, "writable_dirs": self.writable_dirs,
-            "network": self.network or self.sandbox == "host",
+            "network": self.network or self.sandbox == "host", "outbound": self.outbound,
             "image": self.image.hash or self.image.root if self.image else None},
             volumes=layout.writable_dirs())
         session = LocalSession(self, info, layout, agent)
@@ -238,7 +256,10 @@ class LocalProvider(Provider):
                 os.makedirs(os.path.join(layout.session_dir, "home"), exist_ok=True)
                 return self._zygote().spawn(config)
             image_root = self.image.root if self.image else None
-            prefix = _sandbox.bwrap_argv(str(self._bwrap), layout, self.network, image_root)
+            socket_path = self._proxy.unix_path if self._proxy is not None else None
+            prefix = _sandbox.bwrap_argv(str(self._bwrap), layout, self.network, image_root, socket_path)
+            if socket_path is not None:
+                config["relay"] = _sandbox.RELAY_SOCKET
             if image_root is not None:
                 config["chroot"] = _sandbox.IMAGE_ROOT
             return _process.Agent.start(prefix, _PYTHON, config, _AGENT_ENV)
@@ -252,6 +273,16 @@ class LocalProvider(Provider):
                 # process, so it holds no directory of the sandboxes open.
                 self._zygote_process = _process.Zygote(_PYTHON, _AGENT_ENV, "/")
             return self._zygote_process
+
+    def proxy_env(self, agent: _process.Agent) -> Dict[str, str]:
+        """The proxy variables of a session's commands: its agent's forwarder in bwrap,
+        the proxy itself on the host; {} without ``outbound=``."""
+        if self._proxy is None:
+            return {}
+        port = agent.relay_port if self.sandbox == "bwrap" else self._proxy.port
+        url = f"http://127.0.0.1:{port}"
+        names = ("http_proxy", "https_proxy", "all_proxy")
+        return {**{n: url for n in names}, **{n.upper(): url for n in names}, "no_proxy": "", "NO_PROXY": ""}
 
     def _forget(self, session: "LocalSession") -> None:
         with self._lock:
@@ -270,6 +301,10 @@ class LocalProvider(Provider):
             zygote, self._zygote_process = self._zygote_process, None
         if zygote is not None:
             zygote.stop()
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            proxy.close()
+            shutil.rmtree(os.path.dirname(str(proxy.unix_path)), ignore_errors=True)
         if self.keep:
             logger.info("local provider kept its sandbox directories in %s", self.root)
         elif self._owns_root:
@@ -347,6 +382,7 @@ class LocalSession(SequentialSession):
         workdir = layout.rewrite(provider.workdir) if host else provider.workdir
         env = _sandbox.environment(provider.sandbox, layout, workdir, command.env_dict,
                                    provider.image.env if provider.image else None, provider.pass_env)
+        env.update(provider.proxy_env(self._agent))  # outbound=: the filtering proxy wins over any other
         sink = _output.sink_for(command)
         try:
             out_listener, err_listener = _listeners(sink)

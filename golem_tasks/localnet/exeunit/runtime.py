@@ -72,13 +72,18 @@ class Runtime:
         on_state: called with each new ``[current, pending]`` state pair.
         task_package: the agreement's ``golem.srv.comp.task_package``
             (``hash:sha3:<hash>:<url>``), None when it names none.
+        outbound: the URLs of the agreement's manifest and whether it asks for every URL:
+            commands reach those hosts only, through the local sandbox's filtering proxy
+            (a URL outside them fails with a 403 naming the manifest), or the whole
+            network when unrestricted; without a manifest, the sandbox's own setting.
     """
 
     def __init__(
         self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None],
-        task_package: Optional[str] = None,
+        task_package: Optional[str] = None, outbound: Tuple[Tuple[str, ...], bool] = ((), False),
     ) -> None:
         self.sandbox = sandbox
+        self.outbound, self.unrestricted = outbound
         self.task_package = task_package
         self._image_provider: Optional[LocalProvider] = None
         self.transfers = transfers
@@ -229,15 +234,17 @@ class Runtime:
         in the shared sandbox (this machine's root file system); one of its own when
         the deploy asks for extra volumes."""
         image = self._download_image()
-        if image is None and not volumes:
+        if image is None and not volumes and not self.outbound and not self.unrestricted:
             return self.sandbox.engage()
         cache = os.path.join(str(self.sandbox.root), "images")
         root = tempfile.mkdtemp(prefix="image-" if image else "activity-", dir=str(self.sandbox.root))
         try:
             golem_volumes, mounts = _volumes.layout(volumes, os.path.join(root, "volumes"))
+            # A manifest's network (outbound hook, outbound13): its URLs only, or all of it.
+            network = self.unrestricted or (self.sandbox.network and not self.outbound)
             provider = LocalProvider(
-                root, sandbox=self.sandbox.sandbox, network=self.sandbox.network, image=image, image_cache=cache,
-                volumes=golem_volumes, mounts=mounts)
+                root, sandbox=self.sandbox.sandbox, network=network, image=image, image_cache=cache,
+                volumes=golem_volumes, mounts=mounts, outbound=None if self.unrestricted else self.outbound or None)
         except GolemTasksError as exc:
             shutil.rmtree(root, ignore_errors=True)
             raise CommandFailed(f"Local service error: Deploy error: {exc}") from exc

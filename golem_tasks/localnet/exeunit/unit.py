@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ...providers.local import LocalProvider
 from .batch import Batch
 from .gsb_wire import CALL_REPLY_BAD_REQUEST
 from .gsb import GsbClient, GsbError, Stream
 from .runtime import Runtime, StatePair
+from .script_rules import violation
 from .transfer import Transfers
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class ExeUnit:
         sandbox: where ``deploy`` engages the session.
         on_lost: called once if the GSB connection drops (daemon gone) while serving.
         task_package: the agreement's image (``golem.srv.comp.task_package``), if any.
+        outbound: the URLs of the agreement's manifest, and whether it asks for any URL.
+        script: the manifest's ``compManifest.script``: batches with a command it does not
+            allow are refused (:mod:`.script_rules`); None allows every command.
     """
 
     def __init__(
@@ -63,7 +67,10 @@ class ExeUnit:
         sandbox: LocalProvider,
         on_lost: Optional[Callable[["ExeUnit"], None]] = None,
         task_package: Optional[str] = None,
+        outbound: Tuple[Tuple[str, ...], bool] = ((), False),
+        script: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        self.script = script
         self.activity_id = activity_id
         self.agreement_id = agreement_id
         self.started_at = time.monotonic()
@@ -75,7 +82,7 @@ class ExeUnit:
         # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
         self._local = GsbClient(gsb_url, caller=node_id)
         self._transfers = Transfers(self._bus)
-        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package)
+        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, outbound)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None
@@ -228,7 +235,11 @@ class ExeUnit:
             return _err("badRequest", f"Batch {batch_id} already exists")
         if self._stopping.is_set():
             return _err("service", "activity terminated")
-        batch = Batch(batch_id, [dict(c) for c in body.get("exeScript") or []])
+        commands = [dict(c) for c in body.get("exeScript") or []]
+        refused = violation(self.script, commands)
+        if refused is not None:
+            return _err("badRequest", f"Manifest violation in ExeScript: {refused}")
+        batch = Batch(batch_id, commands)
         self._batches[batch_id] = batch
         threading.Thread(
             target=self.runtime.run_batch, args=(batch,), name=f"batch-{batch_id[:8]}", daemon=True

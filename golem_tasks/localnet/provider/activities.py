@@ -19,6 +19,7 @@ from ...providers.local import LocalProvider
 from .rest import Rest
 from ..exeunit.unit import ExeUnit
 from .billing import Billing
+from .outbound import sandbox_access, script_of
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ class ActivityService:
             sandbox=self.sandbox,
             on_lost=lambda u: self._lost(u),
             task_package=str(package) if package else None,
+            outbound=sandbox_access(demand),
+            script=script_of(demand),
         )
         try:
             unit.start()

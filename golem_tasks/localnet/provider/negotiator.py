@@ -7,7 +7,10 @@ A requestor that works against these rules works against real providers too
   (up to 100 years when a debit-note ``accept-timeout?`` is agreed);
 * it names ``golem.com.payment.chosen-platform``, one the offer supports;
 * its ``accept-timeout?``, if any, is at most the provider's (a lower one is echoed);
-* the provider has capacity (one live agreement by default).
+* the provider has capacity (one live agreement by default);
+* a computation payload manifest asking for outbound URLs passes its outbound rules
+  (:mod:`.outbound`: ``outbound_rule`` and ``outbound_whitelist``, ya-provider's defaults
+  being ``whitelist`` and an empty whitelist).
 
 On top of that a negotiator can be told to reject everything, to test requestors.
 """
@@ -15,11 +18,12 @@ On top of that a negotiator can be told to reject everything, to test requestors
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
 from .offer import OfferSpec
+from .outbound import DomainPattern, check_rule, check_whitelist, rejection
 
 _CHOSEN_PLATFORM = "golem.com.payment.chosen-platform"
 _ACCEPT_TIMEOUT = "golem.com.payment.debit-notes.accept-timeout?"
@@ -49,6 +53,11 @@ class Negotiator:
         max_agreements: live agreements the provider takes at once (ya-provider: 1).
         reject_proposals: when set, every proposal is rejected with this reason.
         reject_agreements: when set, every agreement is rejected with this reason.
+        outbound_rule: ya-provider's *everyone* rule for manifests with outbound URLs:
+            ``whitelist`` (the default: every URL's host in ``outbound_whitelist``),
+            ``all`` (or ``everyone``: any URL) or ``none``.
+        outbound_whitelist: domains (``"pypi.org"``, exact) or compiled regexes searched
+            in the host; empty by default, as in a fresh ya-provider.
     """
 
     offer: OfferSpec = attrs.field(factory=OfferSpec)
@@ -57,6 +66,8 @@ class Negotiator:
     max_agreements: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     reject_proposals: Optional[str] = None
     reject_agreements: Optional[str] = None
+    outbound_rule: str = attrs.field(default="whitelist", converter=check_rule)
+    outbound_whitelist: Tuple[DomainPattern, ...] = attrs.field(default=(), converter=check_whitelist)
 
     def on_proposal(
         self,
@@ -96,6 +107,9 @@ class Negotiator:
         return None
 
     def _check(self, demand: Mapping[str, Any], now: Optional[float]) -> Optional[str]:
+        outbound = rejection(demand, rule=self.outbound_rule, whitelist=self.outbound_whitelist)
+        if outbound is not None:
+            return outbound
         now = time.time() if now is None else now
         platform = demand.get(_CHOSEN_PLATFORM)
         if not platform:

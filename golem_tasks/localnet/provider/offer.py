@@ -14,6 +14,7 @@ import attrs
 
 from ...providers.gpu import GpuInfo
 from . import gpu as _gpu
+from .outbound import CAPABILITIES
 
 #: The usage counters a ``vm`` offer prices; the order matches the coefficients.
 USAGE_VECTOR = ("golem.usage.cpu_sec", "golem.usage.duration_sec")
@@ -40,6 +41,8 @@ class OfferSpec:
         accept_timeout: the longest debit-note acceptance deadline the provider agrees to.
         gpu: a graphics card to advertise (with ``runtime="vm-nvidia"``), as
             :mod:`.gpu` writes it; commands still run in the local sandbox, no CUDA.
+        inet: advertise the ``inet`` and ``manifest-support`` capabilities, as
+            ya-runtime-vm does (False plays a runtime that cannot serve outbound=).
     """
 
     mem_gib: float = attrs.field(default=4.0, validator=attrs.validators.gt(0))
@@ -57,6 +60,7 @@ class OfferSpec:
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
     accept_timeout: int = attrs.field(default=240, validator=attrs.validators.ge(5))
+    inet: bool = True
     gpu: Optional[GpuInfo] = attrs.field(default=None)
 
     @gpu.validator
@@ -79,7 +83,7 @@ class OfferSpec:
             "golem.inf.cpu.architecture": "x86_64",
             "golem.runtime.name": self.runtime,
             "golem.runtime.version": "0.0.0-localnet",
-            "golem.runtime.capabilities": ["start-entrypoint"],
+            "golem.runtime.capabilities": ["start-entrypoint", *(CAPABILITIES if self.inet else ())],
             "golem.activity.caps.transfer.protocol": ["gftp", "http", "https"],
             "golem.srv.caps.multi-activity": True,
             "golem.node.id.name": name,

@@ -46,8 +46,9 @@ from .activity.polling import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
 from ._connect import Connection
 from .market.demand import Demand, VmPayload, build_demand
+from .market.manifest import Manifest, ManifestArg, provider_refusal
+from ..outbound import check_outbound
 from ._events import AgreementApproved, AgreementFailed, BudgetReached, Consumer, EventSink
-from .market.status import PROVIDER_REFUSED, Refusal
 from .market.scan import MarketScan, scan_market, unmatched_refusals
 from .activity.exescript import deploy_command, start_command
 from .activity.volumes import check_volumes, deploy_volumes, session_volumes
@@ -112,6 +113,18 @@ class GolemProvider(Provider):
             ``["/golem/resource"]`` (:mod:`.activity.volumes`); with them, batches may
             send into and download from those and ``/golem/input``, ``/golem/output``,
             ``/golem/work``, and other paths are refused where the batch is built.
+        outbound: URLs the VM may reach (``["https://pypi.org"]``): the demand carries a
+            computation payload manifest for them (payload: the image), and asks for
+            offers with the ``inet`` and ``manifest-support`` capabilities. Providers
+            accept it when they whitelist every URL's domain, trust its signature, or
+            trust the node descriptor; those that do not are counted as ``outbound``
+            in the startup feedback and the market scan.
+        manifest: a ready manifest instead (JSON text, bytes, dict or base64), which a
+            signature needs; ``manifest_sig``, ``manifest_sig_algorithm``,
+            ``manifest_cert``: its signature (the audited-payload rule);
+            ``node_descriptor``: a signed node descriptor (the partner rule);
+            ``manifest_commands``: regular expressions of the ExeScript commands the
+            generated manifest allows (default: any).
         budget: the most GLM spent in all (Decimal or decimal string).
         network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
             ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
@@ -181,8 +194,16 @@ class GolemProvider(Provider):
                  startup_timeout: Optional[float] = None,
                  events: Union[Consumer, Iterable[Consumer], None] = None,
                  policies: Mapping[CallKind, RetryPolicy] = DEFAULT_POLICIES,
-                 provider_record: RecordOption = True) -> None:
+                 provider_record: RecordOption = True, outbound: Optional[Iterable[str]] = None,
+                 manifest: ManifestArg = None, manifest_sig: Union[str, bytes, None] = None,
+                 manifest_sig_algorithm: Optional[str] = None, manifest_cert: Union[str, bytes, None] = None,
+                 node_descriptor: Optional[Mapping[str, Any]] = None,
+                 manifest_commands: Optional[Iterable[str]] = None) -> None:
         self.budget = check_budget(budget)
+        manifest_options = Manifest.check(  # outbound hook (outbound13): checked before any call
+            outbound=check_outbound(outbound), manifest=manifest, manifest_sig=manifest_sig,
+            manifest_sig_algorithm=manifest_sig_algorithm, manifest_cert=manifest_cert,
+            node_descriptor=node_descriptor, commands=None if manifest_commands is None else list(manifest_commands))
         if network is not None and payment_network is not None and network != payment_network:
             raise ConfigurationError(f"network={network!r} and payment_network={payment_network!r} disagree; "
                                      "give network= only")
@@ -216,6 +237,9 @@ class GolemProvider(Provider):
             self.identity: Identity = self._connection.check()
             self.payload = payload or self._payload(image_hash, image_tag, image_url, find_registry(registry_url),
                                                     hardware)
+            #: The manifest the demand carries (None without outbound access).
+            self.manifest = Manifest.build(image_hash=self.payload.image_hash, image_url=self.payload.image_url,
+                                           **manifest_options)
             self.client = self._connection.client()
             self.storage, self._owns_storage = self._storage(storage)
         except BaseException:
@@ -303,8 +327,11 @@ class GolemProvider(Provider):
         return GsbGftpStorage(self.client, node_id=self.identity.identity), True
 
     def _build_demand(self) -> Demand:
+        manifest = self.manifest
         return build_demand(self.payload, expiration=self.expiration, subnet=self.subnet_tag,
-                            decoration=self._decoration, debit_note_accept_timeout=self.accept_timeout)
+                            decoration=self._decoration, debit_note_accept_timeout=self.accept_timeout,
+                            properties=manifest.properties() if manifest else None,
+                            constraints=manifest.constraints() if manifest else ())
 
     def start(self) -> None:
         """Reserve the budget and start looking for providers (the first ``engage`` does
@@ -395,7 +422,8 @@ class GolemProvider(Provider):
         ``scan().estimate(fragments, seconds, providers)`` prices a job on the cheapest
         matching offers; ``golem-tasks market scan`` prints both."""
         return scan_market(self.client.market, seconds=seconds, payload=self.payload, subnet=self.subnet_tag,
-                           platform=self.platform, offer_filter=self.offer_filter, budget=self.budget)
+                           platform=self.platform, offer_filter=self.offer_filter, budget=self.budget,
+                           manifest=self.manifest)
 
     def _reserve(self, token: str, candidate: Candidate) -> None:
         """Hold the candidate's start price, or say why the budget does not allow it."""
@@ -433,7 +461,7 @@ class GolemProvider(Provider):
                             self.timeouts.cooldown)
                 self._market.cool_down(proposal.provider_id, f"it rejected {count} agreements ({exc})")
             else:
-                self._market.ledger.refused(proposal.provider_id, Refusal(PROVIDER_REFUSED, str(exc)))
+                self._market.ledger.refused(proposal.provider_id, provider_refusal(str(exc)))
 
     def _open(self, candidate: Candidate, abort: Optional[threading.Event], reservation: str) -> GolemSession:
         proposal = candidate.proposal

@@ -44,11 +44,11 @@ from .demand import (
 from .agreement import Candidate
 from .._events import EventSink, MarketStatus, OfferCountered, OfferRejected
 from .filters import OfferFilter, Score, terms_refusal
+from .manifest import provider_refusal
 from .models import Proposal, ProposalEvent, ProposalRejectedEvent
 from .status import (
     FAILED_EARLIER,
     OTHER,
-    PROVIDER_REFUSED,
     TERMS,
     MarketLedger,
     Refusal,
@@ -444,8 +444,7 @@ class Negotiator:
         elif isinstance(event, ProposalRejectedEvent):
             with self._lock:
                 offer = self._countered.pop(event.proposal_id, None)
-            self._rejected(offer, event.proposal_id, Refusal(PROVIDER_REFUSED, event.reason_message),
-                           by_provider=True)
+            self._rejected(offer, event.proposal_id, provider_refusal(event.reason_message), by_provider=True)
 
     def _on_offer(self, proposal: Proposal) -> None:
         refusal = self._refusal(proposal)

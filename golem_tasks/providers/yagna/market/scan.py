@@ -22,9 +22,10 @@ from ...gpu import GpuInfo
 from .api import MarketApi
 from .demand import SUBNET, VmPayload
 from .filters import CPU_SEC, OfferFilter, expected_cost, terms_refusal
+from .manifest import Manifest, offer_refusal
 from .models import Offer
 from .runtime import gpu_of, hour_price
-from .status import HARDWARE, PAYMENT_NETWORK, Refusal, _amount
+from .status import HARDWARE, OUTBOUND, PAYMENT_NETWORK, Refusal, _amount
 from .status import SUBNET as SUBNET_REASON
 
 #: The longest single long poll of a scan, and the most offers one poll returns: a
@@ -201,7 +202,7 @@ def _count(value: Optional[float]) -> str:
 
 
 def judge(offer: Offer, *, payload: VmPayload, subnet: str, platform: str, offer_filter: OfferFilter,
-          budget: Decimal) -> ScannedOffer:
+          budget: Decimal, manifest: Optional[Manifest] = None) -> ScannedOffer:
     """``offer`` with the reason our demand would refuse it (None: it would take it)."""
     properties = offer.properties
     proposal = offer.as_proposal()
@@ -209,7 +210,7 @@ def judge(offer: Offer, *, payload: VmPayload, subnet: str, platform: str, offer
     threads = _number(properties, "golem.inf.cpu.threads")
     cores = _number(properties, "golem.inf.cpu.cores")
     their_subnet = properties.get(SUBNET)
-    refusal = _match_refusal(properties, payload, subnet) or terms_refusal(
+    refusal = _match_refusal(properties, payload, subnet) or offer_refusal(properties, manifest) or terms_refusal(
         proposal, platform=platform, offer_filter=offer_filter, budget=budget)
     return ScannedOffer(
         provider_id=offer.provider_id, provider_name=proposal.provider_name, offer_id=offer.offer_id,
@@ -249,7 +250,7 @@ def _match_refusal(properties: Mapping[str, Any], payload: VmPayload, subnet: st
 
 
 def scan_market(market: MarketApi, *, seconds: float, payload: VmPayload, subnet: str, platform: str,
-                offer_filter: OfferFilter, budget: Decimal) -> MarketScan:
+                offer_filter: OfferFilter, budget: Decimal, manifest: Optional[Manifest] = None) -> MarketScan:
     """List the offers the daemon knows and judge each (the latest offer of each
     provider counts). Waits up to ``seconds`` for the first offers (a daemon that just
     started has not heard of any yet) and stops once its store is read through."""
@@ -277,7 +278,7 @@ def scan_market(market: MarketApi, *, seconds: float, payload: VmPayload, subnet
         except ApiError:
             pass  # the daemon forgets it by itself after its lifetime
     judged = [judge(offer, payload=payload, subnet=subnet, platform=platform, offer_filter=offer_filter,
-                    budget=budget) for offer in latest.values()]
+                    budget=budget, manifest=manifest) for offer in latest.values()]
     matching = sorted((o for o in judged if o.matches), key=lambda o: (o.cost(600) or Decimal(0), o.provider_name))
     filtered = sorted((o for o in judged if not o.matches),
                       key=lambda o: (o.refusal.category if o.refusal else "", o.provider_name))
@@ -288,5 +289,5 @@ def scan_market(market: MarketApi, *, seconds: float, payload: VmPayload, subnet
 def unmatched_refusals(scan: MarketScan) -> List[Refusal]:
     """The refusals of offers the daemon's matcher keeps from our demand (runtime,
     subnet, hardware, payment platform): they explain why no offer arrives at all."""
-    kept_out = (HARDWARE, SUBNET_REASON, PAYMENT_NETWORK)
+    kept_out = (HARDWARE, SUBNET_REASON, PAYMENT_NETWORK, OUTBOUND)
     return [o.refusal for o in scan.filtered if o.refusal is not None and o.refusal.category in kept_out]

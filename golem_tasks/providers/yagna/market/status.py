@@ -31,6 +31,8 @@ HARDWARE = "hardware or runtime"
 FAILED_EARLIER = "failed earlier"
 PROVIDER_REFUSED = "provider refused"
 TERMS = "demand terms"
+#: The provider cannot or will not serve the demand's manifest (outbound=, see .manifest).
+OUTBOUND = "outbound"
 OTHER = "other"
 
 #: A wait that ended this long ago does not go on: the next one starts a fresh clock
@@ -131,8 +133,7 @@ class MarketLedger:
             text += f", {candidates} ready"
         unmatched = self.unmatched_counts() if not self.offers else ()
         if unmatched:
-            text += ("; the market shows " + ", ".join(f"{n} on another {c}" if c in (SUBNET, PAYMENT_NETWORK)
-                                                      else f"{n} short of {c}" for c, n in unmatched))
+            text += "; the market shows " + ", ".join(_unmatched(c, n) for c, n in unmatched)
         return text
 
     def explain(self, *, pending: int = 0, candidates: int = 0,
@@ -167,10 +168,18 @@ class MarketLedger:
                     f"min_storage_gib, min_cpu_threads; `golem-tasks market scan` lists the offers)"), ()
         counts = _count(unmatched)
         head = (f"no offer matches the demand; the market shows {len(unmatched)} other offer(s): "
-                + ", ".join(f"{n} on another {category}" if category in (SUBNET, PAYMENT_NETWORK)
-                            else f"{n} short of {category}" for category, n in counts))
+                + ", ".join(_unmatched(category, n) for category, n in counts))
         fixes = [fix for category, _ in counts for fix in _fixes(category, unmatched, self._platform)]
         return head + (": " + "; ".join(fixes) if fixes else ""), tuple(f"{n} x {c}" for c, n in counts)
+
+
+def _unmatched(category: str, n: int) -> str:
+    """``"3 on another subnet"``: offers of one category the demand cannot match."""
+    if category in (SUBNET, PAYMENT_NETWORK):
+        return f"{n} on another {category}"
+    if category == OUTBOUND:
+        return f"{n} without the capabilities outbound= needs"
+    return f"{n} short of {category}"
 
 
 def _count(refusals: Iterable[Refusal]) -> Tuple[Tuple[str, int], ...]:
@@ -210,6 +219,11 @@ def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:
     if category == PROVIDER_REFUSED:
         said = sorted({r.reason for r in mine})
         return ["the providers said: " + "; ".join(repr(s) for s in said[:3])]
+    if category == OUTBOUND:
+        said = sorted({r.reason.removeprefix(f"{OUTBOUND}: ") for r in mine})
+        return [f"{'; '.join(said[:2])}: ask providers to whitelist the URLs' domains (ya-provider whitelist "
+                f"add -p <domain>), sign the manifest (manifest=, manifest_sig=, manifest_sig_algorithm=, "
+                f"manifest_cert=) or give node_descriptor=, or need fewer outbound= URLs"]
     if category == HARDWARE:
         if all(r.setting == "runtime" for r in mine):  # GPU runtime hook (gpu13): no offer runs ours
             return [f"they run another runtime ({mine[0].reason}): no provider here offers the demand's runtime "
