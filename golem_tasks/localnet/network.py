@@ -25,6 +25,7 @@ import attrs
 from ..providers.local import LocalProvider
 from ..providers.yagna._image import REGISTRY_VARIABLE
 from .exeunit import flex as _flex
+from .exeunit.faults import NONE, Faults
 from .provider.rest import Rest
 from .provider.agent import ProviderAgent
 from .stubs.chain import CHAIN_IDS, ChainStub
@@ -64,6 +65,8 @@ class LocalNet:
             providers run commands in them.
         network: the payment network the chain stub plays and the default offers take
             (``hoodi``, the default testnet; any of :data:`.stubs.chain.CHAIN_IDS`).
+        faults: test knobs by provider index, e.g. ``{3: Faults(slowdown=20)}`` for a
+            ``provider-3`` whose commands take 20 times as long (:class:`.exeunit.faults.Faults`).
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -82,9 +85,13 @@ class LocalNet:
         debug: bool = False,
         images: Images = DEFAULT_IMAGES,
         network: str = DEFAULT_NETWORK,
+        faults: Optional[Mapping[int, Faults]] = None,
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
+        self.faults: Dict[int, Faults] = dict(faults or {})
+        if any(not 0 <= index < providers for index in self.faults):
+            raise ValueError(f"faults name providers {sorted(self.faults)}; there are {providers} (0..{providers - 1})")
         if network not in CHAIN_IDS:
             raise ValueError(f"unknown payment network {network!r}: use one of {', '.join(CHAIN_IDS)}")
         self.network = network
@@ -170,7 +177,7 @@ class LocalNet:
             # The net layer binds /net/<id> only for identities present at start-up.
             self.daemon.restart()
         t = self._phase("restart", t)
-        for identity, negotiator in zip(self.providers, self.negotiators):
+        for index, (identity, negotiator) in enumerate(zip(self.providers, self.negotiators)):
             sandbox = LocalProvider(
                 os.path.join(self.workdir, "sandboxes", identity.name), sandbox=self.sandbox
             )
@@ -183,6 +190,7 @@ class LocalNet:
                 negotiator=negotiator,
                 gsb_url=self.daemon.settings.gsb_url,
                 sandbox=sandbox,
+                faults=self.faults.get(index, NONE),
             )
             self.agents.append(agent)
             agent.start()

@@ -29,6 +29,7 @@ from ...errors import GolemTasksError
 from ...providers.images import file_hash
 from ...providers.local import LocalProvider, LocalSession
 from . import capture as _capture
+from .faults import NONE, Faults
 from .batch import Batch, command_name
 from .transfer import TransferError, Transfers, container_path
 
@@ -70,13 +71,15 @@ class Runtime:
         on_state: called with each new ``[current, pending]`` state pair.
         task_package: the agreement's ``golem.srv.comp.task_package``
             (``hash:sha3:<hash>:<url>``), None when it names none.
+        faults: test knobs: slower or failing ``run`` commands (:class:`.faults.Faults`).
     """
 
     def __init__(
         self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None],
-        task_package: Optional[str] = None,
+        task_package: Optional[str] = None, faults: Faults = NONE,
     ) -> None:
         self.sandbox = sandbox
+        self.faults = faults
         self.task_package = task_package
         self._image_provider: Optional[LocalProvider] = None
         self.transfers = transfers
@@ -174,9 +177,14 @@ class Runtime:
         capture = body.get("capture")
         # Streamed output goes out as runtime events while the program runs.
         live = _capture.LiveOutput(capture, lambda stream, value: batch.output(index, stream, value))
+        if self.faults.fail_runs is not None:
+            return 1, "ExeScript command exited with code 1", None, \
+                _capture.render(self.faults.fail_runs.encode(), capture, "stderr")
         started = time.monotonic()
         try:
             result = session.execute([Run(args, check=False, on_output=live if live.wanted else None)])[0]
+            # A slower machine: the result comes out later, and the time is billed.
+            self._stopped.wait(self.faults.extra_wait(time.monotonic() - started))
         except GolemTasksError as exc:
             raise CommandFailed(f"Runtime error: {exc}") from exc
         finally:

@@ -25,6 +25,7 @@ from ...providers.local import LocalProvider
 from .batch import Batch
 from .gsb_wire import CALL_REPLY_BAD_REQUEST
 from .gsb import GsbClient, GsbError, Stream
+from .faults import NONE, Faults
 from .runtime import Runtime, StatePair
 from .transfer import Transfers
 
@@ -51,6 +52,7 @@ class ExeUnit:
         sandbox: where ``deploy`` engages the session.
         on_lost: called once if the GSB connection drops (daemon gone) while serving.
         task_package: the agreement's image (``golem.srv.comp.task_package``), if any.
+        faults: test knobs for the runtime (:class:`.faults.Faults`).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class ExeUnit:
         sandbox: LocalProvider,
         on_lost: Optional[Callable[["ExeUnit"], None]] = None,
         task_package: Optional[str] = None,
+        faults: Faults = NONE,
     ) -> None:
         self.activity_id = activity_id
         self.agreement_id = agreement_id
@@ -75,7 +78,7 @@ class ExeUnit:
         # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
         self._local = GsbClient(gsb_url, caller=node_id)
         self._transfers = Transfers(self._bus)
-        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package)
+        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, faults)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from ...errors import ApiError
 from ...providers.local import LocalProvider
 from .rest import Rest
+from ..exeunit.faults import NONE, Faults
 from ..exeunit.unit import ExeUnit
 from .billing import Billing
 
@@ -42,6 +43,7 @@ class ActivityService:
         sandbox: the local sandbox provider exe-units deploy into.
         billing: told when activities start and end.
         demand_of: the demand properties of an agreement the agent approved (None if unknown).
+        faults: test knobs for the exe-units (:class:`.exeunit.faults.Faults`).
     """
 
     def __init__(
@@ -56,7 +58,9 @@ class ActivityService:
         sandbox: LocalProvider,
         billing: Billing,
         demand_of: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None,
+        faults: Faults = NONE,
     ) -> None:
+        self.faults = faults
         self.demand_of = demand_of
         self.api_url = api_url
         self.app_key = app_key
@@ -171,6 +175,7 @@ class ActivityService:
             sandbox=self.sandbox,
             on_lost=lambda u: self._lost(u),
             task_package=str(package) if package else None,
+            faults=self.faults,
         )
         try:
             unit.start()
