@@ -79,3 +79,26 @@ def test_log_to_stderr_shows_the_summary_with_the_bar_off(cells):
     # demand-driven engagement: a second provider is engaged only if the first one falls behind
     assert re.fullmatch(r"6 done, 0 failed, on [12] provider\(s\)\n", text(cell, "stdout"))
     assert "INFO golem_tasks.summary: job " in text(cell, "stderr")
+
+
+def test_a_straggler_on_a_slow_fake_provider_gets_a_backup_that_wins(cells):
+    found = re.fullmatch(r"True backups: (\d+) started, (\d+) won\n", text(cells["speculate"], "stdout"))
+    assert found and int(found[1]) >= int(found[2]) >= 1
+
+
+def test_the_report_shows_the_cancelled_slow_copy_and_draws_the_timeline_inline(cells):
+    cell = cells["report"]
+    printed = text(cell, "stdout")
+    assert "('fake-1', 'cancelled')" in printed and "'done')" in printed
+    assert any("image/png" in o.data for o in cell.outputs if o.output_type in ("execute_result", "display_data"))
+
+
+def test_the_journal_runs_nothing_the_second_time(cells):
+    assert text(cells["journal"], "stdout") == (
+        "run 1: [0, 1, 4, 9, 16, 25, 36, 49], 8 fragment(s) ran\n"
+        "run 2: [0, 1, 4, 9, 16, 25, 36, 49], 0 fragment(s) ran\n")
+
+
+def test_the_provider_record_counts_the_failed_command(cells):
+    rows = [line.split() for line in text(cells["record"], "stdout").splitlines() if line.startswith("fake-")]
+    assert sum(int(row[2]) for row in rows) == 6 and sum(int(row[3]) for row in rows) == 1  # done, failed
