@@ -60,3 +60,9 @@ def test_stragglers_on_the_slow_provider_get_backups_that_win_and_deliver_once(n
     assert not [e for e in finished if e.index in {w.index for w in won} and e.provider_id.lower() == slow_id]
     # A cancelled copy is neither a failure nor a retry.
     assert not [e for e in seen if isinstance(e, (ev.FragmentRetried, ev.FragmentFailed))]
+    # The report tells the same story: the slow copy cancelled, the backup done.
+    rows = {row.index: row for row in golem.report()}
+    assert sorted(rows) == list(range(FRAGMENTS)) and all(row.status == "done" for row in rows.values())
+    for index in {e.index for e in won}:
+        outcomes = {(a.provider_id or "").lower() == slow_id: a.outcome for a in rows[index].attempts}
+        assert outcomes == {True: "cancelled", False: "done"}, rows[index].attempts
