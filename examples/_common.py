@@ -21,6 +21,9 @@ def parser(doc: str, image: str) -> argparse.ArgumentParser:
                         "the local provider ignores it")
     p.add_argument("--max-workers", type=int, default=None,
                    help="how many providers are engaged at once (default: the CPU count locally, 5 on Golem)")
+    p.add_argument("--speculate", action="store_true",
+                   help="start a backup copy of a fragment that runs much longer than the others on an idle "
+                        "provider; the first copy to finish wins (every example's worker may safely run twice)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the scheduler does (INFO level)")
     return p
@@ -35,4 +38,4 @@ def parse(p: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Nam
 
 def golem_options(args: argparse.Namespace) -> dict:
     return {"provider": args.provider, "image": args.image, "max_workers": args.max_workers,
-            "progress": False if args.no_progress else None}
+            "speculate": args.speculate, "progress": False if args.no_progress else None}

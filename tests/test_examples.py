@@ -46,6 +46,14 @@ def test_pi_is_close_to_pi():
     assert abs(estimate - 3.14159) < 0.05
 
 
+def test_pi_with_speculate_gives_the_same_estimate():
+    # Every fragment is delivered once whether or not a backup copy ran: the seeded
+    # estimate cannot change.
+    options = ["--no-progress", "--fragments", "6", "--samples", "20000", "--max-workers", "3"]
+    pi = load("pi")
+    assert pi.main(options + ["--speculate"]) == pi.main(options)
+
+
 def test_hash_cracker_finds_the_word_and_stops_early(capsys):
     found = load("hash_cracker").main(["--no-progress", "--password", "gtk", "--chunk-size", "2000",
                                        "--max-workers", "2"])

@@ -21,6 +21,7 @@ Not played: payments are never mined.
 from .stubs.chain import ChainStub
 from .daemon.process import YagnaDaemon, find_yagna
 from .errors import DaemonNotInstalled, LocalNetError
+from .exeunit.faults import Faults
 from .provider.negotiator import Negotiator
 from .network import Identity, LocalNet
 from .provider.offer import OfferSpec
@@ -32,6 +33,7 @@ __all__ = (
     "DaemonNotInstalled",
     "DaemonSettings",
     "DEFAULT_IMAGES",
+    "Faults",
     "Identity",
     "ImageRegistry",
     "LocalNet",

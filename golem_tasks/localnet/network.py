@@ -26,6 +26,7 @@ from ..providers.gpu import GpuInfo
 from ..providers.local import LocalProvider
 from ..providers.yagna._image import REGISTRY_VARIABLE
 from .exeunit import flex as _flex
+from .exeunit.faults import NONE, Faults
 from .provider.rest import Rest
 from .provider.agent import ProviderAgent
 from .stubs.chain import CHAIN_IDS, ChainStub
@@ -69,6 +70,8 @@ class LocalNet:
         gpus: one more provider per card, after the others, offering it through the
             ``vm-nvidia`` runtime (:class:`OfferSpec` ``gpu``; no CUDA: its commands run
             in the local sandbox too).
+        faults: test knobs by provider index, e.g. ``{3: Faults(slowdown=20)}`` for a
+            ``provider-3`` whose commands take 20 times as long (:class:`.exeunit.faults.Faults`).
 
     Attributes:
         registry: the loopback image registry (its URL is in :attr:`env`).
@@ -88,9 +91,13 @@ class LocalNet:
         images: Images = DEFAULT_IMAGES,
         network: str = DEFAULT_NETWORK,
         gpus: Sequence[GpuInfo] = (),
+        faults: Optional[Mapping[int, Faults]] = None,
     ) -> None:
         if providers < 0:
             raise ValueError("providers must be >= 0")
+        self.faults: Dict[int, Faults] = dict(faults or {})
+        if any(not 0 <= index < providers for index in self.faults):
+            raise ValueError(f"faults name providers {sorted(self.faults)}; there are {providers} (0..{providers - 1})")
         if network not in CHAIN_IDS:
             raise ValueError(f"unknown payment network {network!r}: use one of {', '.join(CHAIN_IDS)}")
         self.network = network
@@ -177,7 +184,7 @@ class LocalNet:
             # The net layer binds /net/<id> only for identities present at start-up.
             self.daemon.restart()
         t = self._phase("restart", t)
-        for identity, negotiator in zip(self.providers, self.negotiators):
+        for index, (identity, negotiator) in enumerate(zip(self.providers, self.negotiators)):
             sandbox = LocalProvider(
                 os.path.join(self.workdir, "sandboxes", identity.name), sandbox=self.sandbox
             )
@@ -190,6 +197,7 @@ class LocalNet:
                 negotiator=negotiator,
                 gsb_url=self.daemon.settings.gsb_url,
                 sandbox=sandbox,
+                faults=self.faults.get(index, NONE),
             )
             self.agents.append(agent)
             agent.start()

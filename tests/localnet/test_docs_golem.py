@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,23 @@ def test_the_localnet_snippet_starts_its_own_network(exeunit_ready: str) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
     done = _run("golem_localnet.py", dict(env, YAGNA_BIN=exeunit_ready))
     assert done.returncode == 0, done.stderr
+
+
+def test_the_straggler_snippet_gets_a_backup_that_wins_on_its_own_network(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_localnet_straggler.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"backups: (\d+) started, (\d+) won", done.stdout)
+    assert found, done.stdout
+    assert int(found[1]) >= int(found[2]) >= 1
+
+
+def test_the_provider_record_snippet_keeps_its_file_and_prints_it(net: LocalNet, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, str(SNIPPETS / "golem_provider_record.py")], capture_output=True,
+                          text=True, timeout=300, env=dict(env, **net.env), cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "providers.sqlite").exists() and (tmp_path / "hello.journal").exists()
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("0x")]
+    assert rows and sum(int(row[2]) for row in rows) == 6  # done, over the providers that ran

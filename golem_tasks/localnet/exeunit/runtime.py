@@ -31,6 +31,7 @@ from ...providers.images import file_hash
 from ...providers.local import LocalProvider, LocalSession
 from . import capture as _capture
 from . import volumes as _volumes
+from .faults import NONE, Faults
 from .batch import Batch, command_name
 from .transfer import TransferError, Transfers, container_path
 
@@ -76,14 +77,17 @@ class Runtime:
             commands reach those hosts only, through the local sandbox's filtering proxy
             (a URL outside them fails with a 403 naming the manifest), or the whole
             network when unrestricted; without a manifest, the sandbox's own setting.
+        faults: test knobs: slower or failing ``run`` commands (:class:`.faults.Faults`).
     """
 
     def __init__(
         self, sandbox: LocalProvider, transfers: Transfers, on_state: Callable[[StatePair], None],
         task_package: Optional[str] = None, outbound: Tuple[Tuple[str, ...], bool] = ((), False),
+        faults: Faults = NONE,
     ) -> None:
         self.sandbox = sandbox
         self.outbound, self.unrestricted = outbound
+        self.faults = faults
         self.task_package = task_package
         self._image_provider: Optional[LocalProvider] = None
         self.transfers = transfers
@@ -185,9 +189,14 @@ class Runtime:
         capture = body.get("capture")
         # Streamed output goes out as runtime events while the program runs.
         live = _capture.LiveOutput(capture, lambda stream, value: batch.output(index, stream, value))
+        if self.faults.fail_runs is not None:
+            return 1, "ExeScript command exited with code 1", None, \
+                _capture.render(self.faults.fail_runs.encode(), capture, "stderr")
         started = time.monotonic()
         try:
             result = session.execute([Run(args, check=False, on_output=live if live.wanted else None)])[0]
+            # A slower machine: the result comes out later, and the time is billed.
+            self._stopped.wait(self.faults.extra_wait(time.monotonic() - started))
         except GolemTasksError as exc:
             raise CommandFailed(f"Runtime error: {exc}") from exc
         finally:

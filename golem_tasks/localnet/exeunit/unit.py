@@ -25,6 +25,7 @@ from ...providers.local import LocalProvider
 from .batch import Batch
 from .gsb_wire import CALL_REPLY_BAD_REQUEST
 from .gsb import GsbClient, GsbError, Stream
+from .faults import NONE, Faults
 from .runtime import Runtime, StatePair
 from .script_rules import violation
 from .transfer import Transfers
@@ -55,6 +56,7 @@ class ExeUnit:
         outbound: the URLs of the agreement's manifest, and whether it asks for any URL.
         script: the manifest's ``compManifest.script``: batches with a command it does not
             allow are refused (:mod:`.script_rules`); None allows every command.
+        faults: test knobs for the runtime (:class:`.faults.Faults`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class ExeUnit:
         task_package: Optional[str] = None,
         outbound: Tuple[Tuple[str, ...], bool] = ((), False),
         script: Optional[Mapping[str, Any]] = None,
+        faults: Faults = NONE,
     ) -> None:
         self.script = script
         self.activity_id = activity_id
@@ -82,7 +85,7 @@ class ExeUnit:
         # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
         self._local = GsbClient(gsb_url, caller=node_id)
         self._transfers = Transfers(self._bus)
-        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, outbound)
+        self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, outbound, faults)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None

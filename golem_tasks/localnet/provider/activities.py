@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from ...errors import ApiError
 from ...providers.local import LocalProvider
 from .rest import Rest
+from ..exeunit.faults import NONE, Faults
 from ..exeunit.unit import ExeUnit
 from .billing import Billing
 from .outbound import sandbox_access, script_of
@@ -43,6 +44,7 @@ class ActivityService:
         sandbox: the local sandbox provider exe-units deploy into.
         billing: told when activities start and end.
         demand_of: the demand properties of an agreement the agent approved (None if unknown).
+        faults: test knobs for the exe-units (:class:`.exeunit.faults.Faults`).
     """
 
     def __init__(
@@ -57,7 +59,9 @@ class ActivityService:
         sandbox: LocalProvider,
         billing: Billing,
         demand_of: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None,
+        faults: Faults = NONE,
     ) -> None:
+        self.faults = faults
         self.demand_of = demand_of
         self.api_url = api_url
         self.app_key = app_key
@@ -174,6 +178,7 @@ class ActivityService:
             task_package=str(package) if package else None,
             outbound=sandbox_access(demand),
             script=script_of(demand),
+            faults=self.faults,
         )
         try:
             unit.start()

@@ -28,6 +28,7 @@ from ...errors import ApiError
 from ...providers.local import LocalProvider
 from .rest import Rest
 from .activities import ActivityService
+from ..exeunit.faults import NONE, Faults
 from .negotiator import Negotiator
 from .billing import Billing
 
@@ -80,6 +81,7 @@ class ProviderAgent:
         gsb_url: the daemon's GSB router; with ``sandbox``, activities are served.
         sandbox: the local sandbox the exe-units run commands in (owned by the caller).
         on_terminated: called with the :class:`Agreement` after it ends (and is invoiced).
+        faults: test knobs: slower or failing commands (:class:`.exeunit.faults.Faults`).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class ProviderAgent:
         gsb_url: Optional[str] = None,
         sandbox: Optional[LocalProvider] = None,
         on_terminated: Optional[Callable[[Agreement], None]] = None,
+        faults: Faults = NONE,
     ) -> None:
         self.api_url = api_url
         self.app_key = app_key
@@ -124,6 +127,7 @@ class ProviderAgent:
                 sandbox=sandbox,
                 billing=self.billing,
                 demand_of=self._demand_of,
+                faults=faults,
             )
 
     def _demand_of(self, agreement_id: str) -> Optional[Dict[str, Any]]:
