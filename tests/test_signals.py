@@ -65,9 +65,16 @@ def alive(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+#: A job starts with the signals' default actions, as from a terminal: under nohup (or as a
+#: background job of a CI script) the suite itself may have inherited SIGHUP ignored, which
+#: the library rightly leaves alone.
+DEFAULT_ACTIONS = ("import signal\nfor _signum in (signal.SIGTERM, signal.SIGHUP):\n"
+                   "    signal.signal(_signum, signal.SIG_DFL)\n")
+
+
 def run_and_signal(tmp_path, script: str, signum: int, *args: str):
     path = tmp_path / "job.py"
-    path.write_text(script)
+    path.write_text(DEFAULT_ACTIONS + script)
     pids = tmp_path / "pids"
     pids.touch()
     child = subprocess.Popen([sys.executable, str(path), str(pids), *args], stdout=subprocess.PIPE,
