@@ -164,6 +164,8 @@ def test_bad_input_is_refused_before_anything_is_engaged():
         __import__("golem_tasks").Golem("nowhere")
     with pytest.raises(ConfigurationError, match="do not fit the local provider.*it takes root, sandbox"):
         __import__("golem_tasks").Golem("local", provider_options={"budget": 1})
+    with pytest.raises(ConfigurationError, match="this machine's CPU.*localnet up --gpu"):
+        __import__("golem_tasks").Golem("local", provider_options={"gpu": True})
     with pytest.raises(ConfigurationError, match="only apply to a provider given by name"):
         make_golem(fake, provider_options={"latency": 1})
 

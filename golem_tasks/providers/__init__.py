@@ -62,5 +62,14 @@ def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
         inspect.signature(cls).bind_partial(**options)
     except TypeError as exc:
         accepted = ", ".join(p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs"))
+        hint = _HINTS.get((name, next(iter(set(options) - set(inspect.signature(cls).parameters)), "")), "")
         raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
-                                 f"it takes {accepted}") from None
+                                 f"it takes {accepted}{hint}") from None
+
+
+#: What to do instead, for options that belong to another provider.
+_HINTS = {
+    ("local", "gpu"): ". The local provider runs commands on this machine's CPU; a GPU job's negotiation "
+                      "is played offline by localnet's GPU providers (golem-tasks localnet up --gpu MODEL, "
+                      "then provider='golem' with gpu=True)",
+}
