@@ -55,6 +55,7 @@ from ._image import registry_url as find_registry
 from ._image import registry_session, resolve_image
 from .market.negotiator import Negotiator
 from .payment.models import MAINNETS, MarketDecoration, payment_platform
+from .payment.pace import JobPace
 from .payment.payments import Payments
 from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
 from ._session import CANCELLED_REASON, GolemSession
@@ -103,7 +104,11 @@ class GolemProvider(Provider):
             registry; ``payload`` gives a ready :class:`VmPayload` instead of all three.
         min_mem_gib, min_storage_gib, min_cpu_threads, min_cpu_cores, capabilities,
             runtime: what offers must have.
-        budget: the most GLM spent in all (Decimal or decimal string).
+        budget: the most GLM spent in all (Decimal or decimal string). The spend guard
+            projects what the engaged agreements will cost at the job's pace (``Golem``
+            feeds :attr:`job_pace`), engages no provider whose projected cost would not
+            fit, and stops running work a debit-note interval before the budget, so
+            every final invoice is accepted (``SpendUpdated`` events say the spend live).
         network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
             ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
             (real GLM); any other name is refused with the list. ``payment_network`` is
@@ -217,10 +222,14 @@ class GolemProvider(Provider):
     def _assemble(self) -> None:
         """The parts that do the work, and the state they share."""
         self._poller = self._connection.interruptible()  # payment polls ended at close, not waited out
+        #: The jobs' pace, learnt from the scheduler's fragment events (``Golem`` feeds
+        #: it, as it feeds ``provider_record``): the spend guard's projections use it.
+        self.job_pace = JobPace()
         self._payments = Payments(self.client, budget=self.budget, platform=self.platform,
                                   allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
                                   sink=self.sink, on_over_budget=self._over_budget,
-                                  events_client=self._poller.client(), interrupt=self._poller.interrupt)
+                                  events_client=self._poller.client(), interrupt=self._poller.interrupt,
+                                  horizon=self.job_pace.horizon)
         self._market = Negotiator(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
@@ -398,7 +407,7 @@ class GolemProvider(Provider):
             first, self._budget_warned = not self._budget_warned, True
         logger.log(logging.WARNING if first else logging.DEBUG, "%s", exc)
         self.sink.emit(BudgetReached(reason=str(exc), budget=self.budget, spent=exc.spent or Decimal(0),
-                                     expected=exc.expected or Decimal(0)))
+                                     expected=exc.expected or Decimal(0), projected=exc.projected))
 
     def _candidate_failed(self, candidate: Candidate, exc: CandidateFailed) -> None:
         proposal = candidate.proposal
@@ -497,16 +506,17 @@ class GolemProvider(Provider):
             self._sessions.discard(session)
         self._market.release(session.info.id)
 
-    def _over_budget(self, agreement_id: str) -> None:
-        """A debit note would break the budget: stop that work, engage no more."""
+    def _over_budget(self, agreement_id: str, why: str) -> None:
+        """A debit note would break the budget, or the agreement's next debit-note
+        interval would not fit (``why`` says which): stop that work, engage no more."""
         with self._lock:
             sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
         who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
         spent, expected = self._payments.committed, self._payments.expected
         m = self._money
         error = BudgetExhausted(
-            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} asked for more "
-            f"than is left, so its work was stopped; give a larger budget= to go on",
+            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} {why}, so its work "
+            f"was stopped while its final invoice fits; give a larger budget= to go on",
             budget=self.budget, spent=spent, expected=expected)
         first = self._budget_spent is None
         self._budget_spent = error
