@@ -395,10 +395,15 @@ class GolemProvider(Provider):
         proposal = candidate.proposal
         try:
             self._payments.reserve(token, provider_label(proposal.provider_name, proposal.provider_id),
-                                   dict(proposal.properties))
+                                   candidate.terms)
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
             self._budget_reached(exc)
+            if self._payments.active() == 0:
+                # Nothing runs or is being engaged: nothing ever will fit (spending only
+                # grows), so every engage, and every wait for a candidate, says so at once.
+                self._budget_spent = exc
+                self._market.refuse_all(exc)
             raise
 
     def _budget_reached(self, exc: BudgetExhausted) -> None:
@@ -434,7 +439,7 @@ class GolemProvider(Provider):
                              app_session_id=self._market.app_session_id, abort=abort)
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
-        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation,
+        self._payments.track(agreement_id, proposal.provider_id, candidate.terms, reservation,
                              proposal.provider_name)
         if abort is not None and abort.is_set():
             # Approved after the work stopped needing it: end it before any activity exists
@@ -520,6 +525,7 @@ class GolemProvider(Provider):
             budget=self.budget, spent=spent, expected=expected)
         first = self._budget_spent is None
         self._budget_spent = error
+        self._market.refuse_all(error)  # engaging slots stop waiting for candidates
         if first:
             self._budget_reached(error)
         for session in sessions:

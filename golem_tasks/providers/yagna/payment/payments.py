@@ -252,6 +252,11 @@ class Payments:
         with self._lock:
             return self._expected_locked()
 
+    def active(self) -> int:
+        """Agreements running or being made."""
+        with self._lock:
+            return sum(1 for a in self._accounts.values() if a.running) + len(self._reserved)
+
     def spend(self) -> Tuple[Decimal, Decimal]:
         """``(accepted so far, projected in all at the job's pace)``."""
         with self._lock:
