@@ -195,3 +195,34 @@ def test_work_that_outgrows_the_budget_stops_with_a_margin_so_every_invoice_is_a
         state = http.get(f"{net.api_url}/market-api/v1/agreements/{approved[0]}", timeout=10).json()["state"]
     assert state == "Terminated"
     assert not any(agent.activities.live() for agent in net.agents)
+
+
+def test_two_providers_outgrowing_the_budget_are_both_stopped_in_time_and_both_paid(net):
+    """Two agreements running at once keep a margin each (0.11): the first debit note that
+    leaves no room for both stops its agreement, the other is stopped at its next note,
+    and both final invoices fit together."""
+    from golem_tasks.providers.yagna import AgreementApproved, PaymentRefused
+    seen: List[object] = []
+    budget = Decimal("1")  # two start prices (0.6) and two margins (0.22) fit; ~9 s of work each
+    provider = make_provider(net, budget=str(budget), deny_providers=["provider-2"])
+
+    def long(ctx, i):
+        results = yield ctx.run("/bin/sh", "-c", f"sleep 3; echo {i}")
+        return results[0].stdout.strip()
+
+    try:
+        ready(provider, drafts=2)  # both candidates in before the job: engaged together
+        with pytest.raises(BrokenPool):
+            with Golem(provider, max_workers=2, progress=False, events=seen.append) as g:
+                list(g.map(long, range(12)))
+    finally:
+        provider.close()
+    assert not any(isinstance(e, PaymentRefused) for e in seen)
+    approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
+    assert 1 <= len(approved) <= 2  # the second is engaged unless the pace already says it won't fit
+    invoices = invoices_by_daemon(net, approved)
+    assert len(invoices) == len(approved) and all(status in ("ACCEPTED", "SETTLED") for _, status, _ in invoices)
+    total = sum(accepted_by_daemon(net, approved).values())
+    assert total <= budget and provider.total_cost == total and provider.unpaid_agreements() == ()
+    print(f"\nspend guard on localnet, two providers: budget {budget} tGLM, {len(invoices)} invoice(s) accepted "
+          f"({', '.join(str(amount) for _, _, amount in invoices)}), accepted total {total} tGLM")
