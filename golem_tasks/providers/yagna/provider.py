@@ -19,6 +19,9 @@ What happens when:
   demand would judge them, with a cost estimate; nothing is reserved or spent.
 * **while no provider is engaged**: ``MarketStatus`` events and warnings say what the
   market shows; ``startup_timeout`` ends the wait with the causes and the fix.
+* **while work runs**: the spend guard projects the agreements' cost at the job's pace
+  (``job_pace``, fed by ``Golem``) and stops an agreement's work once its next debit-note
+  interval would not fit, so its final invoice is accepted; ``SpendUpdated`` reports it.
 * **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
   a bounded time and accepted, and the allocation released.
 """
@@ -327,8 +330,9 @@ class GolemProvider(Provider):
         one the provider approved meanwhile without creating an activity.
 
         Raises:
-            BudgetExhausted: the budget does not cover the next provider's start price
-                (on top of what the agreements made will cost), or it is spent.
+            BudgetExhausted: the budget does not cover the next provider's start price,
+                its projected cost at the job's pace, or its stop margin (on top of what
+                the agreements made will cost), or it is spent.
             StartupTimeout: no provider was engaged within ``startup_timeout``.
             EngagementCancelled: ``abort`` was set (not a failure).
             ProviderError: no provider could be engaged in time, or the provider is closed.
