@@ -53,6 +53,7 @@ from .events import (
     ProviderEngaged,
     ProviderReleased,
     ProviderSummary,
+    SpendUpdated,
 )
 from .golem import Golem
 from .logs import log_to_stderr
@@ -79,7 +80,7 @@ __all__ = (
     # the name FragmentFailed here is the exception)
     "BackupStarted", "CommandOutput", "CostsSettled", "Event", "FragmentFinished", "FragmentRetried",
     "FragmentStarted", "InitializerFailed", "JobFinished", "JobStarted", "ProviderEngaged", "ProviderReleased",
-    "ProviderSummary",
+    "ProviderSummary", "SpendUpdated",
     "log_to_stderr", "StartupTimeout",
 )
 

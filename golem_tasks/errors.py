@@ -172,14 +172,18 @@ class BudgetExhausted(ProviderError):
         spent: the amount accepted so far (debit notes and invoices).
         expected: what the agreements made so far will cost at least (accepted
             amounts, else their start prices).
+        projected: what they and the provider not engaged would cost at the job's
+            pace (the spend guard), when that was the reason; else None.
     """
 
     def __init__(self, message: str, *, budget: Optional[Decimal] = None, spent: Optional[Decimal] = None,
-                 expected: Optional[Decimal] = None, provider: Optional[str] = None) -> None:
+                 expected: Optional[Decimal] = None, provider: Optional[str] = None,
+                 projected: Optional[Decimal] = None) -> None:
         super().__init__(message, provider=provider)
         self.budget = budget
         self.spent = spent
         self.expected = expected
+        self.projected = projected
 
 
 class StartupTimeout(ProviderError, TimeoutError):

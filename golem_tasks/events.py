@@ -20,6 +20,7 @@ Events carry ids and values only, never live objects. Only leaf classes are emit
     │   ├── InitializerFailed        reason
     │   └── ProviderReleased         reason, excluded
     ├── CostsSettled                 costs, total, unpaid (once, when a paid provider closes)
+    ├── SpendUpdated                 spent, projected, budget, token (a paid provider's spend, live)
     ├── ProviderSearch               waited, engaged, summary (a backend still looking for providers)
     └── CommandOutput                job_id, index, provider_id, command_index, stream, text
 
@@ -188,6 +189,26 @@ class CostsSettled(Event):
     total: Decimal
     unpaid: Tuple[str, ...] = ()
     names: Tuple[Tuple[str, str], ...] = attrs.field(default=(), converter=_str_items)
+    token: str = "GLM"
+
+
+@attrs.frozen(kw_only=True)
+class SpendUpdated(Event):
+    """A paid provider's spend as it goes (Golem with a ``budget``): emitted when a debit
+    note or invoice is accepted and when an agreement is made or ends. The progress
+    bar shows the three amounts.
+
+    Attributes:
+        spent: accepted so far (debit notes, invoices).
+        projected: what the agreements made will cost in all at the job's pace
+            (at least ``spent``).
+        budget: the most that will be accepted.
+        token: what the amounts are in (``"tGLM"`` on a testnet).
+    """
+
+    spent: Decimal
+    projected: Decimal
+    budget: Decimal
     token: str = "GLM"
 
 

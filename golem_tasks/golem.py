@@ -158,6 +158,11 @@ class Golem:
         record = getattr(self.provider, "provider_record", None)
         if record is not None:
             self._events.add(record, kinds=record.kinds)
+        # spend guard hook (spend11): a backend that projects its costs (the Golem
+        # provider's job_pace) learns the jobs' pace from the same fragment events.
+        pace = getattr(self.provider, "job_pace", None)
+        if pace is not None:
+            self._events.add(pace, kinds=pace.kinds)
         self._pool = Pool(self.provider, max_workers=self.max_workers, policy=self.policy,
                           initializer=initializer, finalizer=finalizer, batch_timeout=self.batch_timeout,
                           emitter=self._events, close_provider=owned)
@@ -170,8 +175,10 @@ class Golem:
         from .progress import ProgressBar, SummaryLogger, progress_wanted
         self._events.add(SummaryLogger(), kinds=(ev.JobFinished, ev.CostsSettled))
         if progress_wanted(progress):
-            # ProviderSearch: what the market shows while nothing is engaged, as the bar's postfix
-            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled, ev.ProviderSearch))
+            # ProviderSearch: what the market shows while nothing is engaged, as the bar's postfix;
+            # SpendUpdated: spent / projected / budget, live
+            self._events.add(ProgressBar(), kinds=(ev.JobEvent, ev.CostsSettled, ev.ProviderSearch,
+                                                   ev.SpendUpdated))
         if events is None:
             return
         for consumer in ([events] if callable(events) else list(events)):

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from . import events as ev
+from ._format import money
 
 summary_logger = logging.getLogger("golem_tasks.summary")
 
@@ -85,6 +86,12 @@ def format_summary(event: ev.JobFinished) -> str:
     return "\n".join(lines)
 
 
+def spend_postfix(event: ev.SpendUpdated) -> Dict[str, str]:
+    """What the bar's postfix adds for a paid provider: spent, projected and budget."""
+    return {"spent": money(event.spent, event.token), "projected": money(event.projected, event.token),
+            "budget": money(event.budget, event.token)}
+
+
 def format_costs(event: ev.CostsSettled) -> str:
     """The bill: cost per provider and the total, rounded, with the token."""
     names = dict(event.names)
@@ -115,12 +122,14 @@ class SummaryLogger:
 
 
 class ProgressBar:
-    """A tqdm bar per job with done/failed/retried counts; prints the summary at the end.
-    Uses ``tqdm.auto`` so notebooks get their widget."""
+    """A tqdm bar per job with done/failed/retried counts, and with a budget the spend
+    (spent, projected, budget); prints the summary at the end. Uses ``tqdm.auto`` so
+    notebooks get their widget."""
 
     def __init__(self, file: Any = None) -> None:
         self._bars: Dict[int, Any] = {}
         self._counts: Dict[int, Dict[str, int]] = {}
+        self._spend: Dict[str, str] = {}
         self._lock = threading.Lock()
         self._file = file
         _bars.add(self)
@@ -134,6 +143,9 @@ class ProgressBar:
             return
         if isinstance(event, ev.ProviderSearch):
             self._searching(event)
+            return
+        if isinstance(event, ev.SpendUpdated):
+            self._spent(event)
             return
         if not isinstance(event, ev.JobEvent):
             return
@@ -156,7 +168,7 @@ class ProgressBar:
             else:
                 return
             # The postfix first, then the step that redraws: the counts and the bar move together.
-            bar.set_postfix(counts, refresh=False)
+            bar.set_postfix(self._postfix(event.job_id), refresh=False)
             if not isinstance(event, ev.FragmentRetried):
                 bar.update(1)
 
@@ -166,9 +178,20 @@ class ProgressBar:
         with self._lock:
             for job_id, bar in self._bars.items():
                 if event.engaged:
-                    bar.set_postfix(self._counts[job_id], refresh=True)
+                    bar.set_postfix(self._postfix(job_id), refresh=True)
                 else:
                     bar.set_postfix_str(event.summary, refresh=True)
+
+    def _spent(self, event: ev.SpendUpdated) -> None:
+        """Every open bar shows the spend next to its counts (the spend is the provider's,
+        shared by the jobs running on it)."""
+        with self._lock:
+            self._spend = spend_postfix(event)
+            for job_id, bar in self._bars.items():
+                bar.set_postfix(self._postfix(job_id), refresh=True)
+
+    def _postfix(self, job_id: int) -> Dict[str, Any]:
+        return {**self._counts[job_id], **self._spend}
 
     def _start(self, event: ev.JobStarted) -> None:
         tqdm = _tqdm_class()

@@ -13,6 +13,8 @@ import pytest
 from golem_tasks import BrokenPool, BudgetExhausted, Golem
 from golem_tasks.testing import FakeProvider, FakeSession
 
+from .helpers import finishes
+
 MESSAGE = "the budget of 1 GLM does not cover another provider; give a larger budget= to engage more"
 
 
@@ -72,3 +74,21 @@ def test_with_no_provider_engaged_the_job_fails_at_once_with_the_budget_error():
     assert MESSAGE in str(caught.value)
     assert isinstance(caught.value.__cause__, BudgetExhausted)
     assert provider.refused == 1  # spending only grows: engage is not retried
+
+
+def test_slots_refused_together_end_the_job_instead_of_asking_again_and_again():
+    """Several slots asking at once, all refused (the budget is spent): each sees the
+    others still engaging, so none may break the pool alone; the last one out asks once
+    more and, with nothing engaged, the job fails with the budget error."""
+    provider = Budgeted(affordable=0)
+
+    def job():
+        with Golem(provider, max_workers=3, progress=False) as golem:
+            with pytest.raises(BrokenPool) as caught:
+                list(golem.map(echo, range(9)))
+        return caught.value
+
+    error = finishes(job)  # before the fix: refused again and again, for ever
+    assert MESSAGE in str(error)
+    # the slots of the first round and a few last ones out (how many overlap is timing)
+    assert provider.refused < 20

@@ -194,3 +194,35 @@ def test_a_bad_total_is_refused_at_the_call():
 def test_the_summary_counts_backup_copies():
     event = events.JobFinished(job_id=4, done=10, failed=0, retried=0, elapsed=2.0, backups=2, backups_won=1)
     assert "2 backup copies of stragglers (1 finished first)" in format_summary(event)
+
+
+def test_the_bar_shows_spent_projected_and_budget():
+    from decimal import Decimal
+
+    out = io.StringIO()
+    bar = ProgressBar(file=out)
+    bar(events.JobStarted(job_id=7, kind="map", total=3))
+    bar(events.SpendUpdated(spent=Decimal("0.0312345678"), projected=Decimal("0.45"), budget=Decimal(1),
+                            token="tGLM"))
+    line = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert "done=0, failed=0, retried=0, spent=0.0312346 tGLM, projected=0.45 tGLM, budget=1 tGLM" in line
+    bar(events.JobFinished(job_id=7, done=1, failed=0, retried=0, elapsed=1.0))
+
+
+def test_a_golem_bar_takes_the_providers_spend(capsys):
+    from decimal import Decimal
+
+    class Paid(FakeProvider):
+        def add_event_consumer(self, consumer):
+            self.report = consumer
+
+    fake = Paid(assert_all_used=False)
+    fake.on_run(lambda line: line.startswith("echo "), handler=lambda c, s: c.args[1])
+    with make_golem(fake, max_workers=1, progress=True) as golem:  # the default bar, on stderr
+        def spend_then_echo(ctx, i):
+            fake.report(events.SpendUpdated(spent=Decimal("0.2"), projected=Decimal("0.3"), budget=Decimal("0.5"),
+                                            token="GLM"))
+            return (yield from echo(ctx, i))
+
+        list(golem.map(spend_then_echo, range(2)))
+    assert "spent=0.2 GLM, projected=0.3 GLM, budget=0.5 GLM" in capsys.readouterr().err

@@ -222,6 +222,12 @@ class Pool:
     def _spawn_for_demand(self) -> None:
         if self._closed or self._broken is not None:
             return
+        if self._budget_noted and self._slots:
+            # spend guard hook (spend11): once the budget covers no more providers, the slots
+            # alive carry on and no new one engages; when the last ends, one more asks, so
+            # that with nothing engaged the budget error breaks the pool instead of slots
+            # being spawned and refused in a loop.
+            return
         while len(self._slots) < self.max_workers:
             engaging = sum(1 for s in self._slots if s.engaging and not s.abort.is_set())
             if engaging >= self._wanted():

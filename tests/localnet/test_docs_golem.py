@@ -63,3 +63,11 @@ def test_the_provider_record_snippet_keeps_its_file_and_prints_it(net: LocalNet,
     assert (tmp_path / "providers.sqlite").exists() and (tmp_path / "hello.journal").exists()
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("0x")]
     assert rows and sum(int(row[2]) for row in rows) == 6  # done, over the providers that ran
+
+
+def test_the_spend_guard_snippet_stops_within_the_budget(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_spend_guard.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
+    assert "spent 0.3" in done.stdout and "of 0.55 tGLM" in done.stdout  # live, as the bar shows it
+    assert "budget of 0.55 tGLM is spent" in done.stdout and "budget=" in done.stdout

@@ -116,7 +116,8 @@ def test_a_provider_that_rejects_agreements_is_reported_and_the_job_completes_on
 def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):
     from golem_tasks.providers.yagna import AgreementApproved, BudgetReached
     seen: List[object] = []
-    provider = make_provider(net, budget="0.5", deny_providers=["provider-2"], events=seen.append)
+    # 0.55: one start price of 0.3 and its stop margin (0.11) fit, with ~14 s of work
+    provider = make_provider(net, budget="0.55", deny_providers=["provider-2"], events=seen.append)
     try:
         with Golem(provider, max_workers=3, progress=False) as g:
             answers = list(g.map(echo, range(4)))
@@ -124,43 +125,69 @@ def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):
         provider.close()
     assert answers == ["0", "1", "2", "3"]
     approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
-    assert len(approved) == 1  # a second start price of 0.3 would not fit in 0.5
+    assert len(approved) == 1  # a second start price of 0.3 would not fit in 0.55
     [first, *_] = [e for e in seen if isinstance(e, BudgetReached)]
-    assert "budget of 0.5 tGLM" in first.reason and "start price is 0.3 tGLM" in first.reason
+    assert "budget of 0.55 tGLM" in first.reason and "start price is 0.3 tGLM" in first.reason
     assert "budget=" in first.reason and first.expected == Decimal("0.3")
     accepted = accepted_by_daemon(net, approved)
-    assert sum(accepted.values()) <= Decimal("0.5")
+    assert sum(accepted.values()) <= Decimal("0.55")
     assert sum(accepted.values()) == provider.total_cost
     assert provider.unpaid_agreements() == ()
 
 
-def test_work_that_outgrows_the_budget_is_stopped_and_nothing_beyond_it_is_accepted(net):
-    from golem_tasks import BudgetExhausted
-    from golem_tasks.providers.yagna import AgreementApproved, BudgetReached, PaymentRefused
-    seen: List[object] = []
-    # 0.3 to start, then 0.01 a second: the debit notes pass 0.4 about 10 s into the activity
-    provider = make_provider(net, budget="0.4", deny_providers=["provider-2"], events=seen.append)
+def invoices_by_daemon(net: LocalNet, agreement_ids: Iterable[str]) -> List[Tuple[str, str, Decimal]]:
+    """``(agreement, status, amount)`` of every invoice the daemon holds for these agreements."""
+    wanted = set(agreement_ids)
+    with requests.Session() as http:
+        http.trust_env = False
+        http.headers["Authorization"] = f"Bearer {net.requestor.app_key}"
+        invoices = http.get(f"{net.api_url}/payment-api/v1/invoices", timeout=10).json()
+    return [(i["agreementId"], i["status"], Decimal(i["amount"])) for i in invoices if i["agreementId"] in wanted]
 
-    def long(ctx):
-        results = yield ctx.run("/bin/sh", "-c", "sleep 60; echo done")
-        return results[0].stdout
+
+def test_work_that_outgrows_the_budget_stops_with_a_margin_so_every_invoice_is_accepted(net):
+    """The spend guard (issue 11): long fragments outgrow a budget mid-job. The work stops
+    while a debit-note interval and the stop still fit (0.3 to start, 0.01 a second, a note
+    every second: a margin of 0.01 x (1 + 10 s) = 0.11), so the provider's final invoice fits
+    the allocation and is accepted: nothing is refused, the provider is paid."""
+    from golem_tasks import BudgetExhausted
+    from golem_tasks.events import FragmentFinished
+    from golem_tasks.providers.yagna import AgreementApproved, BudgetReached, PaymentRefused, SpendUpdated
+    seen: List[object] = []
+    budget = Decimal("0.55")  # one provider (a second start price and margin would not fit); ~14 s of work
+    provider = make_provider(net, budget=str(budget), deny_providers=["provider-2"])
+
+    def long(ctx, i):
+        results = yield ctx.run("/bin/sh", "-c", f"sleep 4; echo {i}")
+        return results[0].stdout.strip()
 
     try:
         with pytest.raises(BrokenPool) as caught:
-            with Golem(provider, max_workers=1, progress=False) as g:
-                g.run(long)
+            with Golem(provider, max_workers=2, progress=False, events=seen.append) as g:
+                list(g.map(long, range(10)))
     finally:
         provider.close()
     message = str(caught.value)
-    assert "budget of 0.4 tGLM is spent" in message and "budget=" in message, message
-    assert isinstance(caught.value.__cause__, BudgetExhausted)
+    assert "budget of 0.55 tGLM is spent" in message and "before its next debit note (1 s)" in message, message
+    assert "budget=" in message and isinstance(caught.value.__cause__, BudgetExhausted)
     assert any(isinstance(e, BudgetReached) for e in seen)
-    assert any(isinstance(e, PaymentRefused) and "over the budget" in e.reason for e in seen)
+    assert not any(isinstance(e, PaymentRefused) for e in seen), [e for e in seen if isinstance(e, PaymentRefused)]
+    finished = [e for e in seen if isinstance(e, FragmentFinished)]
+    assert 0 < len(finished) < 10  # the budget ran out mid-job
     approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
     assert len(approved) == 1
+    # from the daemon: every invoice accepted, and in all no more than the budget
+    invoices = invoices_by_daemon(net, approved)
+    assert len(invoices) == len(approved) and all(status in ("ACCEPTED", "SETTLED") for _, status, _ in invoices)
     accepted = accepted_by_daemon(net, approved)
-    assert Decimal("0.3") <= sum(accepted.values()) <= Decimal("0.4")
-    assert provider.total_cost == sum(accepted.values())
+    total = sum(accepted.values())
+    assert Decimal("0.3") < total <= budget
+    assert provider.total_cost == total and provider.unpaid_agreements() == ()
+    spend = [e for e in seen if isinstance(e, SpendUpdated)]
+    assert spend and all(e.projected >= e.spent and e.budget == budget for e in spend)
+    assert spend[-1].spent == total
+    print(f"\nspend guard on localnet: budget {budget} tGLM, {len(invoices)} invoice(s) accepted, "
+          f"accepted total {total} tGLM, {len(finished)} of 10 fragments done before the stop")
     # everything engaged was released: the agreement ended and no activity is left
     with requests.Session() as http:
         http.trust_env = False
@@ -168,3 +195,34 @@ def test_work_that_outgrows_the_budget_is_stopped_and_nothing_beyond_it_is_accep
         state = http.get(f"{net.api_url}/market-api/v1/agreements/{approved[0]}", timeout=10).json()["state"]
     assert state == "Terminated"
     assert not any(agent.activities.live() for agent in net.agents)
+
+
+def test_two_providers_outgrowing_the_budget_are_both_stopped_in_time_and_both_paid(net):
+    """Two agreements running at once keep a margin each (0.11): the first debit note that
+    leaves no room for both stops its agreement, the other is stopped at its next note,
+    and both final invoices fit together."""
+    from golem_tasks.providers.yagna import AgreementApproved, PaymentRefused
+    seen: List[object] = []
+    budget = Decimal("1")  # two start prices (0.6) and two margins (0.22) fit; ~9 s of work each
+    provider = make_provider(net, budget=str(budget), deny_providers=["provider-2"])
+
+    def long(ctx, i):
+        results = yield ctx.run("/bin/sh", "-c", f"sleep 3; echo {i}")
+        return results[0].stdout.strip()
+
+    try:
+        ready(provider, drafts=2)  # both candidates in before the job: engaged together
+        with pytest.raises(BrokenPool):
+            with Golem(provider, max_workers=2, progress=False, events=seen.append) as g:
+                list(g.map(long, range(12)))
+    finally:
+        provider.close()
+    assert not any(isinstance(e, PaymentRefused) for e in seen)
+    approved = [e.agreement_id for e in seen if isinstance(e, AgreementApproved)]
+    assert 1 <= len(approved) <= 2  # the second is engaged unless the pace already says it won't fit
+    invoices = invoices_by_daemon(net, approved)
+    assert len(invoices) == len(approved) and all(status in ("ACCEPTED", "SETTLED") for _, status, _ in invoices)
+    total = sum(accepted_by_daemon(net, approved).values())
+    assert total <= budget and provider.total_cost == total and provider.unpaid_agreements() == ()
+    print(f"\nspend guard on localnet, two providers: budget {budget} tGLM, {len(invoices)} invoice(s) accepted "
+          f"({', '.join(str(amount) for _, _, amount in invoices)}), accepted total {total} tGLM")

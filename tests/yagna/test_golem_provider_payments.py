@@ -108,26 +108,28 @@ def test_a_debit_note_over_the_agreed_price_is_refused(daemon, events):
 
 
 def test_the_budget_is_never_exceeded(daemon, events):
-    with make_provider(events=events.append, budget="0.05") as provider:
+    # 0.2 leaves room for the start price and the margin of one running agreement
+    # (0.0009 GLM/s with its 4 threads busy, over 120 + 10 s: 0.117)
+    with make_provider(events=events.append, budget="0.2") as provider:
         session = provider.engage()
         first = daemon.debit_note(session.activity_id, "0.03", usage=[100, 100])
-        over = daemon.debit_note(session.activity_id, "0.06", usage=[400, 100])
+        over = daemon.debit_note(session.activity_id, "0.21", usage=[2000, 100])  # within the agreed price
         wait_for(lambda: of_type(events, PaymentRefused))
         assert first in daemon.accepted and over not in daemon.accepted
-        assert "over the budget of 0.05" in of_type(events, PaymentRefused)[0].reason
+        assert "over the budget of 0.2" in of_type(events, PaymentRefused)[0].reason
         wait_for(lambda: not session.usable)  # its work was stopped
         assert daemon.activities[session.activity_id]["state"] == "Terminated"
         session.release()
         # whichever of the two providers outgrew the budget first
-        spent = (r"budget of 0.05 tGLM is spent: 0.03 tGLM accepted so far, "
+        spent = (r"budget of 0.2 tGLM is spent: 0.03 tGLM accepted so far, "
                  r"and provider-(1|2) \(0x0(1|2)0(1|2)…0(1|2)0(1|2)\)")
         with pytest.raises(BudgetExhausted, match=spent) as caught:
             provider.engage()
         assert caught.value.spent == Decimal("0.03") and "budget=" in str(caught.value)
         [reached] = of_type(events, BudgetReached)
-        assert reached.spent == Decimal("0.03") and reached.budget == Decimal("0.05")
-    assert provider.total_cost <= Decimal("0.05")
-    assert sum(Decimal(amount) for amount in daemon.accepted.values()) <= Decimal("0.05")
+        assert reached.spent == Decimal("0.03") and reached.budget == Decimal("0.2")
+    assert provider.total_cost <= Decimal("0.2")
+    assert sum(Decimal(amount) for amount in daemon.accepted.values()) <= Decimal("0.2")
 
 
 def starting_at(price):

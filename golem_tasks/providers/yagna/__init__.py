@@ -23,6 +23,7 @@ from ._events import (
     PaymentEvent,
     PaymentRefused,
     RentalEvent,
+    SpendUpdated,
     YagnaEvent,
 )
 from ._image import DEFAULT_REGISTRY_URL, resolve_image
@@ -44,7 +45,7 @@ __all__ = (
     "DebitNoteAccepted", "Download", "GolemProvider", "GolemSession", "Gone", "GsbGftpStorage",
     "InvoiceAccepted", "LinearPricing", "NotFound", "NotYagna", "OfferCountered", "OfferEvent", "OfferFilter",
     "OfferRejected", "PaymentEvent", "PaymentRefused", "Proposal", "RentalEvent", "RetryPolicy", "SendUrl",
-    "Storage", "Timeouts", "TransferFailed", "TransportError", "Upload", "UploadUrl", "VmPayload",
+    "SpendUpdated", "Storage", "Timeouts", "TransferFailed", "TransportError", "Upload", "UploadUrl", "VmPayload",
     "YagnaEvent", "YagnaUnreachable",
     "CostEstimate", "MarketScan", "MarketStatus", "ScannedOffer", "resolve_image",
 )

@@ -19,29 +19,29 @@ never raised. The tree (only leaves are emitted)::
         │   ├── DebitNoteAccepted
         │   ├── InvoiceAccepted
         │   └── PaymentRefused          reason (over budget, over the agreed price, ...)
-        ├── BudgetReached               reason, budget, spent, expected (no more engaged)
+        ├── BudgetReached               reason, budget, spent, expected, projected (no more engaged)
         └── MarketStatus                offers, rejected, pending, candidates, unmatched (+ ProviderSearch's
                                         waited, engaged, summary): while no provider is engaged
-    (CostsSettled, emitted once when the provider closes, is in golem_tasks.events:
-    any provider with a bill can report it.)
+    (CostsSettled, emitted once when the provider closes, and SpendUpdated, the spend
+    as it goes, are in golem_tasks.events: any provider with a bill can report them.)
 """
 
 from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Callable, Iterable, Mapping, Tuple
+from typing import Callable, Iterable, Mapping, Optional, Tuple
 
 import attrs
 
-from ...events import CostsSettled, Emitter, Event, ProviderSearch
+from ...events import CostsSettled, Emitter, Event, ProviderSearch, SpendUpdated
 
 logger = logging.getLogger(__name__)
 
 __all__ = (
     "AgreementApproved", "AgreementFailed", "AgreementTerminated", "BudgetReached", "CostsSettled", "DebitNoteAccepted",
     "EventSink", "InvoiceAccepted", "MarketStatus", "OfferCountered", "OfferEvent", "OfferRejected", "PaymentEvent",
-    "PaymentRefused", "RentalEvent", "YagnaEvent",
+    "PaymentRefused", "RentalEvent", "SpendUpdated", "YagnaEvent",
 )
 
 
@@ -136,12 +136,14 @@ class PaymentRefused(PaymentEvent):
 class BudgetReached(YagnaEvent):
     """A provider was not engaged, or work was stopped, because of the budget: ``reason``
     says which and how to fix it; ``spent`` is accepted so far, ``expected`` what the
-    agreements made will cost at least."""
+    agreements made will cost at least, ``projected`` what they (and the provider not
+    engaged) would cost at the job's pace (None when work was stopped)."""
 
     reason: str
     budget: Decimal
     spent: Decimal
     expected: Decimal
+    projected: Optional[Decimal] = None
 
 
 @attrs.frozen(kw_only=True)

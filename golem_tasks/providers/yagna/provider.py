@@ -19,6 +19,9 @@ What happens when:
   demand would judge them, with a cost estimate; nothing is reserved or spent.
 * **while no provider is engaged**: ``MarketStatus`` events and warnings say what the
   market shows; ``startup_timeout`` ends the wait with the causes and the fix.
+* **while work runs**: the spend guard projects the agreements' cost at the job's pace
+  (``job_pace``, fed by ``Golem``) and stops an agreement's work once its next debit-note
+  interval would not fit, so its final invoice is accepted; ``SpendUpdated`` reports it.
 * **close**: remaining sessions are ended, the demand withdrawn, invoices awaited for
   a bounded time and accepted, and the allocation released.
 """
@@ -58,6 +61,7 @@ from ._image import registry_session, resolve_image
 from .market.negotiator import Negotiator
 from .market.runtime import GPU_RUNTIME, gpu_of, resolve_runtime
 from .payment.models import MAINNETS, MarketDecoration, payment_platform
+from .payment.pace import JobPace
 from .payment.payments import Payments
 from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
 from ._session import CANCELLED_REASON, GolemSession
@@ -125,7 +129,11 @@ class GolemProvider(Provider):
             ``node_descriptor``: a signed node descriptor (the partner rule);
             ``manifest_commands``: regular expressions of the ExeScript commands the
             generated manifest allows (default: any).
-        budget: the most GLM spent in all (Decimal or decimal string).
+        budget: the most GLM spent in all (Decimal or decimal string). The spend guard
+            projects what the engaged agreements will cost at the job's pace (``Golem``
+            feeds :attr:`job_pace`), engages no provider whose projected cost would not
+            fit, and stops running work a debit-note interval before the budget, so
+            every final invoice is accepted (``SpendUpdated`` events say the spend live).
         network: the payment network: ``hoodi`` (the default testnet), ``holesky``,
             ``sepolia``, ``amoy`` (test GLM), ``polygon`` (Golem's mainnet) or ``mainnet``
             (real GLM); any other name is refused with the list. ``payment_network`` is
@@ -257,10 +265,14 @@ class GolemProvider(Provider):
     def _assemble(self) -> None:
         """The parts that do the work, and the state they share."""
         self._poller = self._connection.interruptible()  # payment polls ended at close, not waited out
+        #: The jobs' pace, learnt from the scheduler's fragment events (``Golem`` feeds
+        #: it, as it feeds ``provider_record``): the spend guard's projections use it.
+        self.job_pace = JobPace()
         self._payments = Payments(self.client, budget=self.budget, platform=self.platform,
                                   allocation_ttl=self.timeouts.allocation, poll=self.timeouts.payment_poll,
                                   sink=self.sink, on_over_budget=self._over_budget,
-                                  events_client=self._poller.client(), interrupt=self._poller.interrupt)
+                                  events_client=self._poller.client(), interrupt=self._poller.interrupt,
+                                  horizon=self.job_pace.horizon)
         self._market = Negotiator(self.client, build_demand=self._build_demand, platform=self.platform,
                               offer_filter=self.offer_filter, score=self.score, accept_timeout=self.accept_timeout,
                               budget=self.budget, remaining_budget=lambda: self._payments.remaining,
@@ -361,8 +373,9 @@ class GolemProvider(Provider):
         one the provider approved meanwhile without creating an activity.
 
         Raises:
-            BudgetExhausted: the budget does not cover the next provider's start price
-                (on top of what the agreements made will cost), or it is spent.
+            BudgetExhausted: the budget does not cover the next provider's start price,
+                its projected cost at the job's pace, or its stop margin (on top of what
+                the agreements made will cost), or it is spent.
             StartupTimeout: no provider was engaged within ``startup_timeout``.
             EngagementCancelled: ``abort`` was set (not a failure).
             ProviderError: no provider could be engaged in time, or the provider is closed.
@@ -430,10 +443,15 @@ class GolemProvider(Provider):
         proposal = candidate.proposal
         try:
             self._payments.reserve(token, provider_label(proposal.provider_name, proposal.provider_id),
-                                   dict(proposal.properties))
+                                   candidate.terms)
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
             self._budget_reached(exc)
+            if self._payments.active() == 0:
+                # Nothing runs or is being engaged: nothing ever will fit (spending only
+                # grows), so every engage, and every wait for a candidate, says so at once.
+                self._budget_spent = exc
+                self._market.refuse_all(exc)
             raise
 
     def _budget_reached(self, exc: BudgetExhausted) -> None:
@@ -442,7 +460,7 @@ class GolemProvider(Provider):
             first, self._budget_warned = not self._budget_warned, True
         logger.log(logging.WARNING if first else logging.DEBUG, "%s", exc)
         self.sink.emit(BudgetReached(reason=str(exc), budget=self.budget, spent=exc.spent or Decimal(0),
-                                     expected=exc.expected or Decimal(0)))
+                                     expected=exc.expected or Decimal(0), projected=exc.projected))
 
     def _candidate_failed(self, candidate: Candidate, exc: CandidateFailed) -> None:
         proposal = candidate.proposal
@@ -469,7 +487,7 @@ class GolemProvider(Provider):
                              app_session_id=self._market.app_session_id, abort=abort)
         self.sink.emit(AgreementApproved(agreement_id=agreement_id, provider_id=proposal.provider_id,
                                          provider_name=proposal.provider_name))
-        self._payments.track(agreement_id, proposal.provider_id, dict(proposal.properties), reservation,
+        self._payments.track(agreement_id, proposal.provider_id, candidate.terms, reservation,
                              proposal.provider_name)
         if abort is not None and abort.is_set():
             # Approved after the work stopped needing it: end it before any activity exists
@@ -545,19 +563,21 @@ class GolemProvider(Provider):
             self._sessions.discard(session)
         self._market.release(session.info.id)
 
-    def _over_budget(self, agreement_id: str) -> None:
-        """A debit note would break the budget: stop that work, engage no more."""
+    def _over_budget(self, agreement_id: str, why: str) -> None:
+        """A debit note would break the budget, or the agreement's next debit-note
+        interval would not fit (``why`` says which): stop that work, engage no more."""
         with self._lock:
             sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
         who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
         spent, expected = self._payments.committed, self._payments.expected
         m = self._money
         error = BudgetExhausted(
-            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} asked for more "
-            f"than is left, so its work was stopped; give a larger budget= to go on",
+            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} {why}, so its work "
+            f"was stopped while its final invoice fits; give a larger budget= to go on",
             budget=self.budget, spent=spent, expected=expected)
         first = self._budget_spent is None
         self._budget_spent = error
+        self._market.refuse_all(error)  # engaging slots stop waiting for candidates
         if first:
             self._budget_reached(error)
         for session in sessions:

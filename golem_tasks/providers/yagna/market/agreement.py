@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import attrs
 
@@ -44,6 +44,14 @@ class Candidate:
     proposal: Proposal
     score: float
     subscription_id: str
+    #: The offer the draft answers: its payment terms (the debit-note interval) hold
+    #: even when the draft drops them, and the spend guard needs them.
+    offer: Optional[Proposal] = None
+
+    @property
+    def terms(self) -> Dict[str, Any]:
+        """The offer's properties updated with the draft's: what the provider bills by."""
+        return {**(dict(self.offer.properties) if self.offer is not None else {}), **self.proposal.properties}
 
 
 class CandidateFailed(Exception):

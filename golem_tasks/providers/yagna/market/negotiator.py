@@ -118,6 +118,7 @@ class Negotiator:
         self._excluded: Set[str] = set()   # the scheduler's, as of the latest engage
         self._cooling: Dict[str, float] = {}  # provider -> clock value its cool-down ends
         self._engaged: Set[str] = set()
+        self._refusing: Optional[Exception] = None  # set by refuse_all: no candidate is handed out
         self._waiting = 0
         self._starved = False
         self._last_error: Optional[str] = None
@@ -231,6 +232,8 @@ class Negotiator:
             try:
                 while True:
                     check_abort(abort)
+                    if self._refusing is not None:
+                        raise self._refusing
                     if self._stop.is_set():
                         raise ProviderError("the GolemProvider is closing: no more providers are engaged")
                     candidate = self._pop_best()
@@ -248,6 +251,13 @@ class Negotiator:
             finally:
                 self._waiting -= 1
                 self._watch.leave()
+
+    def refuse_all(self, error: Exception) -> None:
+        """No provider is engaged any more (the budget is spent): every wait for a
+        candidate, now and later, raises ``error`` at once."""
+        with self._lock:
+            self._refusing = error
+            self._changed.notify_all()
 
     def put_back(self, candidate: Candidate) -> None:
         """``candidate`` was taken but not used (the budget did not allow it): keep it."""
@@ -459,9 +469,10 @@ class Negotiator:
         self._submit(self._counter_call, proposal)
 
     def _on_draft(self, proposal: Proposal) -> None:
+        offer = None
         with self._lock:
             if proposal.prev_proposal_id is not None:
-                self._countered.pop(proposal.prev_proposal_id, None)
+                offer = self._countered.pop(proposal.prev_proposal_id, None)
         refusal = self._refusal(proposal)
         if refusal is not None:
             self._rejected(proposal, proposal.proposal_id, refusal)
@@ -469,7 +480,7 @@ class Negotiator:
             return
         with self._lock:
             subscription = self._subscription or ""
-            self._candidates[proposal.provider_id] = Candidate(proposal, self._score(proposal), subscription)
+            self._candidates[proposal.provider_id] = Candidate(proposal, self._score(proposal), subscription, offer)
             self._starved = False
             self._changed.notify_all()
         logger.debug("draft from %s (%s) is a candidate", proposal.provider_name, proposal.provider_id)

@@ -11,6 +11,13 @@ refused too. Each agreement counts for at least its start price from the moment 
 is made (:meth:`Payments.reserve`), so no provider is engaged whose start price the
 budget could not pay (#4). Acceptance happens as soon as the event arrives, well within the
 debit-note acceptance timeout negotiated with the provider.
+
+The spend guard (issue 11, arithmetic in :mod:`.projection`): an agreement is only made
+when the projected cost of all agreements at the job's pace (``horizon``) fits, and
+when the accepted amounts plus a margin per running agreement (one debit-note interval
+and the time stopping takes, :func:`.projection.margin`) still do; and after each
+accepted debit note, an agreement whose margin no longer fits has its work stopped, so
+its final invoice stays within the budget and is accepted.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import attrs
 from ...._format import money, provider_label, token_of
 from ....errors import ApiError, BudgetExhausted
 from .._client import YagnaClient
+from ....events import SpendUpdated
 from .._events import CostsSettled, DebitNoteAccepted, EventSink, InvoiceAccepted, PaymentRefused
 from ..market.models import LinearPricing
+from .projection import ZERO, Rates, margin, projected_cost
 from .models import Allocation, DebitNote, Invoice, MarketDecoration
 from ..errors import Gone, NotFound
 
@@ -50,10 +59,22 @@ class AgreementCost:
     pricing: Optional[LinearPricing]
     usage_names: Tuple[str, ...]
     provider_name: str = ""
+    rates: Rates = attrs.field(factory=Rates)
+    started: float = 0.0  # the payments clock when the agreement was made
     activities: Dict[str, Decimal] = attrs.field(factory=dict)
     invoice: Optional[Decimal] = None
     terminated: bool = False
     refused: bool = False  # its invoice was refused: waiting for it longer is pointless
+    stopped: bool = False  # its work was stopped so its invoice fits: once is enough
+
+    @property
+    def running(self) -> bool:
+        return not self.terminated and self.invoice is None
+
+    @property
+    def may_grow(self) -> bool:
+        """It may still ask for more: running, or terminated with its invoice to come."""
+        return self.invoice is None and not self.refused
 
     @property
     def awaited(self) -> bool:
@@ -87,16 +108,22 @@ class Payments:
         poll: seconds each payment-event long poll waits.
         sink: where events go.
         on_over_budget: called with an agreement id whose debit note would break the
-            budget, so its work can be stopped.
+            budget, or whose next debit-note interval would not fit, and why (a phrase
+            naming no provider), so its work can be stopped.
+        horizon: seconds each of ``n`` engaged providers is still expected to work
+            (``JobPace.horizon``); 0 without a pace.
+        clock: ``time.monotonic``, or a fake in tests.
         events_client: what the event threads long-poll through (default ``client``).
         interrupt: ends the event polls in flight (on ``events_client``'s own session),
             so stopping waits out no poll.
     """
 
     def __init__(self, client: YagnaClient, *, budget: Decimal, platform: str, allocation_ttl: float,
-                 poll: float, sink: EventSink, on_over_budget: Callable[[str], None],
+                 poll: float, sink: EventSink, on_over_budget: Callable[[str, str], None],
                  events_client: Optional[YagnaClient] = None,
-                 interrupt: Callable[[], None] = lambda: None) -> None:
+                 interrupt: Callable[[], None] = lambda: None,
+                 horizon: Callable[[int], float] = lambda providers: 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._events_client = events_client or client
         self._interrupt = interrupt
@@ -106,12 +133,14 @@ class Payments:
         self._poll = poll
         self._sink = sink
         self._on_over_budget = on_over_budget
+        self._horizon = horizon
+        self._clock = clock
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._accepting = threading.Lock()  # one check-then-accept at a time: no double spend
         self._accounts: Dict[str, AgreementCost] = {}
         self._names: Dict[str, str] = {}  # provider id -> its node name, for the bill
-        self._reserved: Dict[str, Decimal] = {}  # start prices of agreements being made
+        self._reserved: Dict[str, Rates] = {}  # prices of agreements being made
         self._seen: set = set()
         self._stop = threading.Event()
         self._closing_at: Optional[float] = None  # finish()'s deadline, once it runs
@@ -137,26 +166,47 @@ class Payments:
         return self._client.payment.get_demand_decorations([self.allocation.allocation_id])
 
     def reserve(self, token: str, provider_name: str, offer_properties: Dict) -> None:
-        """Hold the offer's start price while its agreement is made (``token`` names it
-        for :meth:`track` or :meth:`unreserve`).
+        """Hold the offer's price while its agreement is made (``token`` names it for
+        :meth:`track` or :meth:`unreserve`), if it fits: its start price on top of what
+        the agreements made will cost at least; its projected cost on top of theirs at
+        the job's pace; and its margin on top of the running agreements' margins.
 
         Raises:
-            BudgetExhausted: the start price does not fit in what is left.
+            BudgetExhausted: the offer does not fit in what is left; the message names
+                the budget, the amounts and ``budget=``.
         """
-        pricing = LinearPricing.from_properties(offer_properties)
-        price = max(pricing.fixed, Decimal(0)) if pricing is not None else Decimal(0)
+        rates = Rates.from_properties(offer_properties)
+        price = rates.start
         with self._lock:
             spent, expected = self._spent_locked(), self._expected_locked()
-            if expected + price <= self.budget:
-                self._reserved[token] = price
-                return
+            providers = sum(1 for a in self._accounts.values() if a.running) + len(self._reserved) + 1
+            seconds = self._horizon(providers)
+            others = self._projected_locked(seconds)
+            candidate = projected_cost(rates, ZERO, 0.0, seconds)
+            margins = self._margins_locked() + margin(rates)
             made = len(self._accounts)
+            if expected + price <= self.budget and others + candidate <= self.budget \
+                    and expected + price + margins <= self.budget:
+                self._reserved[token] = rates
+                return
         m = self._money
-        raise BudgetExhausted(
-            f"the budget of {m(self.budget)} does not cover another provider: {m(spent)} accepted so far, "
-            f"{m(expected)} expected for the {made} agreement(s) made (their start prices at least), and "
-            f"{provider_name}'s start price is {m(price)}; give a larger budget= to engage more",
-            budget=self.budget, spent=spent, expected=expected)
+        if expected + price > self.budget:
+            text = (f"the budget of {m(self.budget)} does not cover another provider: {m(spent)} accepted so far, "
+                    f"{m(expected)} expected for the {made} agreement(s) made (their start prices at least), and "
+                    f"{provider_name}'s start price is {m(price)}; give a larger budget= to engage more")
+        elif others + candidate > self.budget:
+            text = (f"the budget of {m(self.budget)} does not cover another provider at the job's pace: "
+                    f"{m(spent)} accepted so far, {m(others)} projected for the {made} agreement(s) made, and "
+                    f"{provider_name} (start price {m(price)}, {m(rates.per_second * 3600)} an hour with "
+                    f"{rates.threads} CPU thread(s) busy) is projected at {m(candidate)} for the "
+                    f"{seconds:.0f} s each provider still needs; give a larger budget= to engage more")
+        else:
+            text = (f"the budget of {m(self.budget)} does not cover another provider: {m(expected)} expected for "
+                    f"the {made} agreement(s) made, {m(price)} for {provider_name}'s start, and "
+                    f"{m(margins)} kept so that every running agreement (and {provider_name}) can run one more "
+                    f"debit-note interval and be stopped within the budget; give a larger budget= to engage more")
+        raise BudgetExhausted(text, budget=self.budget, spent=spent, expected=expected,
+                              projected=others + candidate)
 
     def unreserve(self, token: str) -> None:
         """The agreement held by :meth:`reserve` was not made."""
@@ -174,16 +224,21 @@ class Payments:
             if isinstance(node_name, str) and node_name:
                 self._names[provider_id] = node_name
             self._accounts[agreement_id] = AgreementCost(provider_id, LinearPricing.from_properties(offer_properties),
-                                                         names, provider_name)
+                                                         names, provider_name,
+                                                         rates=Rates.from_properties(offer_properties),
+                                                         started=self._clock())
             if reservation is not None:
                 self._reserved.pop(reservation, None)
+        self._spend_changed()
 
     def terminated(self, agreement_id: str) -> None:
         """The agreement was terminated: its invoice is due."""
         with self._lock:
             account = self._accounts.get(agreement_id)
-            if account is not None:
-                account.terminated = True
+            if account is None or account.terminated:
+                return
+            account.terminated = True
+        self._spend_changed()
 
     # ------------------------------------------------------------- accounting
     @property
@@ -196,6 +251,17 @@ class Payments:
         """What the agreements made (or being made) will cost at least."""
         with self._lock:
             return self._expected_locked()
+
+    def active(self) -> int:
+        """Agreements running or being made."""
+        with self._lock:
+            return sum(1 for a in self._accounts.values() if a.running) + len(self._reserved)
+
+    def spend(self) -> Tuple[Decimal, Decimal]:
+        """``(accepted so far, projected in all at the job's pace)``."""
+        with self._lock:
+            running = sum(1 for a in self._accounts.values() if a.running)
+            return self._spent_locked(), self._projected_locked(self._horizon(running))
 
     @property
     def remaining(self) -> Decimal:
@@ -342,14 +408,34 @@ class Payments:
             if reason is not None:
                 self._refuse(account, note.agreement_id, note_id, note.total_amount_due, reason)
                 if over:
-                    self._on_over_budget(note.agreement_id)
+                    self._on_over_budget(note.agreement_id, "asked for more than is left")
                 return
             self._accept(self._client.payment.accept_debit_note, note_id, note.total_amount_due)
             with self._lock:
                 previous = account.activities.get(note.activity_id, Decimal(0))
                 account.activities[note.activity_id] = max(previous, note.total_amount_due)
+                stop = self._margin_problem_locked(account)
         self._sink.emit(DebitNoteAccepted(agreement_id=note.agreement_id, provider_id=account.provider_id,
                                           document_id=note_id, amount=note.total_amount_due))
+        self._spend_changed()
+        if stop is not None:
+            logger.info("stopping the work of agreement %s: it %s", note.agreement_id, stop)
+            self._on_over_budget(note.agreement_id, stop)
+
+    def _margin_problem_locked(self, account: AgreementCost) -> Optional[str]:
+        """Why ``account``'s work must stop now so that its final invoice fits (another
+        debit-note interval and the stop would not), or None; marks it stopped."""
+        if account.stopped or not account.running:
+            return None
+        committed, margins = self._expected_locked(), self._margins_locked()
+        if committed + margins <= self.budget:
+            return None
+        account.stopped = True
+        own = margin(account.rates)
+        left = self.budget - committed - (margins - own)
+        return (f"could ask up to {self._money(own)} more before its next debit note "
+                f"({account.rates.interval:g} s) and the stop, and only {self._money(max(left, ZERO))} is left "
+                f"for it")
 
     def _debit_note_problem(self, account: AgreementCost, note: DebitNote) -> Tuple[Optional[str], bool]:
         """Why the note must not be accepted (and whether it is the budget), under the lock."""
@@ -392,6 +478,7 @@ class Payments:
                     provider_label(account.provider_name, account.provider_id))
         self._sink.emit(InvoiceAccepted(agreement_id=invoice.agreement_id, provider_id=account.provider_id,
                                         document_id=invoice_id, amount=invoice.amount))
+        self._spend_changed()
 
     def _invoice_problem(self, account: AgreementCost, invoice: Invoice) -> Optional[str]:
         reason = self._payer_problem(invoice.payment_platform, invoice.payer_addr)
@@ -419,7 +506,28 @@ class Payments:
 
     def _expected_locked(self) -> Decimal:
         return sum((a.expected for a in self._accounts.values()), Decimal(0)) + \
-            sum(self._reserved.values(), Decimal(0))
+            sum((rates.start for rates in self._reserved.values()), Decimal(0))
+
+    def _margins_locked(self) -> Decimal:
+        """What the agreements that may still ask for more could add before they stop."""
+        return sum((margin(a.rates) for a in self._accounts.values() if a.may_grow), ZERO) + \
+            sum((margin(rates) for rates in self._reserved.values()), ZERO)
+
+    def _projected_locked(self, seconds: float) -> Decimal:
+        """What the agreements made and being made will cost in all, the running ones
+        working ``seconds`` more."""
+        now, total = self._clock(), ZERO
+        for account in self._accounts.values():
+            if account.running:
+                total += projected_cost(account.rates, account.committed, now - account.started, seconds)
+            else:
+                total += account.expected
+        return total + sum((projected_cost(rates, ZERO, 0.0, seconds) for rates in self._reserved.values()), ZERO)
+
+    def _spend_changed(self) -> None:
+        spent, projected = self.spend()
+        self._sink.emit(SpendUpdated(spent=spent, projected=projected, budget=self.budget,
+                                     token=token_of(self.platform)))
 
     def _accept(self, accept: Callable, document_id: str, amount: Decimal) -> None:
         allocation = self.allocation
