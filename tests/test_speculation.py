@@ -33,13 +33,16 @@ def test_a_straggler_gets_a_backup_on_another_provider_and_is_delivered_once():
     assert [r[0] for r in results] == list(range(6))
     started = [e for e in seen if isinstance(e, events.BackupStarted)]
     finished = [e for e in seen if isinstance(e, events.FragmentFinished) and e.index == 0]
-    assert [e.index for e in started] == [0]
+    # Only fragment 0 hangs; on a busy machine another one may also look slow for a moment
+    # and get a backup of its own, which is fine as long as everything is delivered once.
+    assert 0 in [e.index for e in started]
+    assert sorted(e.index for e in seen if isinstance(e, events.FragmentFinished)) == list(range(6))
     assert len(finished) == 1 and finished[0].backup  # exactly once, by the backup
     hung = [b for b in fake.batches if b.commands[0].args == ("echo", "0") and b.error is not None]
     assert len(hung) == 1 and isinstance(hung[0].error, BatchCancelled)  # the slow copy was stopped
     assert hung[0].session_id != finished[0].provider_id
     job = next(e for e in seen if isinstance(e, events.JobFinished))
-    assert (job.backups, job.backups_won) == (1, 1)
+    assert job.backups == len(started) and 1 <= job.backups_won <= job.backups
     fake.assert_all_released()
 
 
