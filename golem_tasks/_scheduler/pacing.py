@@ -22,17 +22,21 @@ from typing import Deque, Optional
 
 #: Weight of the newest fragment duration in the moving average.
 ALPHA = 0.2
+#: Fragments delivered before their durations are trusted: one quick first fragment says
+#: little of the rest.
+MIN_DELIVERED = 3
 
 
 class Pace:
     """A pool's observed engagement and fragment times; the pool owns it and calls it
     under its lock."""
 
-    __slots__ = ("_engagements", "_fragment")
+    __slots__ = ("_engagements", "_fragment", "_delivered")
 
     def __init__(self) -> None:
         self._engagements: Deque[float] = collections.deque(maxlen=8)
         self._fragment: Optional[float] = None
+        self._delivered = 0
 
     def engaged(self, seconds: float) -> None:
         """A slot took ``seconds`` from starting to engage until it was ready for work."""
@@ -41,6 +45,7 @@ class Pace:
     def delivered(self, seconds: float) -> None:
         """A fragment was delivered after running ``seconds``."""
         seconds = max(seconds, 0.0)
+        self._delivered += 1
         self._fragment = seconds if self._fragment is None else (1 - ALPHA) * self._fragment + ALPHA * seconds
 
     @property
@@ -51,14 +56,19 @@ class Pace:
     def fragment(self) -> Optional[float]:
         return self._fragment
 
-    def surplus(self, queued: int, ready: int) -> bool:
+    def surplus(self, queued: int, ready: int, running_for: float = 0.0) -> bool:
         """True when ``ready`` running providers are expected to clear ``queued``
         fragments before a provider that starts engaging now could take one.
 
-        False whenever something is unknown (no engagement or fragment seen yet, no
-        provider ready): then the pool engages for the work that waits.
+        ``running_for`` is how long the longest running fragment has run so far: a
+        fragment still running after longer than the average shows the average is too
+        low, so it counts as the duration instead.
+
+        False whenever something is unknown (no engagement seen, fewer than
+        :data:`MIN_DELIVERED` fragments delivered, no provider ready): then the pool
+        engages for the work that waits.
         """
         engagement, fragment = self.engagement, self._fragment
-        if engagement is None or fragment is None or ready < 1 or queued < 1:
+        if engagement is None or fragment is None or self._delivered < MIN_DELIVERED or ready < 1 or queued < 1:
             return False
-        return queued * fragment / ready < engagement
+        return queued * max(fragment, running_for) / ready < engagement

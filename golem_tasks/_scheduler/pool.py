@@ -244,8 +244,19 @@ class Pool:
         queued = self._queue.fragments()
         if any(f.failed_on for f in queued):
             return unserved  # a retry wants another provider than the one that failed it
-        ready = sum(1 for s in self._slots if not s.engaging)
-        return 0 if self._pace.surplus(len(queued), ready) else unserved
+        now = time.monotonic()
+        ready = [s for s in self._slots if not s.engaging]
+        running_for = max((now - s.running_since for s in ready if s.job is not None), default=0.0)
+        return 0 if self._pace.surplus(len(queued), len(ready), running_for) else unserved
+
+    def poll_pacing(self) -> None:
+        """Engage again when paced-out work turns out longer than it looked (a fragment
+        running past the average). Called by a caller waiting for results."""
+        if not self._paced:
+            return
+        with self._lock:
+            if self._queue and len(self._slots) < self.max_workers:
+                self._spawn_for_demand()
 
     def _unserved(self) -> int:
         """Queued fragments that may run now or after their backoff and that no idle
@@ -449,6 +460,8 @@ class Pool:
                     if fragment.job is job:
                         self._dispatch(fragment)
                         break
+            if self._paced and self._queue and len(self._slots) < self.max_workers:
+                self._spawn_for_demand()  # a new duration may make the work left worth one more
 
     # ------------------------------------------------------------ slot thread
     def _slot_main(self, slot: Slot) -> None:

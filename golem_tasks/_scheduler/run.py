@@ -185,6 +185,7 @@ class JobRun:
             except queue.Empty:
                 if self.job.speculation is not None:
                     self.pool.poll_stragglers()
+                self.pool.poll_pacing()
                 continue
             self.unfinished -= 1
             return fragment

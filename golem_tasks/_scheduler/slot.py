@@ -16,7 +16,7 @@ from .job import Job
 
 class Slot:
     __slots__ = ("cond", "abort", "session", "provider_id", "engaging", "leave", "dirty", "waiting_for", "job",
-                 "thread", "engaging_since")
+                 "thread", "engaging_since", "running_since")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
@@ -32,6 +32,7 @@ class Slot:
         self.job: Optional[Job] = None  # the job whose fragment (or stream) it runs
         self.thread: Optional[threading.Thread] = None
         self.engaging_since = time.monotonic()
+        self.running_since = 0.0
 
     def start_engaging(self) -> None:
         self.engaging = True
@@ -51,6 +52,8 @@ class Slot:
 
     def running(self, job: Optional[Job]) -> None:
         self.job = job
+        if job is not None:
+            self.running_since = time.monotonic()
         self.leave = False  # work arrived while it was being let go: keep the provider
 
     def cancel_running(self) -> None:

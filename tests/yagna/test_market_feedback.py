@@ -215,7 +215,8 @@ def test_startup_timeout_breaks_the_pool_with_the_causes_and_the_fix(daemon):
     for provider_node in daemon.nodes.values():
         provider_node.properties = priced(start=0, per_cpu_sec=0.002, per_env_sec=0)
     timeouts = attrs.evolve(FAST, negotiation=60)
-    provider = make_provider(max_cpu_hour_price="0.1", timeouts=timeouts, startup_timeout=0.5)
+    # startup_timeout: long enough for both offers to be seen on a busy machine
+    provider = make_provider(max_cpu_hour_price="0.1", timeouts=timeouts, startup_timeout=2)
     try:
         with Golem(provider, max_workers=2, progress=False) as golem:
             with pytest.raises(BrokenPool) as caught:
@@ -223,7 +224,7 @@ def test_startup_timeout_breaks_the_pool_with_the_causes_and_the_fix(daemon):
     finally:
         provider.close()
     message = str(caught.value)
-    assert "startup_timeout=0.5 s" in message
+    assert "startup_timeout=2 s" in message
     assert "2 offers, 2 rejected by price caps: raise max_cpu_hour_price=7.2 or more (now 0.1)" in message
     assert "check the subnet" not in message
     cause = caught.value.__cause__
@@ -312,7 +313,7 @@ def test_the_progress_bar_of_a_golem_shows_the_market_while_waiting(daemon, caps
     for provider_node in daemon.nodes.values():
         provider_node.properties = priced(start=0, per_cpu_sec=0.002, per_env_sec=0)
     provider = make_provider(max_cpu_hour_price="0.1", timeouts=attrs.evolve(FAST, negotiation=60),
-                             startup_timeout=0.5)
+                             startup_timeout=2)
     try:
         with Golem(provider, max_workers=1, progress=True) as golem:
             with pytest.raises(BrokenPool):

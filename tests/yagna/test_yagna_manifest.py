@@ -198,7 +198,8 @@ def test_providers_that_do_not_trust_the_urls_are_named_in_the_startup_feedback(
             statuses.append(event)
             if dict(event.rejected).get(OUTBOUND) == 2:
                 both.set()
-    provider = make_provider(outbound=["https://pypi.org"], startup_timeout=1, events=watch,
+    # startup_timeout: long enough for both rejections to arrive on a busy machine (1 s was not)
+    provider = make_provider(outbound=["https://pypi.org"], startup_timeout=5, events=watch,
                              timeouts=attrs.evolve(FAST, negotiation=60))
     try:
         with Golem(provider, max_workers=1, progress=False) as golem:
