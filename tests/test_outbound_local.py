@@ -6,9 +6,7 @@ variables are only advice, which a test states too."""
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import urllib.error
 import urllib.request
 from typing import Iterator, List
@@ -23,33 +21,14 @@ from golem_tasks.providers.outbound import DENIED, check_outbound, endpoint
 from golem_tasks.testing import FakeProvider
 
 from .test_local_provider import bwrap_problem
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
-        body = f"hello from {self.server.server_address[1]} {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from .web import web_servers
 
 
 @pytest.fixture
 def internet() -> Iterator[List[int]]:
     """Two web servers on 127.0.0.1; their ports."""
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello) for _ in range(2)]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield [s.server_address[1] for s in servers]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-    for thread in threads:
-        thread.join()
+    with web_servers(2) as ports:
+        yield ports
 
 
 def through(proxy: OutboundProxy, url: str) -> str:

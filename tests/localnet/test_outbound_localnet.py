@@ -8,11 +8,9 @@ provider-2's runtime does not advertise ``inet``/``manifest-support``. Two web s
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 from typing import Iterator, List
 
 import pytest
@@ -23,6 +21,7 @@ from golem_tasks.providers.outbound import DENIED
 from golem_tasks.providers.yagna.market.manifest import UNTRUSTED
 
 from .test_golem_backend_feedback import IMAGE, child_env
+from ..web import web_servers
 
 pytestmark = pytest.mark.slow
 
@@ -38,30 +37,11 @@ for url in sys.argv[1:]:
 """
 
 
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
-        body = f"hello from {self.server.server_address[1]}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def internet() -> Iterator[List[int]]:
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello) for _ in range(2)]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield [s.server_address[1] for s in servers]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-    for thread in threads:
-        thread.join()
+    """Two web servers on 127.0.0.1; their ports."""
+    with web_servers(2) as ports:
+        yield ports
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +74,7 @@ def test_a_provider_that_whitelists_the_url_runs_the_job_and_only_that_host_is_r
         provider.close()
     assert who == net.agents[0].node_id  # the one provider that trusts the URL
     ok, refused = out.splitlines()
-    assert ok == f"OK hello from {allowed}"
+    assert ok == f"OK hello from {allowed} /"
     assert refused.startswith(f"HTTP 403 {DENIED}: 127.0.0.1:{other}")
 
 
