@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from ...commands import Command, CommandResult
 from ..._format import provider_label
@@ -27,14 +27,12 @@ from ..base import ProviderInfo, Session
 from .activity.polling import BatchDeadline, BatchStopped, Results, collect, send_batch
 from ._connect import Connection, cancellable, gsb_errors_not_retried
 from ._events import AgreementTerminated
+from ._rentals import SessionServices
 from .activity.live import LiveOutput
 from .market.api import SUCCESS_REASON
 from ._http.retry import CallKind
 from .activity.plan import Script, plan
 from .errors import Gone, NotFound
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .provider import GolemProvider
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +49,12 @@ class GolemSession(Session):
         agreement_id, activity_id: the yagna ids.
     """
 
-    def __init__(self, owner: "GolemProvider", connection: Connection, info: ProviderInfo,
+    def __init__(self, services: SessionServices, connection: Connection, info: ProviderInfo,
                  agreement_id: str, activity_id: str) -> None:
         self.info = info
         self.agreement_id = agreement_id
         self.activity_id = activity_id
-        self._owner = owner
+        self._services = services
         self._cancelled = threading.Event()
         # Batch polls check the activity state on a GSB error instead of retrying it (activity.polling).
         self._gsb_retry = connection.policies[CallKind.POLL]
@@ -95,9 +93,9 @@ class GolemSession(Session):
         try:
             self._check_usable()
             deadline = None if timeout is None else time.monotonic() + timeout
-            owner = self._owner
+            services = self._services
             # (plan's default wait for a download's data, not the short results poll)
-            script = plan(commands, storage=owner.storage, inline_limit=owner.inline_limit)
+            script = plan(commands, storage=services.storage, inline_limit=services.inline_limit)
             try:
                 return self._run(script, deadline, timeout)
             finally:
@@ -128,7 +126,7 @@ class GolemSession(Session):
         raw: Results = {}
         try:
             raw = collect(api, self.activity_id, batch_id, len(exe), deadline=deadline,
-                          poll=self._owner.timeouts.poll, stop=self._cancelled, provider=provider, name=name,
+                          poll=self._services.timeouts.poll, stop=self._cancelled, provider=provider, name=name,
                           gsb_retry=self._gsb_retry)
         except BatchDeadline as exc:
             self._spoil("a batch ran past its timeout and was stopped")
@@ -186,7 +184,8 @@ class GolemSession(Session):
                 return
             self._destroyed = True
         try:
-            self._owner.client.activity.destroy_activity(self.activity_id, timeout=self._owner.timeouts.destroy)
+            self._services.client.activity.destroy_activity(self.activity_id,
+                                                            timeout=self._services.timeouts.destroy)
         except (NotFound, Gone):
             pass
         except ApiError as exc:  # the provider may be gone; terminating the agreement still follows
@@ -203,17 +202,16 @@ class GolemSession(Session):
         self._destroy()
         success = self._spoiled is None and not self._cancelled.is_set()
         self._terminate(success)
-        self._owner._session_ended(self)
+        self._services.rentals.ended(self)
 
     def _terminate(self, success: bool) -> None:
         reason = SUCCESS_REASON if success else CANCELLED_REASON
         try:
-            self._owner.client.market.terminate_agreement(self.agreement_id, reason)
+            self._services.client.market.terminate_agreement(self.agreement_id, reason)
         except Gone:
             logger.debug("agreement %s was terminated already", self.agreement_id)
         except ApiError as exc:
             logger.warning("could not terminate agreement %s with %s: %s", self.agreement_id, self.info.id, exc)
-        self._owner._payments.terminated(self.agreement_id)
-        self._owner.sink.emit(AgreementTerminated(
+        self._services.sink.emit(AgreementTerminated(
             agreement_id=self.agreement_id, provider_id=self.info.id, provider_name=self.info.name,
             reason=str(reason["message"]), success=success))

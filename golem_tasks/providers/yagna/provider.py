@@ -35,7 +35,7 @@ import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import attrs
 
@@ -64,6 +64,7 @@ from .payment.models import MAINNETS, MarketDecoration, payment_platform
 from .payment.pace import JobPace
 from .payment.payments import Payments
 from ._http.retry import DEFAULT_POLICIES, CallKind, RetryPolicy
+from ._rentals import Rentals, SessionServices
 from ._session import CANCELLED_REASON, GolemSession
 from ._settings import (
     DEFAULT_ACCEPT_TIMEOUT,
@@ -280,7 +281,9 @@ class GolemProvider(Provider):
                               scan_unmatched=lambda: unmatched_refusals(self.scan(seconds=SILENCE_SCAN)),
                               sink=self.sink, app_session_id=f"golem_tasks-{uuid.uuid4().hex[:12]}")
         self._lock = threading.Lock()
-        self._sessions: Set[GolemSession] = set()
+        self._rentals = Rentals(self._market, self._payments)
+        self._services = SessionServices(client=self.client, timeouts=self.timeouts, storage=self.storage,
+                                         inline_limit=self.inline_limit, sink=self.sink, rentals=self._rentals)
         self._decoration: Optional[MarketDecoration] = None
         self._started = self._closed = False
         self._budget_spent: Optional[BudgetExhausted] = None
@@ -403,9 +406,7 @@ class GolemProvider(Provider):
                 self._candidate_failed(candidate, exc)
             finally:
                 self._payments.unreserve(token)  # a no-op once its agreement is tracked
-                with self._lock:
-                    engaged = any(s.info.id == candidate.proposal.provider_id for s in self._sessions)
-                if not engaged:
+                if not self._rentals.engaged(candidate.proposal.provider_id):
                     self._market.release(candidate.proposal.provider_id)
 
     def _explained(self, timeout: StartupTimeout) -> StartupTimeout:
@@ -514,9 +515,9 @@ class GolemProvider(Provider):
                             properties={**proposal.properties, "agreement_id": agreement_id,
                                         "activity_id": activity_id},
                             volumes=session_volumes(self.volumes), gpu=gpu)
-        session = GolemSession(self, self._connection, info, agreement_id, activity_id)
+        session = GolemSession(self._services, self._connection, info, agreement_id, activity_id)
+        self._rentals.add(session)
         with self._lock:
-            self._sessions.add(session)
             closed = self._closed
         if closed:
             session.release()
@@ -558,16 +559,10 @@ class GolemProvider(Provider):
         self._payments.terminated(agreement_id)
 
     # -------------------------------------------------------------- bookkeeping
-    def _session_ended(self, session: GolemSession) -> None:
-        with self._lock:
-            self._sessions.discard(session)
-        self._market.release(session.info.id)
-
     def _over_budget(self, agreement_id: str, why: str) -> None:
         """A debit note would break the budget, or the agreement's next debit-note
         interval would not fit (``why`` says which): stop that work, engage no more."""
-        with self._lock:
-            sessions = [s for s in self._sessions if s.agreement_id == agreement_id]
+        sessions = self._rentals.of_agreement(agreement_id)
         who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
         spent, expected = self._payments.committed, self._payments.expected
         m = self._money
@@ -611,7 +606,7 @@ class GolemProvider(Provider):
             if self._closed:
                 return
             self._closed = True
-            sessions = list(self._sessions)
+            sessions = self._rentals.live()
             started = self._started
         try:
             for session in sessions:
