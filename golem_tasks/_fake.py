@@ -12,7 +12,7 @@ import copy
 import json
 import re
 import threading
-from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, NamedTuple, Optional,
+from typing import (Any, Callable, Dict, List, Mapping, NamedTuple, Optional,
                     Pattern, Sequence, Tuple, Type, Union)
 
 import attrs
@@ -21,14 +21,13 @@ from ._driver import worker_name
 from .commands import Command, CommandResult, Run, _remote_path
 from .errors import BatchError, ProviderError, UnexpectedCommand
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ._fake_session import FakeSession
 
 #: What ``on_run`` matches a command line against: the exact line, a regex that
 #: must match all of it, or a predicate returning a bool or ``(bool, reason)``.
 Matcher = Union[str, Pattern[str], Callable[[str], Any]]
 #: ``handler(command, session)`` answers a run: None, a str (stdout) or a RunOutput.
-Handler = Callable[[Run, "FakeSession"], Any]
+#: ``handler(command, session)``: the session is the FakeSession running the command.
+Handler = Callable[[Run, Any], Any]
 #: An exception instance (copied for each use) or an exception class.
 ErrorSpec = Union[BaseException, Type[BaseException]]
 
@@ -225,31 +224,20 @@ class FakeState:
         self.batches_started = 0
         self.calls: List[Call] = []
         self.batches: List[BatchCall] = []
-        self.sessions: List["FakeSession"] = []
+        #: Every FakeSession engaged so far; each keeps its own counters.
+        self.sessions: List[Any] = []
         #: What send_url serves and what upload_url received, ``{url: bytes}``.
         self.urls: Dict[str, bytes] = {}
         self.uploads: Dict[str, bytes] = {}
 
-    def maybe_lose(self, session: "FakeSession") -> None:
-        """Mark ``session`` lost once it has run the commands ``lose_provider`` allowed."""
-        allowed = self.losses.get(session.id)
-        if allowed is None:
-            return
-        started = session.commands_started
-        if started > allowed or (started == allowed and not session.in_command):
-            session.lose()
-
-    def start_command(self, session: "FakeSession") -> Optional[ErrorSpec]:
-        """Count a command that is starting; return the fault injected for it, if any."""
-        with self.lock:
-            self.commands_started += 1
-            session.commands_started += 1
-            session.in_command = True
-            self.maybe_lose(session)
-            everywhere = self.command_faults.pop((None, self.commands_started), None)
-            here = self.command_faults.pop((session.id, session.commands_started), None)
-            self.command_started.notify_all()
-            return everywhere if everywhere is not None else here
+    def command_starting(self, session_id: str, number: int) -> Optional[ErrorSpec]:
+        """Count a starting command, the ``number``-th of session ``session_id``; return
+        the fault injected for it, if any. The caller holds :attr:`lock`."""
+        self.commands_started += 1
+        everywhere = self.command_faults.pop((None, self.commands_started), None)
+        here = self.command_faults.pop((session_id, number), None)
+        self.command_started.notify_all()
+        return everywhere if everywhere is not None else here
 
     def match(self, command: Run, line: str, where: str) -> Optional[Rule]:
         """The first rule that answers ``line`` (counted as used), or None when the
@@ -269,14 +257,13 @@ class FakeState:
             message = unexpected_message(line, where, self.rules, reasons)
             raise UnexpectedCommand(message, command=command, reasons=reasons)
 
-    def record_call(self, session: "FakeSession", call: Call) -> int:
-        """Record a finished command; returns its position in :attr:`calls`."""
-        with self.lock:
-            session.in_command = False
-            if not self.record:
-                return -1
-            self.calls.append(call)
-            return len(self.calls) - 1
+    def record_call(self, call: Call) -> int:
+        """Record a finished command; returns its position in :attr:`calls`. The caller
+        holds :attr:`lock`."""
+        if not self.record:
+            return -1
+        self.calls.append(call)
+        return len(self.calls) - 1
 
     def attach_error(self, position: int, error: BaseException) -> None:
         with self.lock:

@@ -93,13 +93,26 @@ class FakeSession(SequentialSession):
         flags = "".join(f" {name}" for name in ("released", "lost") if getattr(self, name))
         return f"<FakeSession {self.id} files={len(self.files)}{flags}>"
 
+    def maybe_lose(self) -> None:
+        """Become lost once this session has run the commands ``lose_provider`` allowed
+        (under the fake's lock)."""
+        allowed = self._state.losses.get(self.id)
+        if allowed is None:
+            return
+        if self.commands_started > allowed or (self.commands_started == allowed and not self.in_command):
+            self.lose()
+
     def lose(self) -> None:
         """Make the session lost now, interrupting the command it is running."""
         self.lost = True
         self._wake.set()
 
     def run_command(self, command: Command, index: int, deadline: Optional[float]) -> CommandResult:
-        fault = self._state.start_command(self)
+        with self._state.lock:
+            self.commands_started += 1
+            self.in_command = True
+            self.maybe_lose()
+            fault = self._state.command_starting(self.id, self.commands_started)
         try:
             gone = self._gone(command)
             if gone is not None:
@@ -154,7 +167,9 @@ class FakeSession(SequentialSession):
     def _record(self, index: int, command: Command, result: Optional[CommandResult],
                 error: Optional[BaseException]) -> None:
         call = Call(self.id, self._batch, index, command, result, error)
-        self._last_call = self._state.record_call(self, call)
+        with self._state.lock:
+            self.in_command = False
+            self._last_call = self._state.record_call(call)
 
     # -- doing the work ----------------------------------------------------------------
 

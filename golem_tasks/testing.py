@@ -227,7 +227,7 @@ class FakeProvider(Provider):
             self._state.losses[session_id] = after_commands
             for session in self._state.sessions:
                 if session.id == session_id:
-                    self._state.maybe_lose(session)
+                    session.maybe_lose()
 
     def slow_down(self, which: SessionRef, factor: float) -> None:
         """Make one session's commands take ``factor`` times the provider's ``latency``
@@ -275,7 +275,7 @@ class FakeProvider(Provider):
                             gpu=self._gpu)
         session = FakeSession(info, self._state, self._files)
         self._state.sessions.append(session)
-        self._state.maybe_lose(session)
+        session.maybe_lose()
         self._state.sessions_changed.notify_all()
         return session
 
