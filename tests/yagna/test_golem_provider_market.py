@@ -267,9 +267,14 @@ def test_starving_says_why_and_fails_fast_the_next_time(daemon):
         # Failed fast: the second engage does not wait for offers again. (Counting offer
         # polls raced with the market reader's own polls on a busy machine.)
         waits = []
-        changed = provider._market._changed
+        changed, me = provider._market._changed, threading.current_thread()
         wait = changed.wait
-        changed.wait = lambda timeout=None: waits.append(timeout) or wait(timeout)  # type: ignore[method-assign]
+
+        def watched(timeout=None):
+            if threading.current_thread() is me:  # the market's own threads wait there too
+                waits.append(timeout)
+            return wait(timeout)
+        changed.wait = watched  # type: ignore[method-assign]
         with pytest.raises(ProviderError, match="no Golem provider"):
             provider.engage()
         assert waits == []
