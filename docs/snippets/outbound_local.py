@@ -41,7 +41,7 @@ def fetch(ctx):
 
 
 with Golem(progress=False, provider_options={"outbound": [allowed]}) as golem:
-    print(golem.run(fetch))
+    print(golem.run(fetch), end="")
 server.shutdown()
 # hello from the internet
 # 403 blocked by the computation payload manifest: 127.0.0.1:40123 is not among its URLs
