@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from golem_tasks.providers.outbound import DENIED
+
+from .test_local_provider import bwrap_problem
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SNIPPETS = sorted((DOCS / "snippets").glob("*.py"))
@@ -62,3 +66,19 @@ def test_pytest_snippet_passes_under_pytest(snippet, tmp_path):
                           timeout=RUN_TIMEOUT, env=_env(), check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bwrap", "host"])
+def test_the_outbound_snippet_reaches_its_url_and_is_refused_another_in_either_sandbox(kind, tmp_path):
+    env = _env()
+    if kind == "bwrap" and bwrap_problem():
+        pytest.skip(f"bwrap sandbox unavailable: {bwrap_problem()}")
+    if kind == "host":
+        env["PATH"] = str(tmp_path)  # no bwrap on PATH: the local provider falls back to the host sandbox
+    done = subprocess.run([sys.executable, str(DOCS / "snippets" / "outbound_local.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    ok, refused = done.stdout.splitlines()
+    assert ok == "hello from the internet"
+    assert refused.startswith(f"403 {DENIED}: 127.0.0.1:") and "add a URL of that host and port to outbound=" in refused

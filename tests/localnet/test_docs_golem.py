@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from golem_tasks.localnet import LocalNet
+from golem_tasks.providers.outbound import DENIED
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +72,29 @@ def test_the_spend_guard_snippet_stops_within_the_budget(exeunit_ready: str) -> 
     assert done.returncode == 0, done.stderr
     assert "spent 0.3" in done.stdout and "of 0.55 tGLM" in done.stdout  # live, as the bar shows it
     assert "budget of 0.55 tGLM is spent" in done.stdout and "budget=" in done.stdout
+
+
+def test_the_gpu_snippet_runs_on_the_gpu_provider_and_sees_its_card(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_gpu_localnet.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["NVIDIA GeForce RTX 3090, 24 GiB, CUDA 12.2",
+                                        "provider-1 (NVIDIA GeForce RTX 3090 24 GiB)"]
+
+
+def test_the_volumes_snippet_sends_into_the_extra_volume_and_downloads_back(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_volumes_localnet.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["7000 bytes on the provider; downloaded back intact: True",
+                                        "volumes: /golem/input, /golem/output, /golem/work, /golem/resource"]
+
+
+def test_the_outbound_snippet_runs_on_the_whitelisting_provider_and_only_reaches_its_url(exeunit_ready: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YAGNA_", "GOLEM_TASKS_"))}
+    done = _run("golem_outbound_localnet.py", dict(env, YAGNA_BIN=exeunit_ready))
+    assert done.returncode == 0, done.stderr
+    ran, ok, refused = done.stdout.splitlines()
+    assert ran == "ran on provider-0"  # provider-1 whitelists nothing
+    assert ok == "hello from the internet"
+    assert refused.startswith(f"403 {DENIED}: 127.0.0.1:") and "outbound=" in refused
