@@ -24,6 +24,7 @@ import requests
 
 from golem_tasks import BrokenPool, Golem, StartupTimeout
 from golem_tasks.localnet import LocalNet, Negotiator, OfferSpec
+from ..test_signals import DEFAULT_ACTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +181,7 @@ def test_a_signal_mid_job_leaves_nothing_behind_and_ends_with_its_status(net, tm
     demands = ids(net, "/market-api/v1/demands", "demandId")
     agreements = requestor_agreements(net)
     script = tmp_path / "job.py"
-    script.write_text(JOB)
+    script.write_text(DEFAULT_ACTIONS + JOB)  # as from a terminal, even when the suite runs under nohup
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=child_env(net))
     try:
