@@ -117,8 +117,9 @@ def test_the_budget_is_never_exceeded(daemon, events):
         wait_for(lambda: of_type(events, PaymentRefused))
         assert first in daemon.accepted and over not in daemon.accepted
         assert "over the budget of 0.2" in of_type(events, PaymentRefused)[0].reason
-        wait_for(lambda: not session.usable)  # its work was stopped
-        assert daemon.activities[session.activity_id]["state"] == "Terminated"
+        wait_for(lambda: not session.usable)  # its work was stopped...
+        # ...and its activity destroyed (by a stopper thread: wait, do not race it)
+        wait_for(lambda: daemon.activities[session.activity_id]["state"] == "Terminated")
         session.release()
         # whichever of the two providers outgrew the budget first
         spent = (r"budget of 0.2 tGLM is spent: 0.03 tGLM accepted so far, "
