@@ -154,9 +154,13 @@ def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Back
         made.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def conformance_net() -> Iterator[Any]:
-    """A local Golem network with two providers, shared by the conformance tests."""
+    """A local Golem network with two providers, shared by the conformance tests.
+
+    Package-scoped, not session-scoped: its provider agents poll their daemon from
+    threads of this process, and must be gone before the HTTP-mocking tests run.
+    """
     from golem_tasks.localnet import LocalNet, find_yagna
     from golem_tasks.localnet.errors import DaemonNotInstalled
     try:

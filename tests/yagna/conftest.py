@@ -14,12 +14,12 @@ import os
 
 import pytest
 import requests
-import responses
 from responses.registries import FirstMatchRegistry, OrderedRegistry
 
 from golem_tasks.providers.yagna._client import YagnaClient
 
 from .yagna_contract import load_book
+from .own_mock import OwnHostsMock
 from .yagna_samples import API_URL, APP_KEY
 
 
@@ -62,7 +62,7 @@ def contract():
 def rsps(request, contract):
     ordered = request.node.get_closest_marker("ordered") is not None
     registry = OrderedRegistry if ordered else FirstMatchRegistry
-    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
+    with OwnHostsMock(assert_all_requests_are_fired=True, registry=registry) as mock:
         yield mock
         if contract is not None and request.node.get_closest_marker("not_yagna") is None:
             problems = check_calls(contract, mock.calls)

@@ -12,11 +12,11 @@ from typing import Any, List
 
 import attrs
 import pytest
-import responses
 
 from golem_tasks.providers.yagna import DEFAULT_POLICIES, GolemProvider, Timeouts
 
 from .fake_daemon import FakeDaemon, node
+from .own_mock import OwnHostsMock
 from .yagna_samples import API_URL, APP_KEY, IMAGE_HASH, IMAGE_URL
 
 FAST = Timeouts(negotiation=5, approval=1, activity=5, deploy=5, poll=2, market_poll=0.1, payment_poll=0.1,
@@ -40,7 +40,7 @@ def daemon_mock(contract):
     """A ``responses`` mock; afterwards every daemon exchange must keep the specs."""
     from .conftest import check_calls  # here, not at import: conftest imports this module
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with OwnHostsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
         if contract is not None:
             calls = [call for call in rsps.calls if call.request.url.startswith(API_URL)]

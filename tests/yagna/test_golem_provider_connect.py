@@ -14,6 +14,7 @@ from golem_tasks.errors import ConfigurationError, ProviderError
 from golem_tasks.providers.yagna import AppKeyRefused, GolemProvider, NotYagna, VmPayload, YagnaUnreachable
 
 from .golem_helpers import FAST, assert_key_hidden, make_provider
+from .own_mock import OwnHostsMock
 from .yagna_samples import API_URL, APP_KEY, IMAGE_HASH, IMAGE_URL, NODE
 
 REGISTRY = "http://127.0.0.1:8765"
@@ -51,14 +52,14 @@ def test_no_daemon_is_reported_within_seconds():
 
 
 def test_something_else_at_the_url_is_not_yagna():
-    with responses.RequestsMock() as rsps:
+    with OwnHostsMock() as rsps:
         rsps.get(API_URL + "/version/get", body="<html>router login</html>", content_type="text/html")
         with pytest.raises(NotYagna, match="not a yagna daemon"):
             make_provider()
 
 
 def test_a_web_server_without_the_yagna_api_is_not_yagna():
-    with responses.RequestsMock() as rsps:
+    with OwnHostsMock() as rsps:
         rsps.get(API_URL + "/version/get", status=404, body="<html>Not Found</html>", content_type="text/html")
         with pytest.raises(NotYagna, match="no /version/get .* check YAGNA_API_URL"):
             make_provider()
