@@ -21,9 +21,11 @@ from golem_tasks.events import ProviderSearch
 from golem_tasks.progress import ProgressBar
 from golem_tasks.events import JobStarted
 from golem_tasks.providers.yagna import MarketStatus, OfferRejected
+from golem_tasks.providers.yagna.market.manifest import provider_refusal
 from golem_tasks.providers.yagna.market.status import (
     BUDGET,
     FAILED_EARLIER,
+    OUTBOUND,
     PAYMENT_NETWORK,
     PRICE_CAPS,
     PROVIDER_REFUSED,
@@ -128,10 +130,22 @@ def test_several_causes_come_most_frequent_first_each_with_its_fix():
 
 def test_a_later_offer_that_passes_clears_the_refusal():
     ledger = MarketLedger(platform=PLATFORM)
-    ledger.refused("0x1", Refusal(PROVIDER_REFUSED, "busy"))
+    ledger.refused("0x1", Refusal(PRICE_CAPS, "too dear", setting="max_cpu_hour_price"))
     ledger.cleared("0x1")
     assert ledger.counts() == () and ledger.offers == 1
     assert ledger.summary(pending=1, candidates=0) == "1 offer, 1 pending"
+
+
+def test_a_providers_own_refusal_stands_until_it_accepts_a_proposal():
+    # Its offers come back on every renewed demand; an error at the startup timeout must
+    # still say that it refused us, not just count offers (a stress run showed it).
+    ledger = MarketLedger(platform=PLATFORM)
+    ledger.refused("0x1", provider_refusal("Outbound rejected because: Everyone rule didn't match whitelist"))
+    ledger.cleared("0x1")
+    assert ledger.counts() == ((OUTBOUND, 1),)
+    assert "1 rejected by outbound" in ledger.explain(pending=1)[0]
+    ledger.answered("0x1")
+    assert ledger.counts() == ()
 
 
 def test_no_offer_at_all_is_explained_by_what_a_scan_found():

@@ -264,6 +264,6 @@ def offer_refusal(properties: Mapping[str, Any], manifest: Optional[Manifest]) -
 def provider_refusal(message: str) -> Refusal:
     """A provider's rejection of our proposal: ``outbound`` when it is about the manifest."""
     if any(word in message.lower() for word in _OUTBOUND_WORDS):
-        return Refusal(OUTBOUND, f"{UNTRUSTED} (it said: {message})", setting="outbound")
-    return Refusal(PROVIDER_REFUSED, message)
+        return Refusal(OUTBOUND, f"{UNTRUSTED} (it said: {message})", setting="outbound", by_provider=True)
+    return Refusal(PROVIDER_REFUSED, message, by_provider=True)
 

@@ -478,6 +478,7 @@ class Negotiator:
             self._rejected(proposal, proposal.proposal_id, refusal)
             self._submit(self._reject_call, proposal.proposal_id, refusal.reason)
             return
+        self.ledger.answered(proposal.provider_id)
         with self._lock:
             subscription = self._subscription or ""
             self._candidates[proposal.provider_id] = Candidate(proposal, self._score(proposal), subscription, offer)

@@ -57,6 +57,8 @@ class Refusal:
         limit: that option's value.
         asked: what the offer asks where the setting is a limit.
         detail: extra facts (the payment platforms an offer pays on).
+        by_provider: the provider refused us (it rejected our proposal or agreement),
+            not our own settings its offer.
     """
 
     category: str
@@ -65,6 +67,7 @@ class Refusal:
     limit: Optional[Decimal] = None
     asked: Optional[Decimal] = None
     detail: Tuple[str, ...] = ()
+    by_provider: bool = False
 
 
 class MarketLedger:
@@ -88,7 +91,17 @@ class MarketLedger:
             self._refused[provider_id] = refusal
 
     def cleared(self, provider_id: str) -> None:
-        """The provider's latest offer passed every filter."""
+        """The provider's latest offer passed every filter. A refusal by the provider
+        itself stands until it answers again: its offers come back (on a renewed demand,
+        say) whatever it thinks of our proposals, and an error listing the causes must
+        still name it."""
+        with self._lock:
+            refusal = self._refused.get(provider_id)
+            if refusal is not None and not refusal.by_provider:
+                del self._refused[provider_id]
+
+    def answered(self, provider_id: str) -> None:
+        """The provider accepted our proposal: no refusal of its stands."""
         with self._lock:
             self._refused.pop(provider_id, None)
 
