@@ -211,7 +211,8 @@ def test_providers_that_do_not_trust_the_urls_are_named_in_the_startup_feedback(
         provider.close()
     assert both.is_set(), statuses  # the feedback counted both providers' refusals
     message = str(caught.value)
-    # (the final count may be of a renewed demand's offers: the reason is what matters here)
+    # (the providers' refusals stand across renewed demands, though a counter-proposal that fails
+    # on one may replace a refusal with its own: the reason is what matters here)
     assert re.search(r"\d+ rejected by outbound", message)
     assert UNTRUSTED in message and "whitelist" in message and "manifest_sig=" in message
 

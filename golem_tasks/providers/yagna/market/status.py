@@ -57,8 +57,8 @@ class Refusal:
         limit: that option's value.
         asked: what the offer asks where the setting is a limit.
         detail: extra facts (the payment platforms an offer pays on).
-        by_provider: the provider refused us (it rejected our proposal or agreement),
-            not our own settings its offer.
+        by_provider: the provider refused us (it rejected our proposal or agreement);
+            False when our own settings refused its offer.
     """
 
     category: str
