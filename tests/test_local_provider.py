@@ -462,6 +462,39 @@ def test_interrupted_wait_still_kills_the_program(session: LocalSession) -> None
     assert result.stdout == "still works\n"
 
 
+def test_output_of_an_interrupted_command_never_reaches_the_next_one(session: LocalSession) -> None:
+    """The session's output pipes outlive its commands: what an interrupted command
+    left in them is dropped, not handed to the next command's result."""
+    # Less than a pipe holds, so the writes end without a reader; then a file says so.
+    script = ("echo started; head -c 30000 /dev/zero | tr '\\0' x; head -c 20000 /dev/zero | tr '\\0' y >&2; "
+              'touch "$GOLEM_WORK/written"; sleep 30')
+    written = Path(session.directory, "work", "written")
+    real_feed = _process.Tail.feed
+
+    def feed(self, chunk: bytes) -> None:
+        real_feed(self, chunk)
+        if b"started" in chunk:
+            assert wait_for(written.exists)  # the x's and y's wait in the pipes, unread
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_process.Tail, "feed", feed)
+        with pytest.raises(KeyboardInterrupt):
+            session.execute([sh(script)], timeout=30)
+    [result] = session.execute([sh("echo next; echo other >&2")], timeout=30)
+    assert (result.stdout, result.stderr) == ("next\n", "other\n")
+
+
+def test_all_output_belongs_to_the_command_that_wrote_it(session: LocalSession) -> None:
+    """More than a pipe holds, on both streams, ending at once: each result has all of
+    its own command's output and none of another's."""
+    big = "head -c 300000 /dev/zero | tr '\\0' o; head -c 200000 /dev/zero | tr '\\0' e >&2"
+    results = session.execute([sh(big), sh("echo next"), sh(big)], timeout=60)
+    assert [(len(r.stdout), len(r.stderr)) for r in results] == [(300000, 200000), (5, 0), (300000, 200000)]
+    assert results[0].stdout == "o" * 300000 and results[0].stderr == "e" * 200000
+    assert results[1].stdout == "next\n"
+
+
 def test_execute_after_cancel_is_cancelled(session: LocalSession) -> None:
     session.cancel()
     with pytest.raises(BatchCancelled):

@@ -15,12 +15,16 @@ ends run the same interpreter):
 * agent -> requestor, once: ``{"ready": true}`` or ``{"error": "..."}`` (then it exits).
   With ``"relay": path`` in its config (a sandbox with ``outbound=``) the ready message
   also says ``"relay": port``: the 127.0.0.1 port of its forwarder to the filtering proxy.
-* requestor -> agent: ``{"run": argv, "env": {...}, "cwd": "..."}`` with two file
-  descriptors attached (SCM_RIGHTS), the write ends of the command's stdout and stderr.
+* requestor -> agent, once: ``{"outputs": true}`` with two file descriptors attached
+  (SCM_RIGHTS), the write ends of the session's stdout and stderr pipes. Every command
+  gets them as its 1 and 2; the agent keeps them open between commands, so a command
+  costs no new pipes and the requestor wakes once for it (at its exit message).
+* requestor -> agent: ``{"run": argv, "env": {...}, "cwd": "..."}``.
 * requestor -> agent: ``{"kill": true}``: kill the running command and all it started.
 * agent -> requestor, once per run: ``{"exit": code}`` (negative: killed by that
   signal) or ``{"failed": errno, "reason": "..."}`` when the program could not start.
-  It is sent only once every process the command started is dead and reaped.
+  It is sent only once every process the command started is dead and reaped, so
+  every byte the command wrote is in the pipes by then.
 * requestor -> agent: ``{"stop": true}``: kill everything, answer ``{"stopped": true}``
   and exit. End of file (the requestor died) does the same without the answer.
 
@@ -161,6 +165,7 @@ class Agent:
             _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
             _signal.signal(_signal.SIGCHLD, lambda *_: None)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.outputs: tuple = ()  # the write ends of the session's stdout and stderr pipes
         self.relay_port = _start_relay(config["relay"]) if config.get("relay") else None
 
     def kill_all(self) -> None:
@@ -193,9 +198,9 @@ class Agent:
                 self.status = {"exit": os.waitstatus_to_exitcode(status)}
             block = False
 
-    def start(self, message: dict, fds: list) -> dict | None:
+    def start(self, message: dict) -> dict | None:
         """Start the command; its failure to start as a message, else None."""
-        out, err = fds
+        out, err = self.outputs
         try:
             argv, env = message["run"], message["env"]
             try:
@@ -217,15 +222,12 @@ class Agent:
                                      setsigdef=_DEFAULT_SIGNALS, file_actions=actions)
         except OSError as exc:
             return {"failed": exc.errno or 0, "reason": exc.strerror or str(exc)}
-        finally:
-            os.close(out)
-            os.close(err)
         self.child = pid
         self.status = None
         return None
 
-    def run(self, message: dict, fds: list) -> bool:
-        failed = self.start(message, fds)
+    def run(self, message: dict) -> bool:
+        failed = self.start(message)
         if failed is not None:
             _send(self.sock, failed)
             return True
@@ -279,11 +281,19 @@ class Agent:
                 self.kill_all()
                 _send(self.sock, {"stopped": True})
                 return
-            if "run" not in message or len(fds) != 2:
-                for fd in fds:
+            if message.get("outputs") and len(fds) == 2:
+                for fd in self.outputs:
                     os.close(fd)
+                self.outputs = tuple(fds)
+                continue
+            for fd in fds:
+                os.close(fd)
+            if "run" not in message:
                 continue  # a kill that came after the command ended: nothing to do
-            if not self.run(message, fds):
+            if not self.outputs:
+                _send(self.sock, {"failed": 9, "reason": "the agent was given no output pipes"})
+                continue
+            if not self.run(message):
                 return
 
 

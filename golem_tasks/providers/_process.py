@@ -1,9 +1,11 @@
 """The requestor's end of a session's agent (:mod:`._agent`): start it, run commands
 through it, kill what they started, stop it. And the tail of a command's output.
 
-A command's stdout and stderr are pipes this side creates and reads; their write ends
-travel to the agent over its socket, so the output never passes through the agent.
-Everything happens in the calling thread with one ``select()``: no helper threads.
+A session's stdout and stderr are two pipes this side creates once and reads; their
+write ends travel to the agent over its socket, which hands them to every command as
+its 1 and 2, so the output never passes through the agent. A command has ended, with
+all it wrote in the pipes, when the agent says so: every process it started is dead by
+then. Everything happens in the calling thread with one ``poll()``: no helper threads.
 POSIX only.
 """
 
@@ -131,6 +133,7 @@ class Agent:
         self._errors = errors
         self._send_lock = threading.Lock()
         self._lost = False
+        self._out_r = self._err_r = -1
         try:
             hello = self._receive(time.monotonic() + START_PATIENCE)
         except BaseException:
@@ -142,6 +145,26 @@ class Agent:
             raise AgentLost(str(reason).strip())
         #: The port of the agent's outbound forwarder inside its sandbox (None: it has none).
         self.relay_port: Optional[int] = hello.get("relay")
+        # The session's output pipes, made once: a command then costs no pipe() and no
+        # descriptor passing, and wakes this side once (its exit message) instead of at
+        # each pipe's end of file as well.
+        self._out_r, out_w = os.pipe()
+        self._err_r, err_w = os.pipe()
+        try:
+            for fd in (self._out_r, self._err_r):
+                os.set_blocking(fd, False)
+            socket.send_fds(self._sock, [marshal.dumps({"outputs": True})], [out_w, err_w])
+        except OSError as exc:
+            lost = self._lose(f"cannot reach it ({exc})")
+            self.stop()
+            raise lost from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        # poll(), not a selector: no epoll descriptor to make; one poller for the session.
+        self._poller = select.poll()
+        for fd in (self._out_r, self._err_r, self._sock.fileno()):
+            self._poller.register(fd, select.POLLIN)
 
     @classmethod
     def start(cls, prefix: Sequence[str], python: str, config: Mapping[str, Any],
@@ -194,78 +217,69 @@ class Agent:
         Raises:
             AgentLost: the agent died or stopped answering.
         """
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         try:
             message = marshal.dumps({"run": list(argv), "env": dict(env), "cwd": cwd})
             with self._send_lock:
-                socket.send_fds(self._sock, [message], [out_w, err_w])
+                self._sock.send(message)
         except OSError as exc:
-            for fd in (out_r, err_r):
-                os.close(fd)
             raise self._lose(f"cannot reach it ({exc})") from exc
-        finally:
-            os.close(out_w)
-            os.close(err_w)
         if cancelled is not None and cancelled.is_set():
             # A cancel that came before the run request reached the agent killed nothing
             # there: kill now, after the request, so the command cannot outlive it.
             self.kill()
+        tails = {self._out_r: out, self._err_r: err}
+        sock = self._sock.fileno()
         ended: Optional[Dict[str, Any]] = None
         in_time = True
         killed_at: Optional[float] = None  # when we asked the agent to kill (deadline passed)
-        ended_at = 0.0
-        # poll(), not a selector: no epoll descriptor to make and close per command.
-        poller = select.poll()
-        sock = self._sock.fileno()
-        tails = {out_r: out, err_r: err}
-        open_fds = {out_r, err_r, sock}
-        for fd in open_fds:
-            poller.register(fd, select.POLLIN)
         try:
-            while open_fds:
-                if ended is not None:
-                    # Everything the command started is dead: the pipes are at EOF or near.
-                    limit: Optional[float] = ended_at + 1.0
-                elif killed_at is not None:
-                    limit = killed_at + KILL_PATIENCE
-                else:
-                    limit = deadline
+            while ended is None:
+                limit = deadline if killed_at is None else killed_at + KILL_PATIENCE
                 timeout = None if limit is None else limit - time.monotonic()
                 if timeout is not None and timeout <= 0:
-                    if ended is not None:
-                        break
                     if killed_at is not None:
                         raise self._lose("it did not answer a kill")
                     in_time = False
                     killed_at = time.monotonic()
                     self.kill()
                     continue
-                for fd, _ in poller.poll(None if timeout is None else max(1, int(timeout * 1000 + 1))):
+                for fd, _ in self._poller.poll(None if timeout is None else max(1, int(timeout * 1000 + 1))):
                     if fd == sock:
                         ended = self._receive(time.monotonic() + KILL_PATIENCE)
-                        ended_at = time.monotonic()
                     else:
-                        chunk = os.read(fd, _READ_CHUNK)
-                        if chunk:
-                            tails[fd].feed(chunk)
-                            continue
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
+                        self._read(fd, tails[fd])
         except BaseException:
             if ended is None and not self._lost:
                 # Ctrl-C or an error while waiting: nothing the command started may outlive it.
                 with contextlib.suppress(AgentLost):
                     self.kill()
                     self._receive(time.monotonic() + KILL_PATIENCE)
+                    # What it wrote is not the next command's output, nor for anyone now.
+                    self._drain({fd: Tail() for fd in tails})
             raise
-        finally:
-            os.close(out_r)
-            os.close(err_r)
-        assert ended is not None
+        # Every process the command started is dead: all it wrote is in the pipes.
+        self._drain(tails)
         if "failed" in ended:
             return Outcome(None, str(ended.get("reason")), in_time)
         return Outcome(int(ended.get("exit", -signal.SIGKILL)), None, in_time)
+
+    def _read(self, fd: int, tail: Tail) -> bool:
+        """Feed one chunk of ``fd`` to ``tail``; False when it had none."""
+        try:
+            chunk = os.read(fd, _READ_CHUNK)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            # The agent died (only it holds the write ends); its socket says so next.
+            self._poller.unregister(fd)
+            return False
+        tail.feed(chunk)
+        return True
+
+    def _drain(self, tails: Mapping[int, Tail]) -> None:
+        for fd, tail in tails.items():
+            while self._read(fd, tail):
+                pass
 
     def kill(self) -> None:
         """Kill the running command and everything it started. Any thread, any time."""
@@ -282,6 +296,11 @@ class Agent:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # an agent that did not answer sees EOF
         self._sock.close()
+        for fd in (self._out_r, self._err_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._out_r = self._err_r = -1
         if self._proc is not None:
             try:
                 self._proc.wait(timeout=KILL_PATIENCE)
