@@ -1,16 +1,23 @@
 """Local provider overhead: N fragments each running /bin/true, against a bare
 ThreadPoolExecutor + subprocess loop and GNU parallel, in the same run.
 
-    python benchmarks/bench_local.py [--fragments 400] [--workers 8]
+    python benchmarks/bench_local.py [--fragments 400] [--workers 8] [--repeat 3] [--rusage]
+
+With ``--rusage`` each row also shows where the CPU went in its best run: this process
+(the requestor), its children (agents and commands, counted once they are reaped: the
+host sandbox's when its provider closes; bwrap's commands are reaped inside the sandbox
+and never counted) and this process's context switches.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Tuple
 
 from golem_tasks import Golem
 from golem_tasks.providers.local import LocalProvider
@@ -52,24 +59,44 @@ def golem(n: int, workers: int, sandbox: str) -> float:
         return time.perf_counter() - started
 
 
+def _usage() -> Tuple[float, float, int]:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime, own.ru_nvcsw + own.ru_nivcsw)
+
+
+def best(run: Callable[[], float], repeat: int) -> Tuple[float, Tuple[float, float, int]]:
+    """The fastest of ``repeat`` runs: its wall time and its (own CPU, children's CPU,
+    context switches)."""
+    runs = []
+    for _ in range(repeat):
+        before = _usage()
+        wall = run()
+        after = _usage()
+        runs.append((wall, (after[0] - before[0], after[1] - before[1], after[2] - before[2])))
+    return min(runs, key=lambda r: r[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fragments", type=int, default=400)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rusage", action="store_true", help="also print each row's CPU and context switches")
     args = parser.parse_args()
     n, w, r = args.fragments, args.workers, args.repeat
-    base = min(bare(n, w) for _ in range(r))
-    rows = [("bare ThreadPoolExecutor + subprocess", base),
-            ("same, capturing stdout and stderr", min(bare_captured(n, w) for _ in range(r)))]
+    rows = [("bare ThreadPoolExecutor + subprocess", best(lambda: bare(n, w), r)),
+            ("same, capturing stdout and stderr", best(lambda: bare_captured(n, w), r))]
     if shutil.which("parallel"):
-        rows.append((f"GNU parallel -j{w}", min(gnu_parallel(n, w) for _ in range(r))))
-    rows.append(("golem_tasks, local provider, host sandbox", min(golem(n, w, "host") for _ in range(r))))
+        rows.append((f"GNU parallel -j{w}", best(lambda: gnu_parallel(n, w), r)))
+    rows.append(("golem_tasks, local provider, host sandbox", best(lambda: golem(n, w, "host"), r)))
     if shutil.which("bwrap"):
-        rows.append(("golem_tasks, local provider, bwrap sandbox", min(golem(n, w, "bwrap") for _ in range(r))))
+        rows.append(("golem_tasks, local provider, bwrap sandbox", best(lambda: golem(n, w, "bwrap"), r)))
+    base = rows[0][1][0]
     print(f"fragments={n} max_workers={w} (best of {r})")
-    for name, seconds in rows:
-        print(f"{name:46s} {seconds:7.3f} s   {seconds / base:5.2f}x bare")
+    for name, (seconds, (own, children, switches)) in rows:
+        usage = f"   cpu: requestor {own:6.3f} s, children {children:6.3f} s, {switches:6d} switches" \
+            if args.rusage else ""
+        print(f"{name:46s} {seconds:7.3f} s   {seconds / base:5.2f}x bare{usage}")
 
 
 if __name__ == "__main__":
