@@ -332,6 +332,13 @@ class LocalSession(SequentialSession):
         self._idle = threading.Condition(self._lock)
         self._running = False
         self._released = False
+        # What every command sees, worked out once: a command with no env= and no
+        # pass_env= gets exactly this (see _sandbox.environment).
+        self._host = provider.sandbox == "host"
+        self._workdir = layout.rewrite(provider.workdir) if self._host else provider.workdir
+        self._proxy_env = provider.proxy_env(agent)
+        self._env = {**_sandbox.environment(provider.sandbox, layout, self._workdir, {},
+                                            provider.image.env if provider.image else None), **self._proxy_env}
 
     @property
     def usable(self) -> bool:
@@ -376,13 +383,13 @@ class LocalSession(SequentialSession):
 
     def _run(self, command: Run, index: int, deadline: Optional[float]) -> CommandResult:
         provider = self._provider
-        host = provider.sandbox == "host"
         layout = self._layout
-        argv = [layout.rewrite(arg) for arg in command.args] if host else list(command.args)
-        workdir = layout.rewrite(provider.workdir) if host else provider.workdir
-        env = _sandbox.environment(provider.sandbox, layout, workdir, command.env_dict,
-                                   provider.image.env if provider.image else None, provider.pass_env)
-        env.update(provider.proxy_env(self._agent))  # outbound=: the filtering proxy wins over any other
+        argv = [layout.rewrite(arg) for arg in command.args] if self._host else list(command.args)
+        env = self._env
+        if provider.pass_env or command.env_dict:
+            env = _sandbox.environment(provider.sandbox, layout, self._workdir, command.env_dict,
+                                       provider.image.env if provider.image else None, provider.pass_env)
+            env.update(self._proxy_env)  # outbound=: the filtering proxy wins over any other
         sink = _output.sink_for(command)
         try:
             out_listener, err_listener = _listeners(sink)
@@ -392,7 +399,7 @@ class LocalSession(SequentialSession):
                     raise BatchCancelled("batch cancelled", provider=self.info.id)
                 self._running = True
             try:
-                outcome = self._agent.run(argv, env, workdir, deadline, stdout, stderr, cancelled=self.cancelled)
+                outcome = self._agent.run(argv, env, self._workdir, deadline, stdout, stderr, cancelled=self.cancelled)
             except _process.AgentLost as exc:
                 if self.cancelled.is_set():
                     raise BatchCancelled(f"batch cancelled; killed {command}", provider=self.info.id) from exc
