@@ -11,6 +11,8 @@ import functools
 import logging
 import os
 import random
+import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -493,6 +495,27 @@ def test_all_output_belongs_to_the_command_that_wrote_it(session: LocalSession) 
     assert [(len(r.stdout), len(r.stderr)) for r in results] == [(300000, 200000), (5, 0), (300000, 200000)]
     assert results[0].stdout == "o" * 300000 and results[0].stderr == "e" * 200000
     assert results[1].stdout == "next\n"
+
+
+def test_output_still_in_the_pipes_when_a_command_ends_is_all_delivered(session: LocalSession) -> None:
+    """A command that widens its stdout pipe, fills it and ends before the requestor has
+    read it: every byte reaches the result, though most of it is read after the agent
+    said the command ended (the agent tells whether anything is left unread)."""
+    widen = "import fcntl; fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 1 << 20)"
+    script = f"{shlex.quote(PYTHON)} -c {shlex.quote(widen)}; echo started; head -c 500000 /dev/zero | tr '\\0' x"
+    agent_socket = session._agent._sock
+    real_feed = _process.Tail.feed
+
+    def feed(self, chunk: bytes) -> None:
+        real_feed(self, chunk)
+        if chunk.startswith(b"started"):
+            # Read no more until the agent has said the command ended.
+            assert select.select([agent_socket], [], [], 60)[0]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_process.Tail, "feed", feed)
+        [result] = session.execute([sh(script)], timeout=60)
+    assert result.stdout == "started\n" + "x" * 500000
 
 
 def test_execute_after_cancel_is_cancelled(session: LocalSession) -> None:

@@ -21,10 +21,12 @@ ends run the same interpreter):
   costs no new pipes and the requestor wakes once for it (at its exit message).
 * requestor -> agent: ``{"run": argv, "env": {...}, "cwd": "..."}``.
 * requestor -> agent: ``{"kill": true}``: kill the running command and all it started.
-* agent -> requestor, once per run: ``{"exit": code}`` (negative: killed by that
-  signal) or ``{"failed": errno, "reason": "..."}`` when the program could not start.
-  It is sent only once every process the command started is dead and reaped, so
-  every byte the command wrote is in the pipes by then.
+* agent -> requestor, once per run: ``{"exit": code, "unread": bool}`` (negative:
+  killed by that signal) or ``{"failed": errno, "reason": "..."}`` when the program
+  could not start. It is sent only once every process the command started is dead
+  and reaped, so every byte the command wrote is in the pipes by then; ``unread``
+  says whether any of it is still there (``FIONREAD``, given by the requestor in
+  the config as ``"fionread"``, on the write ends).
 * requestor -> agent: ``{"stop": true}``: kill everything, answer ``{"stopped": true}``
   and exit. End of file (the requestor died) does the same without the answer.
 
@@ -48,6 +50,7 @@ import _socket
 import _thread
 import ctypes
 import marshal
+import mmap
 import os
 import select
 import sys
@@ -154,6 +157,7 @@ class Agent:
         self.child: int | None = None  # pid of the running command
         self.stopping = False
         self.status: dict | None = None  # its exit message once it ended
+        self.leftover = True  # whether a child may be alive after the command ended
         # A pidfd tells when the command exits without a signal handler; where the
         # kernel has none, SIGCHLD wakes a pipe instead.
         self.pidfds = bool(config.get("pidfd", True)) and _pidfd_works()
@@ -166,7 +170,17 @@ class Agent:
             _signal.signal(_signal.SIGCHLD, lambda *_: None)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.outputs: tuple = ()  # the write ends of the session's stdout and stderr pipes
+        self.actions: list = []  # what posix_spawn does in the child: 0, 1 and 2 from devnull and the pipes
+        # An anonymous mapping: the pages no message reaches are never touched.
+        self.buffer = mmap.mmap(-1, _MAX_MESSAGE)
+        self.fionread = config.get("fionread")  # the ioctl that counts a pipe's unread bytes
         self.relay_port = _start_relay(config["relay"]) if config.get("relay") else None
+
+    def receive(self) -> dict | None:
+        """The next message (None at end of file), read into the agent's own buffer:
+        ``recv(_MAX_MESSAGE)`` would map and unmap a fresh megabyte per message."""
+        size = self.sock.recv_into(self.buffer)
+        return marshal.loads(memoryview(self.buffer)[:size]) if size else None
 
     def kill_all(self) -> None:
         """SIGKILL every process the commands started, then reap them all."""
@@ -200,7 +214,7 @@ class Agent:
 
     def start(self, message: dict) -> dict | None:
         """Start the command; its failure to start as a message, else None."""
-        out, err = self.outputs
+        actions = self.actions
         try:
             argv, env = message["run"], message["env"]
             try:
@@ -208,10 +222,6 @@ class Agent:
             except OSError as exc:
                 return {"failed": exc.errno or 0,
                         "reason": "cannot enter the working directory %s: %s" % (message["cwd"], exc.strerror)}
-            # posix_spawn, not fork: the C library's vfork-like spawn does not copy the
-            # agent's memory, which makes a short command several times cheaper.
-            actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-                       (os.POSIX_SPAWN_DUP2, err, 2)]
             path = _find(argv[0], env)
             try:
                 pid = os.posix_spawn(path, argv, env, setsid=True, setsigdef=_DEFAULT_SIGNALS, file_actions=actions)
@@ -239,10 +249,25 @@ class Agent:
         finally:
             if self.pidfds:
                 os.close(exited)
-        # The command ended: nothing it started may outlive it.
-        self.kill_all()
-        _send(self.sock, self.status or {"exit": -_signal.SIGKILL})
+        # The command ended: nothing it started may outlive it (a plain command left
+        # no child behind, as its own reap found: then there is nothing to kill).
+        if self.leftover:
+            self.kill_all()
+        ended = dict(self.status or {"exit": -_signal.SIGKILL})
+        ended["unread"] = self.unread()
+        _send(self.sock, ended)
         return True
+
+    def unread(self) -> bool:
+        """Whether the pipes still hold output the requestor has not read: when they
+        do not, it need not look once more after the exit message."""
+        if self.fionread is None:
+            return True
+        count = ctypes.c_int()
+        for fd in self.outputs:
+            if _libc.ioctl(fd, self.fionread, ctypes.byref(count)) != 0 or count.value:
+                return True
+        return False
 
     def wait(self, exited: int) -> None:
         """Until the command exits (``exited`` becomes readable), obeying kill messages."""
@@ -254,16 +279,16 @@ class Agent:
                         os.read(exited, 512)
                     except BlockingIOError:
                         pass
-                self.reap()
+                self.leftover = self.reap()
             if self.sock.fileno() in ready:
-                data = self.sock.recv(_MAX_MESSAGE)
-                if not data:  # the requestor went away
+                message = self.receive()
+                if message is None:  # the requestor went away
                     self.kill_all()
                     raise _RequestorGone
-                message = marshal.loads(data)
                 if message.get("kill") or message.get("stop"):
                     self.stopping = self.stopping or bool(message.get("stop"))
                     self.kill_all()
+                    self.leftover = False
 
     def serve(self) -> None:
         hello: dict = {"ready": True}
@@ -271,7 +296,10 @@ class Agent:
             hello["relay"] = self.relay_port
         _send(self.sock, hello)
         while True:
-            message, fds = _receive(self.sock)
+            if self.outputs:  # no descriptors come any more: no ancillary data to parse
+                message, fds = self.receive(), []
+            else:
+                message, fds = _receive(self.sock)
             for fd in fds:  # only the command's 1 and 2 may hold them
                 os.set_inheritable(fd, False)
             if message is None:
@@ -285,6 +313,10 @@ class Agent:
                 for fd in self.outputs:
                     os.close(fd)
                 self.outputs = tuple(fds)
+                # posix_spawn, not fork: the C library's vfork-like spawn does not copy the
+                # agent's memory, which makes a short command several times cheaper.
+                self.actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, fds[0], 1),
+                                (os.POSIX_SPAWN_DUP2, fds[1], 2)]
                 continue
             for fd in fds:
                 os.close(fd)

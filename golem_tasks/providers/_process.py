@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,10 @@ KILL_PATIENCE = 10.0
 
 #: The agent's source, run with ``python -I -S -c``: no file needs to be visible inside.
 AGENT_SOURCE = (Path(__file__).parent / "_agent.py").read_text(encoding="utf-8")
+
+#: What every agent is told besides its own settings: the ioctl that counts a pipe's
+#: unread bytes (it differs between architectures; the agent imports no termios).
+_PROTOCOL = {"fionread": termios.FIONREAD}
 
 #: Hears every chunk read from a pipe, as it is read (live output, issue 3 §4).
 Listener = Callable[[bytes], None]
@@ -95,7 +100,7 @@ def _spawn(prefix: Sequence[str], python: str, config: Mapping[str, Any], env: M
            cwd: Optional[str]) -> "tuple[socket.socket, subprocess.Popen[bytes], IO[bytes]]":
     """Start the agent script; returns our socket end, the process, its stderr file."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    settings = dict(config, fd=theirs.fileno())
+    settings = dict(config, fd=theirs.fileno(), **_PROTOCOL)
     argv = [*prefix, python, "-I", "-S", "-c", AGENT_SOURCE, marshal.dumps(settings).hex()]
     # A file, not a pipe: nobody reads while the agent runs, and it must never block.
     errors = tempfile.TemporaryFile(prefix="golem_tasks-agent-")
@@ -134,6 +139,11 @@ class Agent:
         self._send_lock = threading.Lock()
         self._lost = False
         self._out_r = self._err_r = -1
+        # Non-blocking for good: a message the poller announced is one recv(), with no
+        # timeout to set first; waits with a deadline poll this alone.
+        sock.setblocking(False)
+        self._sock_poller = select.poll()
+        self._sock_poller.register(sock.fileno(), select.POLLIN)
         try:
             hello = self._receive(time.monotonic() + START_PATIENCE)
         except BaseException:
@@ -153,11 +163,10 @@ class Agent:
         try:
             for fd in (self._out_r, self._err_r):
                 os.set_blocking(fd, False)
-            socket.send_fds(self._sock, [marshal.dumps({"outputs": True})], [out_w, err_w])
-        except OSError as exc:
-            lost = self._lose(f"cannot reach it ({exc})")
+            self._send(marshal.dumps({"outputs": True}), (out_w, err_w))
+        except AgentLost:
             self.stop()
-            raise lost from exc
+            raise
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -188,15 +197,41 @@ class Agent:
 
     def _receive(self, deadline: Optional[float]) -> Dict[str, Any]:
         """The agent's next message; AgentLost when it died or the deadline passed."""
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        self._sock.settimeout(left)
-        try:
-            data = self._sock.recv(_MAX_MESSAGE)
-        except (socket.timeout, OSError) as exc:
-            raise self._lose(f"it did not answer ({exc})") from exc
+        while True:
+            try:
+                data = self._sock.recv(_MAX_MESSAGE)
+                break
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise self._lose(f"it did not answer ({exc})") from exc
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise self._lose("it did not answer in time")
+            self._sock_poller.poll(None if left is None else max(1, int(left * 1000 + 1)))
         if not data:
             raise self._lose("it exited")
         return dict(marshal.loads(data))
+
+    def _send(self, data: bytes, fds: Sequence[int] = ()) -> None:
+        """Send one message (with ``fds`` attached), waiting while the socket is full;
+        AgentLost when it cannot be sent."""
+        deadline = time.monotonic() + KILL_PATIENCE
+        with self._send_lock:
+            while True:
+                try:
+                    if fds:
+                        socket.send_fds(self._sock, [data], list(fds))
+                    else:
+                        self._sock.send(data)
+                    return
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise self._lose("its socket stayed full") from None
+                    select.select([], [self._sock], [], left)
+                except OSError as exc:
+                    raise self._lose(f"cannot reach it ({exc})") from exc
 
     def _lose(self, why: str) -> AgentLost:
         self._lost = True
@@ -217,12 +252,7 @@ class Agent:
         Raises:
             AgentLost: the agent died or stopped answering.
         """
-        try:
-            message = marshal.dumps({"run": list(argv), "env": dict(env), "cwd": cwd})
-            with self._send_lock:
-                self._sock.send(message)
-        except OSError as exc:
-            raise self._lose(f"cannot reach it ({exc})") from exc
+        self._send(marshal.dumps({"run": list(argv), "env": dict(env), "cwd": cwd}))
         if cancelled is not None and cancelled.is_set():
             # A cancel that came before the run request reached the agent killed nothing
             # there: kill now, after the request, so the command cannot outlive it.
@@ -257,41 +287,46 @@ class Agent:
                     # What it wrote is not the next command's output, nor for anyone now.
                     self._drain({fd: Tail() for fd in tails})
             raise
-        # Every process the command started is dead: all it wrote is in the pipes.
-        self._drain(tails)
+        # Every process the command started is dead: all it wrote is in the pipes, and
+        # the agent looked whether any of it is still unread.
+        if ended.get("unread", True):
+            self._drain(tails)
         if "failed" in ended:
             return Outcome(None, str(ended.get("reason")), in_time)
         return Outcome(int(ended.get("exit", -signal.SIGKILL)), None, in_time)
 
-    def _read(self, fd: int, tail: Tail) -> bool:
-        """Feed one chunk of ``fd`` to ``tail``; False when it had none."""
+    def _read(self, fd: int, tail: Tail) -> int:
+        """Feed one chunk of ``fd`` to ``tail``; its length (0: it had none)."""
         try:
             chunk = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
-            return False
+            return 0
         if not chunk:
             # The agent died (only it holds the write ends); its socket says so next.
             self._poller.unregister(fd)
-            return False
+            return 0
         tail.feed(chunk)
-        return True
+        return len(chunk)
 
     def _drain(self, tails: Mapping[int, Tail]) -> None:
-        for fd, tail in tails.items():
-            while self._read(fd, tail):
-                pass
+        """Read what is left in the pipes once nothing writes to them any more: a
+        pipe that gives less than a whole chunk is empty."""
+        for fd, _ in self._poller.poll(0):
+            if fd in tails:
+                while self._read(fd, tails[fd]) == _READ_CHUNK:
+                    pass
 
     def kill(self) -> None:
         """Kill the running command and everything it started. Any thread, any time."""
-        with contextlib.suppress(OSError), self._send_lock:
-            self._sock.send(_KILL)
+        with contextlib.suppress(AgentLost):
+            self._send(_KILL)
 
     def stop(self) -> None:
         """Kill everything the session runs and end the agent (and its sandbox). Idempotent."""
         if not self._lost:
             self._lost = True
-            with contextlib.suppress(OSError, AgentLost), self._send_lock:
-                self._sock.send(_STOP)
+            with contextlib.suppress(AgentLost):
+                self._send(_STOP)
                 self._receive(time.monotonic() + KILL_PATIENCE)  # once everything is dead
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # an agent that did not answer sees EOF
@@ -334,7 +369,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             with self._lock:
-                socket.send_fds(self._sock, [marshal.dumps({"spawn": dict(config)})], [theirs.fileno()])
+                socket.send_fds(self._sock, [marshal.dumps({"spawn": {**config, **_PROTOCOL}})], [theirs.fileno()])
         except OSError as exc:
             ours.close()
             raise AgentLost(f"the zygote is gone ({exc}): {_read_errors(self._errors)}") from exc
