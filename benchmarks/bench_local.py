@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from golem_tasks import Golem
 from golem_tasks.providers.local import LocalProvider
@@ -59,21 +59,28 @@ def golem(n: int, workers: int, sandbox: str) -> float:
         return time.perf_counter() - started
 
 
-def _usage() -> Tuple[float, float, int]:
+Usage = Tuple[float, float, int]
+
+
+def _usage() -> Usage:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return (own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime, own.ru_nvcsw + own.ru_nivcsw)
 
 
-def best(run: Callable[[], float], repeat: int) -> Tuple[float, Tuple[float, float, int]]:
-    """The fastest of ``repeat`` runs: its wall time and its (own CPU, children's CPU,
-    context switches)."""
-    runs = []
+def best(runs: Sequence[Tuple[str, Callable[[], float]]], repeat: int) -> List[Tuple[str, float, Usage]]:
+    """Each row's fastest of ``repeat`` runs: its wall time and its (own CPU, children's
+    CPU, context switches). The rows take turns, round after round, so a machine that
+    slows down for a while slows every row alike instead of the one running then."""
+    fastest: Dict[str, Tuple[float, Usage]] = {}
     for _ in range(repeat):
-        before = _usage()
-        wall = run()
-        after = _usage()
-        runs.append((wall, (after[0] - before[0], after[1] - before[1], after[2] - before[2])))
-    return min(runs, key=lambda r: r[0])
+        for name, run in runs:
+            before = _usage()
+            wall = run()
+            after = _usage()
+            usage = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
+            if name not in fastest or wall < fastest[name][0]:
+                fastest[name] = (wall, usage)
+    return [(name, *fastest[name]) for name, _ in runs]
 
 
 def main() -> None:
@@ -84,16 +91,18 @@ def main() -> None:
     parser.add_argument("--rusage", action="store_true", help="also print each row's CPU and context switches")
     args = parser.parse_args()
     n, w, r = args.fragments, args.workers, args.repeat
-    rows = [("bare ThreadPoolExecutor + subprocess", best(lambda: bare(n, w), r)),
-            ("same, capturing stdout and stderr", best(lambda: bare_captured(n, w), r))]
+    runs: List[Tuple[str, Callable[[], float]]] = [
+        ("bare ThreadPoolExecutor + subprocess", lambda: bare(n, w)),
+        ("same, capturing stdout and stderr", lambda: bare_captured(n, w))]
     if shutil.which("parallel"):
-        rows.append((f"GNU parallel -j{w}", best(lambda: gnu_parallel(n, w), r)))
-    rows.append(("golem_tasks, local provider, host sandbox", best(lambda: golem(n, w, "host"), r)))
+        runs.append((f"GNU parallel -j{w}", lambda: gnu_parallel(n, w)))
+    runs.append(("golem_tasks, local provider, host sandbox", lambda: golem(n, w, "host")))
     if shutil.which("bwrap"):
-        rows.append(("golem_tasks, local provider, bwrap sandbox", best(lambda: golem(n, w, "bwrap"), r)))
-    base = rows[0][1][0]
-    print(f"fragments={n} max_workers={w} (best of {r})")
-    for name, (seconds, (own, children, switches)) in rows:
+        runs.append(("golem_tasks, local provider, bwrap sandbox", lambda: golem(n, w, "bwrap")))
+    rows = best(runs, r)
+    base = rows[0][1]
+    print(f"fragments={n} max_workers={w} (best of {r}, the rows taking turns)")
+    for name, seconds, (own, children, switches) in rows:
         usage = f"   cpu: requestor {own:6.3f} s, children {children:6.3f} s, {switches:6d} switches" \
             if args.rusage else ""
         print(f"{name:46s} {seconds:7.3f} s   {seconds / base:5.2f}x bare{usage}")
