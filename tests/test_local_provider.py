@@ -7,8 +7,10 @@ rewrite paths written inside scripts).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import marshal
 import os
 import random
 import select
@@ -516,6 +518,49 @@ def test_output_still_in_the_pipes_when_a_command_ends_is_all_delivered(session:
         patch.setattr(_process.Tail, "feed", feed)
         [result] = session.execute([sh(script)], timeout=60)
     assert result.stdout == "started\n" + "x" * 500000
+
+
+def test_a_message_that_finds_the_agents_socket_full_waits_for_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The requestor's end of the socket never blocks: a kill that finds it full (the
+    agent busy, not reading) waits until the agent reads, then goes; the session is
+    not lost. The agent is played by this test on the other end of the socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.send(marshal.dumps({"ready": True}))
+    agent = _process.Agent(ours)
+    _, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)  # the session's output pipes
+    for fd in fds:
+        os.close(fd)
+    filler = marshal.dumps({"filler": "x" * 4096})
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            ours.send(filler)
+    waiting = threading.Event()
+    real_select = select.select
+
+    def noting_select(*args: object) -> object:
+        waiting.set()
+        return real_select(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(select, "select", noting_select)
+    received: List[dict] = []
+
+    def play_the_agent() -> None:
+        assert waiting.wait(30)  # the kill is waiting for room: now read
+        while not received or received[-1] not in ({"kill": True}, {"stop": True}):
+            received.append(marshal.loads(theirs.recv(1 << 20)))
+        if received[-1] == {"kill": True}:
+            assert marshal.loads(theirs.recv(1 << 20)) == {"stop": True}
+        theirs.send(marshal.dumps({"stopped": True}))
+
+    player = threading.Thread(target=play_the_agent, daemon=True)
+    player.start()
+    agent.kill()
+    assert waiting.is_set() and agent.alive
+    agent.stop()
+    player.join(30)
+    assert not player.is_alive()
+    assert received[-1] == {"kill": True} and {"filler": "x" * 4096} in received
+    theirs.close()
 
 
 def test_execute_after_cancel_is_cancelled(session: LocalSession) -> None:

@@ -229,7 +229,10 @@ class Agent:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise self._lose("its socket stayed full") from None
-                    select.select([], [self._sock], [], left)
+                    try:
+                        select.select([], [self._sock], [], left)
+                    except (OSError, ValueError) as exc:  # closed meanwhile by stop()
+                        raise self._lose(f"cannot reach it ({exc})") from exc
                 except OSError as exc:
                     raise self._lose(f"cannot reach it ({exc})") from exc
 
