@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import collections
+import threading
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from golem_tasks import BatchCancelled, ConfigurationError, Speculation, events
 
-from golem_tasks.testing import FakeProvider
+from golem_tasks._scheduler.pool import Pool
+from golem_tasks.testing import FakeProvider, RunOutput
 
-from .helpers import echo, echo_provider, make_golem
+from .helpers import HANG_GUARD, echo, echo_provider, make_golem
 
 QUICK = Speculation(min_finished=1, min_runtime=0.001)
 
@@ -43,6 +47,106 @@ def test_a_straggler_gets_a_backup_on_another_provider_and_is_delivered_once():
     assert hung[0].session_id != finished[0].provider_id
     job = next(e for e in seen if isinstance(e, events.JobFinished))
     assert job.backups == len(started) and 1 <= job.backups_won <= job.backups
+    fake.assert_all_released()
+
+
+def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
+    """The winner of a speculated fragment cancels the slots still running its other
+    copy. A losing copy that ends by itself first frees its slot, which takes the next
+    fragment: that one must not be cancelled in its place (it was, and its
+    BatchCancelled reached the caller; found under stress by the property test below)."""
+    copy_released, input_goes_on, z_started, q_started = (threading.Event() for _ in range(4))
+    runs: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+
+    def handler(command, session):
+        item = command.args[1]
+        with lock:
+            runs[item] += 1
+            nth = runs[item]
+        if item == "1" and nth == 1:  # the first copy of X ends by itself, after the other won
+            assert copy_released.wait(HANG_GUARD)
+        elif item == "2":  # Z, on the loser's slot, runs while the winner cancels what it cancels
+            z_started.set()
+            assert q_started.wait(HANG_GUARD)  # the winner has moved on to Q: its cancels are done
+            if session.cancelled.is_set():
+                raise BatchCancelled(f"killed {command}", provider=session.info.id)
+        elif item == "3":
+            q_started.set()
+        return item
+
+    def on_event(event):
+        if isinstance(event, events.FragmentFinished) and event.index == 1:
+            # The winning copy is delivered; the winner's slot waits here until the
+            # loser's slot, free again, runs Z.
+            copy_released.set()
+            input_goes_on.set()
+            assert z_started.wait(HANG_GUARD)
+
+    def items():
+        yield 0  # W: finishes first, so a threshold exists and X can get a backup
+        yield 1  # X
+        assert input_goes_on.wait(HANG_GUARD)
+        yield 2  # Z
+        yield 3  # Q
+
+    fake = FakeProvider(handler=handler)
+    with make_golem(fake, max_workers=2, speculate=QUICK, events=on_event) as golem:
+        results = list(golem.map(echo, items(), timeout=HANG_GUARD))
+    assert [r[0] for r in results] == [0, 1, 2, 3]
+    assert runs["1"] == 2
+    fake.assert_all_released()
+
+
+def test_when_both_copies_fail_the_fragment_is_still_decided(monkeypatch):
+    """Two copies of a fragment fail one after the other. The first leaves the decision
+    to the copy still running; that one, failing too, must not leave it to the first
+    (which has not left the slot's books yet): the fragment is retried, not lost. The
+    first copy's slot is held, by a wrapper, between its outcome and its leaving until
+    the second outcome is settled; before the fix the job hung there."""
+    second_started, first_settled, second_settled = (threading.Event() for _ in range(3))
+    first_thread: list = []
+    runs: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+
+    def handler(command, session):
+        item = command.args[1]
+        with lock:
+            runs[item] += 1
+            nth = runs[item]
+        if item == "1" and nth == 1:  # the first copy fails once the second runs
+            assert second_started.wait(HANG_GUARD)
+            return RunOutput(exit_code=1, stderr="first copy failed")
+        if item == "1" and nth == 2:  # the second fails once the first's outcome is settled
+            second_started.set()
+            assert first_settled.wait(HANG_GUARD)
+            return RunOutput(exit_code=1, stderr="second copy failed")
+        return item
+
+    real_settle, real_finished = Pool._settle, Pool._finished_running
+
+    def settle(self, outcome, slot):
+        verdict = real_settle(self, outcome, slot)
+        if outcome.fragment.index == 1 and outcome.error is not None:
+            if not first_thread:
+                first_thread.append(threading.current_thread())
+                first_settled.set()
+            else:
+                second_settled.set()
+        return verdict
+
+    def finished_running(self, slot, job, fragment):
+        if fragment.index == 1 and first_thread == [threading.current_thread()] and not second_settled.is_set():
+            assert second_settled.wait(HANG_GUARD)
+        return real_finished(self, slot, job, fragment)
+
+    monkeypatch.setattr(Pool, "_settle", settle)
+    monkeypatch.setattr(Pool, "_finished_running", finished_running)
+    fake = FakeProvider(handler=handler)
+    with make_golem(fake, max_workers=2, speculate=QUICK) as golem:
+        results = list(golem.map(echo, [0, 1], timeout=HANG_GUARD))  # the timeout only catches the hang
+    assert [r[0] for r in results] == [0, 1]
+    assert runs["1"] == 3  # two failed copies, then the retry
     fake.assert_all_released()
 
 

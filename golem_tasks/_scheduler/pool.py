@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 from .. import events as ev
 from ..errors import (BatchCancelled, BrokenPool, BudgetExhausted, EngagementCancelled, GolemTasksError, ProviderLost,
@@ -31,7 +31,7 @@ from .attempt import Outcome, Settings
 from .job import Fragment, Job
 from .pacing import Pace
 from .queue import WorkQueue
-from .slot import Slot
+from .slot import Copy, Slot
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class Pool:
         self._init_failures = 0
         self._budget_noted = False
         self._threads: List[threading.Thread] = []
-        #: Running attempts of speculative jobs' fragments: (slot, started) per copy.
-        self._attempts: Dict[Fragment, List[Tuple[Slot, float]]] = {}
+        #: Running copies of speculative jobs' fragments, the original first.
+        self._attempts: Dict[Fragment, List[Copy]] = {}
         #: Jobs still reading their input (see input_started).
         self._feeding: Set[Job] = set()
         #: Callers waiting on ``_changed`` for running work to end; the hot path
@@ -350,7 +350,7 @@ class Pool:
                     self._running[fragment.job] = self._running.get(fragment.job, 0) + 1
                     slot.running(fragment.job)
                     if fragment.job.speculation is not None:
-                        self._attempts.setdefault(fragment, []).append((slot, now))
+                        self._attempts.setdefault(fragment, []).append(Copy(slot, now))
                     self._abort_surplus()
                     return fragment
                 if slot.leave or (self._closed and not self._queue and not self._running):
@@ -381,7 +381,7 @@ class Pool:
             job = fragment.job
             if len(copies) != 1 or job.cancelled or fragment.settled:
                 continue  # (a delivered fragment's losing copy may still be winding down)
-            original, started = copies[0]
+            original, started = copies[0].slot, copies[0].started
             if original.provider_id == slot.provider_id or slot.provider_id in fragment.failed_on:
                 continue
             after = job.straggler_after()
@@ -407,7 +407,7 @@ class Pool:
             now = time.monotonic()
             for fragment, copies in self._attempts.items():
                 after = fragment.job.straggler_after() if len(copies) == 1 else None
-                if after is not None and not fragment.settled and now - copies[0][1] >= after:
+                if after is not None and not fragment.settled and now - copies[0].started >= after:
                     self._spawn()
                     return
 
@@ -417,7 +417,7 @@ class Pool:
         for fragment, copies in self._attempts.items():
             after = fragment.job.straggler_after() if len(copies) == 1 and not fragment.settled else None
             if after is not None:
-                times.append(copies[0][1] + after)
+                times.append(copies[0].started + after)
         return max(now, min(times)) if times else None
 
     def _wait_idle(self, slot: Slot, stream: Optional[Job], now: float) -> None:
@@ -441,7 +441,7 @@ class Pool:
         with self._lock:
             copies = self._attempts.get(fragment)
             if copies is not None:
-                copies[:] = [c for c in copies if c[0] is not slot]
+                copies[:] = [c for c in copies if c.slot is not slot]
                 if not copies:
                     del self._attempts[fragment]
             count = self._running[job] - 1
@@ -614,8 +614,17 @@ class Pool:
         if job.speculation is not None:
             with self._lock:
                 copies = self._attempts.get(fragment, [])
-                others = [c[0] for c in copies if c[0] is not slot]
-                backup = bool(copies) and copies[0][0] is not slot
+                others = [c.slot for c in copies if c.slot is not slot and not c.failed]
+                backup = bool(copies) and copies[0].slot is not slot
+                if others and outcome.error is not None and not fragment.settled:
+                    # Another copy still runs and may succeed: only remember why this one
+                    # failed. Under the lock that read the others: of two copies failing
+                    # together, the second then sees this one failed and decides for both.
+                    fragment.failed_attempt(outcome.error, info.id)
+                    for copy in copies:
+                        if copy.slot is slot:
+                            copy.fail()
+                    return None
         if outcome.error is None and outcome.rejection is None:
             self._provider_succeeded(info.id)
             if not fragment.claim():
@@ -631,16 +640,12 @@ class Pool:
                 with self._lock:
                     self._pace.delivered(outcome.elapsed)
             fragment.resolve(outcome.value)
-            self._cancel_copies(others)
+            self._cancel_copies(fragment, others)
             if job.speculation is not None:
                 self._recheck_stragglers()
             return None
         if fragment.settled:
             return None  # a copy that lost the race (and was cancelled): nothing to decide
-        if others and outcome.error is not None:
-            # The other copy still runs and may succeed: only remember why this one failed.
-            fragment.failed_attempt(outcome.error, info.id)
-            return None
         if outcome.rejection is not None:
             reason, retry = outcome.rejection
             rejection = TaskRejected(f"task rejected: {reason}", item=fragment.item, index=fragment.index)
@@ -675,12 +680,18 @@ class Pool:
                     self._idle.remove(slot)
                     slot.cond.notify()
 
-    def _cancel_copies(self, slots: List[Slot]) -> None:
-        """Stop the other copies of a fragment that was just delivered."""
+    def _cancel_copies(self, fragment: Fragment, slots: List[Slot]) -> None:
+        """Stop the other copies of ``fragment``, which was just delivered, on ``slots``.
+
+        Only a slot that still runs one is stopped: a copy that ended by itself since
+        ``slots`` was read has freed its slot, which may run the next fragment by now.
+        A slot leaves ``_attempts`` (under the lock) before it takes another fragment,
+        so what is there now is still running a copy."""
         sessions = []
         with self._lock:
+            running = [copy.slot for copy in self._attempts.get(fragment, ()) if not copy.failed]
             for slot in slots:
-                if slot.session is not None:
+                if slot.session is not None and any(slot is other for other in running):
                     slot.cancel_running()
                     sessions.append(slot.session)
         for session in sessions:

@@ -61,3 +61,19 @@ class Slot:
 
     def told_to_leave(self) -> None:
         self.leave = True
+
+
+class Copy:
+    """A slot's running copy of a speculative fragment, in the pool's books (changed
+    only by the pool, under its lock)."""
+
+    __slots__ = ("slot", "started", "failed")
+
+    def __init__(self, slot: Slot, started: float) -> None:
+        self.slot = slot
+        self.started = started
+        #: It failed while another copy ran, and left the decision to that one.
+        self.failed = False
+
+    def fail(self) -> None:
+        self.failed = True
