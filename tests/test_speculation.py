@@ -55,7 +55,7 @@ def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
     copy. A losing copy that ends by itself first frees its slot, which takes the next
     fragment: that one must not be cancelled in its place (it was, and its
     BatchCancelled reached the caller; found under stress by the property test below)."""
-    copy_released, input_goes_on, z_started, q_started = (threading.Event() for _ in range(4))
+    x_started, copy_released, input_goes_on, z_started, q_started = (threading.Event() for _ in range(5))
     runs: collections.Counter = collections.Counter()
     lock = threading.Lock()
 
@@ -64,7 +64,10 @@ def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
         with lock:
             runs[item] += 1
             nth = runs[item]
-        if item == "1" and nth == 1:  # the first copy of X ends by itself, after the other won
+        if item == "0":  # W ends once X runs: two providers are engaged, one free for the backup
+            assert x_started.wait(HANG_GUARD)
+        elif item == "1" and nth == 1:  # the first copy of X ends by itself, after the other won
+            x_started.set()
             assert copy_released.wait(HANG_GUARD)
         elif item == "2":  # Z, on the loser's slot, runs while the winner cancels what it cancels
             z_started.set()
@@ -84,6 +87,7 @@ def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
             assert z_started.wait(HANG_GUARD)
 
     def items():
+        # (No backup provider is engaged while this blocks the caller: W holds a second one.)
         yield 0  # W: finishes first, so a threshold exists and X can get a backup
         yield 1  # X
         assert input_goes_on.wait(HANG_GUARD)
