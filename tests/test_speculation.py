@@ -29,6 +29,20 @@ def straggling(*indices: int) -> FakeProvider:
     return fake
 
 
+class Runs:
+    """How many times each item's command has started, counted from any session's thread."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def count(self, item: str) -> int:
+        """Count one more start of ``item``'s command; returns its number (1 for the first)."""
+        with self._lock:
+            self.counts[item] += 1
+            return self.counts[item]
+
+
 def test_a_straggler_gets_a_backup_on_another_provider_and_is_delivered_once():
     fake = straggling(0)
     seen = []
@@ -56,14 +70,11 @@ def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
     fragment: that one must not be cancelled in its place (it was, and its
     BatchCancelled reached the caller; found under stress by the property test below)."""
     x_started, copy_released, input_goes_on, z_started, q_started = (threading.Event() for _ in range(5))
-    runs: collections.Counter = collections.Counter()
-    lock = threading.Lock()
+    runs = Runs()
 
     def handler(command, session):
         item = command.args[1]
-        with lock:
-            runs[item] += 1
-            nth = runs[item]
+        nth = runs.count(item)
         if item == "0":  # W ends once X runs: two providers are engaged, one free for the backup
             assert x_started.wait(HANG_GUARD)
         elif item == "1" and nth == 1:  # the first copy of X ends by itself, after the other won
@@ -98,7 +109,7 @@ def test_a_loser_that_ends_by_itself_keeps_the_fragment_it_takes_next():
     with make_golem(fake, max_workers=2, speculate=QUICK, events=on_event) as golem:
         results = list(golem.map(echo, items(), timeout=HANG_GUARD))
     assert [r[0] for r in results] == [0, 1, 2, 3]
-    assert runs["1"] == 2
+    assert runs.counts["1"] == 2
     fake.assert_all_released()
 
 
@@ -110,14 +121,11 @@ def test_when_both_copies_fail_the_fragment_is_still_decided(monkeypatch):
     the second outcome is settled; before the fix the job hung there."""
     second_started, first_settled, second_settled = (threading.Event() for _ in range(3))
     first_thread: list = []
-    runs: collections.Counter = collections.Counter()
-    lock = threading.Lock()
+    runs = Runs()
 
     def handler(command, session):
         item = command.args[1]
-        with lock:
-            runs[item] += 1
-            nth = runs[item]
+        nth = runs.count(item)
         if item == "1" and nth == 1:  # the first copy fails once the second runs
             assert second_started.wait(HANG_GUARD)
             return RunOutput(exit_code=1, stderr="first copy failed")
@@ -150,7 +158,7 @@ def test_when_both_copies_fail_the_fragment_is_still_decided(monkeypatch):
     with make_golem(fake, max_workers=2, speculate=QUICK) as golem:
         results = list(golem.map(echo, [0, 1], timeout=HANG_GUARD))  # the timeout only catches the hang
     assert [r[0] for r in results] == [0, 1]
-    assert runs["1"] == 3  # two failed copies, then the retry
+    assert runs.counts["1"] == 3  # two failed copies, then the retry
     fake.assert_all_released()
 
 
