@@ -644,9 +644,13 @@ def test_bwrap_missing_is_a_configuration_error(tmp_path: Path, monkeypatch) -> 
 
 def test_automatic_choice_falls_back_to_host_and_says_why(tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(local, "_host_warned", False)
     with caplog.at_level(logging.INFO, logger=local.__name__), LocalProvider(tmp_path) as provider:
         assert provider.sandbox == "host"
     assert "host sandbox: bwrap is not on PATH" in caplog.text
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # The reason and the fix, each said once (the fix was said twice, in nested brackets).
+    assert "(bwrap is not on PATH)" in warning and warning.count("apt-get install bubblewrap") == 1
 
 
 def test_automatic_choice_prefers_bwrap(bwrap_only, tmp_path: Path) -> None:

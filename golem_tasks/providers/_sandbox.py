@@ -309,5 +309,4 @@ def choose(requested: Optional[str], network: bool) -> Tuple[str, Optional[str],
         return "bwrap", bwrap, reason
     if requested == "bwrap":
         raise ConfigurationError(f"sandbox='bwrap' was asked for, but {reason}: {_BWRAP_FIX}")
-    return "host", None, (f"{reason}; programs run unsandboxed on the host, with network access "
-                          f"({_BWRAP_INSTALL} to sandbox them)")
+    return "host", None, reason  # what the host sandbox means, and the fix, the provider's warning says
