@@ -609,16 +609,15 @@ class Pool:
         job = fragment.job
         if outcome.skipped:
             return None
-        others: List[Slot] = []
         backup = False
         if job.speculation is not None:
             with self._lock:
                 copies = self._attempts.get(fragment, [])
-                others = [c.slot for c in copies if c.slot is not slot and not c.failed]
                 backup = bool(copies) and copies[0].slot is not slot
-                if others and outcome.error is not None and not fragment.settled:
+                another_runs = any(c.slot is not slot and not c.failed for c in copies)
+                if another_runs and outcome.error is not None and not fragment.settled:
                     # Another copy still runs and may succeed: only remember why this one
-                    # failed. Under the lock that read the others: of two copies failing
+                    # failed. Under the lock that read the copies: of two copies failing
                     # together, the second then sees this one failed and decides for both.
                     fragment.failed_attempt(outcome.error, info.id)
                     for copy in copies:
@@ -640,7 +639,7 @@ class Pool:
                 with self._lock:
                     self._pace.delivered(outcome.elapsed)
             fragment.resolve(outcome.value)
-            self._cancel_copies(fragment, others)
+            self._cancel_copies(fragment, slot)
             if job.speculation is not None:
                 self._recheck_stragglers()
             return None
@@ -680,18 +679,17 @@ class Pool:
                     self._idle.remove(slot)
                     slot.cond.notify()
 
-    def _cancel_copies(self, fragment: Fragment, slots: List[Slot]) -> None:
-        """Stop the other copies of ``fragment``, which was just delivered, on ``slots``.
+    def _cancel_copies(self, fragment: Fragment, winner: Slot) -> None:
+        """Stop every other copy of ``fragment``, which ``winner`` just delivered.
 
-        Only a slot that still runs one is stopped: a copy that ended by itself since
-        ``slots`` was read has freed its slot, which may run the next fragment by now.
-        A slot leaves ``_attempts`` (under the lock) before it takes another fragment,
-        so what is there now is still running a copy."""
+        The copies are read from the books now, under the lock: a copy that ended by
+        itself meanwhile has left them (before its slot takes other work), so its slot,
+        which may run the next fragment by now, is left alone."""
         sessions = []
         with self._lock:
-            running = [copy.slot for copy in self._attempts.get(fragment, ()) if not copy.failed]
-            for slot in slots:
-                if slot.session is not None and any(slot is other for other in running):
+            for copy in self._attempts.get(fragment, ()):
+                slot = copy.slot
+                if slot is not winner and not copy.failed and slot.session is not None:
                     slot.cancel_running()
                     sessions.append(slot.session)
         for session in sessions:
