@@ -128,6 +128,33 @@ def test_an_agreement_approved_after_abort_is_terminated_without_an_activity(dae
         assert [e.agreement_id for e in of_type(events, AgreementApproved)] == [agreement_id]
 
 
+def test_an_engage_called_off_while_its_activity_is_created_deploys_nothing(daemon, events):
+    """The daemon answers createActivity only on its 750 ms ticks; work that ends
+    meanwhile must not pay for a deploy: the activity is destroyed and the agreement
+    terminated without an exec."""
+    engages: List[Engage] = []
+    for index, (method, pattern, route, handler) in enumerate(daemon.routes):
+        if (method, route) == ("POST", "/activity-api/v1/activity"):
+            def create_then_abort(handler: Any = handler, **kwargs: Any) -> Any:
+                answer = handler(**kwargs)
+                engages[0].abort.set()  # the queue drained while the daemon waited
+                return answer
+            daemon.routes[index] = (method, pattern, route, create_then_abort)
+    with make_provider(events=events.append) as provider:
+        engages.append(Engage(provider))
+        assert isinstance(engages[0].result(), EngagementCancelled)
+        [activity] = daemon.activities.values()
+        assert activity["state"] == "Terminated"
+        assert daemon.agreements[activity["agreement"]]["state"] == "Terminated"
+        assert daemon.count("POST /activity-api/v1/activity/(?P<id>[^/]+)/exec") == 0
+        agreement_id = activity["agreement"]
+        assert provider.engage() is not None  # the provider stays usable
+    # Its provider is paid for what it was kept waiting, like any other, at close.
+    [invoice] = [i for i, v in daemon.invoices.items() if v["agreementId"] == agreement_id]
+    assert invoice in daemon.accepted
+    assert agreement_id in [e.agreement_id for e in of_type(events, AgreementApproved)]
+
+
 def test_the_demand_is_withdrawn_when_no_engage_is_pending_and_renewed_for_the_next(daemon):
     with make_provider() as provider:
         first = provider.engage()

@@ -500,6 +500,9 @@ class GolemProvider(Provider):
         activity_id = None
         try:
             activity_id = self.client.activity.create_activity(agreement_id, timeout=self.timeouts.activity)
+            # Creating an activity waits on the daemon's 750 ms ticks: the queue may have
+            # drained meanwhile, and a deploy then would only keep the provider billing.
+            check_abort(abort)
             self._deploy(activity_id, proposal.provider_id, abort)
         except BaseException as exc:
             self._abandon(agreement_id, activity_id)
