@@ -8,7 +8,8 @@ how many agreements a job signs (item 1).
 subscribes the demand) until every provider runs a fragment, then the fragments per
 second of the whole job of one-command fragments, and close.
 ``agreements``: for each provider count and ``max_workers``, one job of 10 fragments per
-provider; agreements approved vs providers that ran work (they should be equal).
+provider; agreements approved vs providers that ran work (they should be equal), and for
+each agreement the time from its approval until its provider was ready for work.
 
 Needs the localnet extra: pip install -e '.[localnet]'.
 """
@@ -84,7 +85,8 @@ def scale(providers: int, fragments: int) -> None:
 
 
 def agreements(provider_counts: List[int], workers: List[int]) -> None:
-    print("providers  max_workers  ran_work  approved  approved_after_last_result  close_s")
+    print("providers  max_workers  ran_work  approved  approved_after_last_result  close_s  "
+          "approval_to_ready_s (- : not ready before the job ended)")
     for count in provider_counts:
         with LocalNet(providers=count) as net:
             for max_workers in workers:
@@ -100,8 +102,11 @@ def agreements(provider_counts: List[int], workers: List[int]) -> None:
                 last = max(t for t, _ in finished)
                 approved = record.of(AgreementApproved)
                 late = sum(1 for t, _ in approved if t > last)
-                print(f"{count:9d}  {max_workers:11d}  {len(ran):8d}  {len(approved):8d}  {late:26d}  {close:7.2f}",
-                      flush=True)
+                ready = {e.provider_id: t for t, e in record.of(events.ProviderEngaged)}
+                waits = " ".join(f"{ready[e.provider_id] - t:.2f}" if e.provider_id in ready else "-"
+                                 for t, e in approved)
+                print(f"{count:9d}  {max_workers:11d}  {len(ran):8d}  {len(approved):8d}  {late:26d}  {close:7.2f}  "
+                      f"{waits}", flush=True)
 
 
 def main() -> None:
