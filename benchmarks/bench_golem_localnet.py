@@ -20,8 +20,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import List, Tuple
 from pathlib import Path
+from typing import List, Tuple
 
 import requests
 

@@ -220,20 +220,18 @@ class Agent:
         with self._send_lock:
             while True:
                 try:
-                    if fds:
-                        socket.send_fds(self._sock, [data], list(fds))
-                    else:
-                        self._sock.send(data)
-                    return
-                except BlockingIOError:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise self._lose("its socket stayed full") from None
                     try:
-                        select.select([], [self._sock], [], left)
-                    except (OSError, ValueError) as exc:  # closed meanwhile by stop()
-                        raise self._lose(f"cannot reach it ({exc})") from exc
-                except OSError as exc:
+                        if fds:
+                            socket.send_fds(self._sock, [data], list(fds))
+                        else:
+                            self._sock.send(data)
+                        return
+                    except BlockingIOError:
+                        left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise self._lose("its socket stayed full")
+                    select.select([], [self._sock], [], left)
+                except (OSError, ValueError) as exc:  # ValueError: select on a socket stop() closed
                     raise self._lose(f"cannot reach it ({exc})") from exc
 
     def _lose(self, why: str) -> AgentLost:
