@@ -31,6 +31,7 @@ from golem_tasks.providers.yagna import GolemProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.localnet.requestor import PlainRequestor  # noqa: E402  (plain REST flows)
+from benchmarks.warm_up import engage_all  # noqa: E402
 
 IMAGE = dict(image_hash="a" * 56, image_url="http://127.0.0.1:9/image.gvmi")  # not booted locally
 RUN = {"run": {"entry_point": "/bin/echo", "args": ["x"], "capture": {"stdout": {"atEnd": {"format": "string"}}}}}
@@ -84,7 +85,7 @@ def backend(net: LocalNet, n: int, providers: int) -> dict:
         golem = Golem(provider, max_workers=providers, progress=False,
                       events=lambda e: isinstance(e, events.FragmentStarted) and first_running.append(time.monotonic()))
         with golem:
-            list(golem.map(echo, range(providers)))  # engages every provider (warm-up)
+            engage_all(golem, providers)  # every provider engaged before the timing starts
             to_first = first_running[0] - started
             before, t0, cpu0 = http.total(), time.perf_counter(), time.thread_time()
             done = list(golem.map(echo, range(n)))

@@ -83,6 +83,12 @@ class MockDaemonServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that closes a long poll it no longer needs (as a fast close does) is
+        # normal, not worth a traceback; anything else still prints one.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def answer(self, request: _Request) -> Answer:
         path = request.url.split("?", 1)[0][len(self.url):]
         if path == "/_mock/stats":
