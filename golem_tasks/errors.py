@@ -158,7 +158,9 @@ class ProviderError(GolemTasksError):
 
 class ProviderLost(ProviderError):
     """The provider went away mid-work (process died, agreement terminated, network
-    lost). Its session is released and it is not engaged again in this run."""
+    lost). Its session is released and the provider rests a few seconds before it may
+    be engaged again; ``provider_failure_limit`` consecutive failures exclude it for the
+    rest of the run."""
 
 
 class BudgetExhausted(ProviderError):
