@@ -28,6 +28,7 @@ from ..policy import RetryPolicy
 from ..providers.base import Provider, Session
 from . import attempt, decision
 from .attempt import Outcome, Settings
+from .health import ProviderHealth
 from .job import Fragment, Job
 from .pacing import Pace
 from .queue import WorkQueue
@@ -41,9 +42,6 @@ ENGAGE_ATTEMPTS = 3
 #: pool is declared broken; max_retries raises it, but a transient setup failure must
 #: not break a run that allows no fragment retries.
 INITIALIZER_ATTEMPTS = 3
-#: Seconds a provider whose session was lost (or became unusable) is not engaged again:
-#: long enough for its exe-unit to come back, short enough not to starve a small market.
-COOLDOWN = 5.0
 #: Seconds a retried fragment waits for a provider that has not failed it before it
 #: may go back to one that has (a market of one must still finish the work).
 FALLBACK_AFTER = 10.0
@@ -72,9 +70,7 @@ class Pool:
         self._slots: Set[Slot] = set()
         self._idle: List[Slot] = []
         self._running: Dict[Job, int] = {}
-        self._excluded: Set[str] = set()
-        self._cooldown: Dict[str, float] = {}
-        self._failures: Dict[str, int] = {}
+        self._health = ProviderHealth(policy.provider_failure_limit)
         self._closed = False
         self._cancelled = False
         self._provider_closed = False
@@ -505,8 +501,7 @@ class Pool:
                 if slot.abort.is_set() or self._broken is not None or self._cancelled or \
                         (self._closed and not self._queue):
                     return None
-                now = time.monotonic()
-                exclude = frozenset(self._excluded | {p for p, until in self._cooldown.items() if until > now})
+                exclude = self._health.unavailable(time.monotonic())
             try:
                 session = self.provider.engage(exclude=exclude, abort=slot.abort)
             except Exception as exc:
@@ -663,12 +658,11 @@ class Pool:
         self._apply(fragment, choice, info.id, info.name, outcome.elapsed)
         if isinstance(cause, ProviderLost):
             self._cool_down(info.id)
-            self._provider_failed(info.id)
-            return "provider lost", self._over_limit(info.id)
+            return "provider lost", self._provider_failed(info.id) is not None
         if decision.provider_at_fault(cause, self.policy):
-            self._provider_failed(info.id)
-            if self._over_limit(info.id):
-                return f"failed {self._failures.get(info.id, 0)} attempts in a row", True
+            in_a_row = self._provider_failed(info.id)
+            if in_a_row is not None:
+                return f"failed {in_a_row} attempts in a row", True
         return None
 
     def _recheck_stragglers(self) -> None:
@@ -735,22 +729,20 @@ class Pool:
 
     # ----------------------------------------------------- provider records
     def _provider_succeeded(self, provider_id: str) -> None:
-        if provider_id in self._failures:  # read without the lock: only this slot's provider matters
+        if self._health.failing(provider_id):
             with self._lock:
-                self._failures.pop(provider_id, None)
+                self._health.succeeded(provider_id)
 
-    def _provider_failed(self, provider_id: str) -> None:
+    def _provider_failed(self, provider_id: str) -> Optional[int]:
+        """Count a failed attempt; the failures in a row when that puts the provider
+        over ``provider_failure_limit`` (it must be excluded), else None."""
         with self._lock:
-            self._failures[provider_id] = self._failures.get(provider_id, 0) + 1
-
-    def _over_limit(self, provider_id: str) -> bool:
-        limit = self.policy.provider_failure_limit
-        with self._lock:
-            return bool(limit) and self._failures.get(provider_id, 0) >= limit
+            in_a_row = self._health.failed(provider_id)
+            return in_a_row if self._health.over_limit(provider_id) else None
 
     def _cool_down(self, provider_id: str) -> None:
         with self._lock:
-            self._cooldown[provider_id] = time.monotonic() + COOLDOWN
+            self._health.rest(provider_id, time.monotonic())
 
     def _engage_failed(self, exc: Exception, slot: Slot) -> bool:
         """Count a failed engage(); True when the slot must stop."""
@@ -799,7 +791,7 @@ class Pool:
     def _release(self, slot: Slot, session: Session, reason: str, excluded: bool) -> None:
         if excluded:
             with self._lock:
-                self._excluded.add(session.info.id)
+                self._health.exclude(session.info.id)
         try:
             session.release()
         except Exception:  # releasing must go on for the others
