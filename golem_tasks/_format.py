@@ -41,19 +41,22 @@ def token_of(platform: str) -> str:
 
 
 def money(amount: Union[Decimal, int, str], token: str = "GLM") -> str:
-    """``0.00531235 tGLM``: ``amount`` rounded to 6 significant digits, in plain
-    notation (never an exponent), trailing zeros dropped, with its token."""
+    """``0.00531235 tGLM``: :func:`amount_text` with its token."""
+    return f"{amount_text(amount)} {token}"
+
+
+def amount_text(amount: Union[Decimal, int, str]) -> str:
+    """``0.00531235``: ``amount`` rounded to 6 significant digits, in plain notation
+    (never an exponent), trailing zeros dropped; for a table column or a setting's value."""
     try:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
-        return f"{amount} {token}"
+        return str(amount)
     if not value.is_finite():
-        return f"{value} {token}"
+        return str(value)
     if value.is_zero():
-        return f"0 {token}"
+        return "0"
     exponent = value.adjusted() - (MONEY_DIGITS - 1)
     rounded = value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
     text = f"{rounded:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {token}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

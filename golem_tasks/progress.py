@@ -7,7 +7,6 @@ import sys
 import threading
 import weakref
 from collections import Counter
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from . import events as ev
@@ -59,17 +58,6 @@ def provider_labels(providers: Iterable[Tuple[str, str]]) -> Dict[str, str]:
     return labels
 
 
-def format_amount(amount: Decimal, token: str = "GLM") -> str:
-    """``amount`` rounded to 6 significant digits, in plain notation, with its token."""
-    if amount.is_zero() or not amount.is_finite():
-        return f"{0 if amount.is_zero() else amount} {token}"
-    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - 5), rounding=ROUND_HALF_EVEN)
-    text = f"{rounded:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {token}"
-
-
 def format_summary(event: ev.JobFinished) -> str:
     """The end-of-job summary, one line per provider."""
     head = (f"job {event.job_id}: {event.done} done, {event.failed} failed, {event.retried} retried "
@@ -96,8 +84,8 @@ def format_costs(event: ev.CostsSettled) -> str:
     """The bill: cost per provider and the total, rounded, with the token."""
     names = dict(event.names)
     labels = provider_labels((provider_id, names.get(provider_id, "")) for provider_id, _ in event.costs)
-    lines = [f"cost: {format_amount(event.total, event.token)} in total"]
-    lines += [f"  {labels[provider]}: {format_amount(amount, event.token)}" for provider, amount in event.costs]
+    lines = [f"cost: {money(event.total, event.token)} in total"]
+    lines += [f"  {labels[provider]}: {money(amount, event.token)}" for provider, amount in event.costs]
     if event.unpaid:
         lines.append(f"  no invoice in time for {len(event.unpaid)} agreement(s): {', '.join(event.unpaid)}")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ from golem_tasks.events import CostsSettled
 from golem_tasks.localnet import LocalNet
 from golem_tasks.localnet.provider.negotiator import Negotiator
 from golem_tasks.localnet.provider.offer import OfferSpec
-from golem_tasks.progress import format_amount, format_costs
+from golem_tasks._format import money
+from golem_tasks.progress import format_costs
 
 pytestmark = pytest.mark.slow
 
@@ -106,11 +107,11 @@ def test_a_provider_that_rejects_agreements_is_reported_and_the_job_completes_on
     assert dict(settled.costs) == provider.costs()
     summary = format_costs(settled)
     assert settled.token == "tGLM"  # a testnet
-    assert f"cost: {format_amount(settled.total, 'tGLM')} in total" in summary
+    assert f"cost: {money(settled.total, 'tGLM')} in total" in summary
     names = dict(settled.names)
     for provider_id, amount in settled.costs:  # by name: the localnet's are all different
         assert names[provider_id] in set(approved.values())
-        assert f"  {names[provider_id]}: {format_amount(amount, 'tGLM')}" in summary
+        assert f"  {names[provider_id]}: {money(amount, 'tGLM')}" in summary
 
 
 def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):

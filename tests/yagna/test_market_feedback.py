@@ -105,7 +105,7 @@ def test_price_caps_name_the_setting_and_the_price_that_would_do():
                                          limit=Decimal("0.1"), asked=Decimal(asked)))
     text, reasons = ledger.explain()
     assert text == ("12 offers, 12 rejected by price caps: raise max_cpu_hour_price=3.6 or more (now 0.1): "
-                    "the cheapest refused offer asks 3.6 GLM")
+                    "the cheapest refused offer asks 3.6 tGLM")  # hoodi pays in test GLM
     assert reasons == ("12 x price caps",)
     assert "check the subnet" not in text
 

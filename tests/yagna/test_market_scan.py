@@ -83,7 +83,11 @@ def test_the_estimate_prices_fragments_on_the_cheapest_providers(market):
     text = scan.format(estimate)
     assert "2 match the demand" in text and "cheap" in text and "0x0101…0101" in text
     assert "elsewhere (0x0303…0303): subnet: on subnet 'devnet-beta', we use 'public'" in text
-    assert "10 fragment(s) of 60 s on 2 provider(s): about 0.374 GLM, within the budget of 1 GLM" in text
+    # prices in the token of the network paid on: test GLM here, GLM on polygon
+    assert "10 fragment(s) of 60 s on 2 provider(s): about 0.374 tGLM, within the budget of 1 tGLM" in text
+    assert "tGLM/hour" in text and "cheap: 5 fragment(s), 0.034 tGLM" in text
+    on_polygon = attrs.evolve(scan, platform="erc20-polygon-glm").format(estimate)
+    assert "about 0.374 GLM, within the budget of 1 GLM" in on_polygon and " GLM/hour" in on_polygon
     with pytest.raises(ConfigurationError, match="fragments"):
         scan.estimate(fragments=0, seconds=1, providers=1)
 
@@ -147,7 +151,7 @@ def test_the_command_line_prints_the_scan_and_the_estimate(market, monkeypatch, 
     assert code == 0, out
     assert "6 offer(s), 2 match the demand" in out
     assert "small (0x0505…0505): hardware or runtime: 0.25 GiB of memory, min_mem_gib=0.5" in out
-    assert "about 0.374 GLM, within the budget of 1 GLM" in out
+    assert "about 0.374 tGLM, within the budget of 1 tGLM" in out
     assert not market.allocations and not market.agreements
 
     code = main(["market", "scan", "--image", IMAGE_HASH, "--max-cpu-hour-price", "0.01"])

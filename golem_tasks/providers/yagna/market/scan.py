@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
+from ...._format import amount_text, money, token_of
 from ....errors import ApiError, ConfigurationError
 from ...gpu import GpuInfo
 from .api import MarketApi
@@ -25,7 +26,7 @@ from .filters import CPU_SEC, OfferFilter, expected_cost, terms_refusal
 from .manifest import Manifest, offer_refusal
 from .models import Offer
 from .runtime import gpu_of, hour_price
-from .status import HARDWARE, OUTBOUND, PAYMENT_NETWORK, Refusal, _amount
+from .status import HARDWARE, OUTBOUND, PAYMENT_NETWORK, Refusal
 from .status import SUBNET as SUBNET_REASON
 
 #: The longest single long poll of a scan, and the most offers one poll returns: a
@@ -157,12 +158,13 @@ class MarketScan:
     def format(self, estimate: Optional[CostEstimate] = None) -> str:
         """The scan as text for a terminal (what ``golem-tasks market scan`` prints)."""
         total = len(self.matching) + len(self.filtered)
+        token = token_of(self.platform)
         lines = [f"market scan ({self.elapsed:.1f} s): {total} offer(s), {len(self.matching)} match the demand "
-                 f"(paying on {self.platform}, subnet {self.subnet}, budget {_amount(self.budget)} GLM)"]
+                 f"(paying on {self.platform}, subnet {self.subnet}, budget {money(self.budget, token)})"]
         if self.matching:
             cards = any(o.gpu is not None for o in self.matching)  # a GPU column only for GPU offers
             lines += ["", "matching offers, cheapest first:",
-                      _row(("name", "id", "start", "GLM/hour", "GLM/CPU-hour", "cores", "threads", "mem GiB")
+                      _row(("name", "id", "start", f"{token}/hour", f"{token}/CPU-hour", "cores", "threads", "mem GiB")
                            + (("GPU",) if cards else ()))]
             lines += [_row((o.provider_name, short_id(o.provider_id), _price(o.start_price), _price(o.hour_price),
                             _price(o.cpu_hour_price), _count(o.cores), _count(o.threads), _count(o.memory_gib))
@@ -179,9 +181,9 @@ class MarketScan:
             if estimate.providers < estimate.asked:
                 used += f" ({estimate.asked} asked, {len(self.matching)} match)"
             lines += ["", f"estimate: {estimate.fragments} fragment(s) of {estimate.seconds:g} s on "
-                          f"{used}: about {_amount(estimate.total)} GLM, "
-                          f"{fits} the budget of {_amount(self.budget)} GLM; wall about {estimate.wall:g} s"]
-            lines += [f"  {name}: {share} fragment(s), {_amount(cost)} GLM"
+                          f"{used}: about {money(estimate.total, token)}, "
+                          f"{fits} the budget of {money(self.budget, token)}; wall about {estimate.wall:g} s"]
+            lines += [f"  {name}: {share} fragment(s), {money(cost, token)}"
                       for name, share, cost in estimate.per_provider]
         elif not self.matching:
             lines += ["", "estimate: no offer matches, so nothing can run"]
@@ -194,7 +196,7 @@ def _row(cells: Tuple[str, ...]) -> str:
 
 
 def _price(value: Optional[Decimal]) -> str:
-    return "?" if value is None else _amount(value)
+    return "?" if value is None else amount_text(value)
 
 
 def _count(value: Optional[float]) -> str:

@@ -21,6 +21,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import attrs
 
+from ...._format import amount_text, money, token_of
+
 #: Why offers are refused, as a person would group them.
 FILTERS = "filters"
 PRICE_CAPS = "price caps"
@@ -38,12 +40,6 @@ OTHER = "other"
 #: A wait that ended this long ago does not go on: the next one starts a fresh clock
 #: (a scheduler retrying a failed engage comes back within seconds; a new job later).
 IDLE_GAP = 30.0
-
-
-def _amount(value: Decimal) -> str:
-    """An amount as people read it: 6 significant digits, no exponent, no trailing zeros."""
-    text = format(Decimal(f"{value:.6g}"), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @attrs.frozen
@@ -212,9 +208,9 @@ def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:
             asked = [r.asked for r in mine if r.setting == setting and r.asked is not None]
             limits = [r.limit for r in mine if r.setting == setting and r.limit is not None]
             if asked:
-                now = f" (now {_amount(limits[0])})" if limits else ""
-                fixes.append(f"raise {setting}={_amount(min(asked))} or more{now}: the cheapest refused "
-                             f"offer asks {_amount(min(asked))} GLM")
+                now = f" (now {amount_text(limits[0])})" if limits else ""
+                fixes.append(f"raise {setting}={amount_text(min(asked))} or more{now}: the cheapest refused "
+                             f"offer asks {money(min(asked), token_of(platform))}")
         return fixes or [mine[0].reason]
     if category == PAYMENT_NETWORK:
         platforms = sorted({p for r in mine for p in r.detail})

@@ -51,11 +51,6 @@ def check_network(network: str) -> str:
     return network
 
 
-def token_symbol(platform: str) -> str:
-    """The token as people write it for a platform: ``GLM`` or ``tGLM``."""
-    return "tGLM" if platform.endswith("-tglm") else "GLM"
-
-
 def payment_platform(network: Optional[str] = None, *, driver: str = "erc20",
                      token: Optional[str] = None, mainnet: bool = False) -> str:
     """The platform name ``<driver>-<network>-<token>``, e.g. ``erc20-hoodi-tglm``.
