@@ -7,7 +7,10 @@ A thin facade: it checks arguments, builds a job and hands it to the scheduler
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
+import reprlib
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
@@ -23,11 +26,30 @@ from .journal import JournalPath, KeyFunction
 from .report import Recorder, Report
 from .errors import BrokenPool, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
-from .providers import from_name
+from .providers import from_name, providers_taking
 from .providers.base import Provider
 from .task import Task
 
 _UNSET: Any = object()
+
+
+def _refuse_unknown_keywords(cls: type, kwargs: Dict[str, Any]) -> None:
+    """Raise ConfigurationError for a keyword ``cls()`` does not take, saying where it
+    belongs: a provider's option goes in ``provider_options``; a near-miss is named."""
+    taken = [p for p in inspect.signature(getattr(cls, "__init__")).parameters if p != "self"]
+    for name in kwargs:
+        if name in taken:
+            continue
+        owners = providers_taking(name)
+        if owners:
+            where = owners[0] if len(owners) == 1 else " and ".join(owners)
+            provider = f'provider="{owners[0]}", ' if owners[0] != "local" else ""
+            raise ConfigurationError(
+                f"Golem() takes no {name}=: it is an option of the {where} provider; pass "
+                f"Golem({provider}provider_options={{{name!r}: {reprlib.repr(kwargs[name])}}})")
+        close = difflib.get_close_matches(name, taken, n=1)
+        hint = f"did you mean {close[0]}=?" if close else f"it takes {', '.join(taken)}"
+        raise ConfigurationError(f"Golem() takes no {name}=: {hint}")
 
 
 def _seconds(name: str, value: Optional[float]) -> Optional[float]:
@@ -110,6 +132,12 @@ class Golem:
         progress: show a progress bar; None (default) shows one in a terminal or notebook.
         events: an event consumer or a list of them (see :mod:`golem_tasks.events`).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Golem":
+        # Python's own "unexpected keyword argument" names neither the fix nor where the
+        # option goes, and users arriving from yapapi write Golem(budget=...) first.
+        _refuse_unknown_keywords(cls, kwargs)
+        return super().__new__(cls)
 
     def __init__(self, provider: Union[Provider, str, None] = None, *, image: Optional[str] = None,
                  provider_options: Optional[Dict[str, Any]] = None, max_workers: Optional[int] = None,

@@ -170,6 +170,21 @@ def test_bad_input_is_refused_before_anything_is_engaged():
         make_golem(fake, provider_options={"latency": 1})
 
 
+def test_a_keyword_golem_does_not_take_says_where_it_belongs():
+    # yapapi's Golem(budget=..., subnet_tag=...) is what users write first
+    Golem = __import__("golem_tasks").Golem
+    with pytest.raises(ConfigurationError, match=r"""Golem\(\) takes no budget=: it is an option of the golem """
+                                                 r"""provider; pass Golem\(provider="golem", provider_options="""
+                                                 r"""\{'budget': '2.5'\}\)"""):
+        Golem(provider="golem", budget="2.5")
+    with pytest.raises(ConfigurationError, match=r"no sandbox=: .*local provider; pass Golem\(provider_options="):
+        Golem(sandbox="bwrap")
+    with pytest.raises(ConfigurationError, match="no max_worker=: did you mean max_workers=?"):
+        Golem(max_worker=2)
+    with pytest.raises(ConfigurationError, match="no colour=: it takes provider, image, provider_options, "):
+        Golem(colour="blue")
+
+
 def test_a_worker_yielding_a_string_gets_a_clear_error():
     def worker(ctx, item):
         yield "date"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import ConfigurationError
 from .base import Provider
@@ -53,6 +53,15 @@ def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
     from ..testing import FakeProvider
     _check_options(FakeProvider, name, options)
     return FakeProvider(**options), True
+
+
+def providers_taking(option: str) -> List[str]:
+    """The names of the providers whose ``provider_options`` include ``option``."""
+    from ..testing import FakeProvider
+    from .local import LocalProvider
+    from .yagna import GolemProvider
+    classes = (("golem", GolemProvider), ("local", LocalProvider), ("fake", FakeProvider))
+    return [name for name, cls in classes if option in inspect.signature(cls).parameters]
 
 
 def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
