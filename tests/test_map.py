@@ -162,7 +162,9 @@ def test_bad_input_is_refused_before_anything_is_engaged():
         make_golem(fake, max_retries=-1)
     with pytest.raises(ConfigurationError, match="unknown provider 'nowhere'.*local, golem, fake"):
         __import__("golem_tasks").Golem("nowhere")
-    with pytest.raises(ConfigurationError, match="do not fit the local provider.*it takes root, sandbox"):
+    with pytest.raises(ConfigurationError, match="do not fit the local provider.*it takes root, sandbox.*"
+                                                 r"\. budget is an option of the golem provider "
+                                                 r"\(provider=\"golem\"\)$"):
         __import__("golem_tasks").Golem("local", provider_options={"budget": 1})
     with pytest.raises(ConfigurationError, match="this machine's CPU.*localnet up --gpu"):
         __import__("golem_tasks").Golem("local", provider_options={"gpu": True})

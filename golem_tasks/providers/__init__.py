@@ -71,7 +71,11 @@ def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
         inspect.signature(cls).bind_partial(**options)
     except TypeError as exc:
         accepted = ", ".join(p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs"))
-        hint = _HINTS.get((name, next(iter(set(options) - set(inspect.signature(cls).parameters)), "")), "")
+        stray = next(iter(set(options) - set(inspect.signature(cls).parameters)), "")
+        owners = [owner for owner in providers_taking(stray) if owner != name] if stray else []
+        hint = _HINTS.get((name, stray)) or (
+            f". {stray} is an option of the {' and '.join(owners)} provider (provider=\"{owners[0]}\")"
+            if owners else "")
         raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
                                  f"it takes {accepted}{hint}") from None
 
