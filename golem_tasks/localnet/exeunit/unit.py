@@ -80,11 +80,13 @@ class ExeUnit:
         self.on_lost = on_lost
         self.service_id = f"/public/exeunit/{activity_id}"
         self._bus = GsbClient(gsb_url, caller=node_id, on_disconnect=self._disconnected)
-        # Reports to /local/activity use a connection of their own: on the connection
-        # that also serves the requestor's calls, each one stalls 20-40 ms inside yagna
-        # (research/yagna-provider-side.md, "40 ms stalls"); alone they take ~5 ms.
+        # Reports to /local/activity and GFTP transfers each use a connection of their
+        # own: on the connection that also serves the requestor's calls, a call out stalls
+        # 20-40 ms inside yagna (research/yagna-provider-side.md, "40 ms stalls"), and a
+        # transfer stalled there once between its first message and the next.
         self._local = GsbClient(gsb_url, caller=node_id)
-        self._transfers = Transfers(self._bus)
+        self._transfer_bus = GsbClient(gsb_url, caller=node_id)
+        self._transfers = Transfers(self._transfer_bus)
         self.runtime = Runtime(sandbox, self._transfers, self._report_state, task_package, outbound, faults)
         self._batches: Dict[str, Batch] = {}
         self._stopping = threading.Event()
@@ -106,12 +108,14 @@ class ExeUnit:
         try:
             self._local.connect()
             self._report_usage()
+            self._transfer_bus.connect()
             self._bus.connect()
             self._bus.register(self.service_id, self._handle)
             self._send_state(["Initialized", None])
         except BaseException:
             self._bus.close()
             self._local.close()
+            self._transfer_bus.close()
             raise
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"exeunit-{self.activity_id[:8]}", daemon=True
@@ -134,6 +138,7 @@ class ExeUnit:
             logger.warning("exe-unit %s: final state not reported: %s", self.activity_id, exc)
         self._bus.close()
         self._local.close()
+        self._transfer_bus.close()
         self._transfers.close()
 
     def crash(self) -> None:
@@ -149,6 +154,7 @@ class ExeUnit:
         for batch in list(self._batches.values()):
             batch.close()
         self._join_heartbeat()
+        self._transfer_bus.close()
         self._transfers.close()
 
     def _join_heartbeat(self) -> None:
