@@ -26,14 +26,14 @@ from .journal import JournalPath, KeyFunction
 from .report import Recorder, Report
 from .errors import BrokenPool, ConfigurationError
 from .policy import INFRASTRUCTURE_ERRORS, RetryOn, RetryPolicy
-from .providers import from_name, providers_taking
+from .providers import from_name, providers_taking, the_providers
 from .providers.base import Provider
 from .task import Task
 
 _UNSET: Any = object()
 
 
-def _refuse_unknown_keywords(cls: type, kwargs: Dict[str, Any]) -> None:
+def _refuse_unknown_keywords(cls: type, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
     """Raise ConfigurationError for a keyword ``cls()`` does not take, saying where it
     belongs: a provider's option goes in ``provider_options``; a near-miss is named."""
     taken = [p for p in inspect.signature(getattr(cls, "__init__")).parameters if p != "self"]
@@ -42,10 +42,15 @@ def _refuse_unknown_keywords(cls: type, kwargs: Dict[str, Any]) -> None:
             continue
         owners = providers_taking(name)
         if owners:
-            where = owners[0] if len(owners) == 1 else " and ".join(owners)
-            provider = f'provider="{owners[0]}", ' if owners[0] != "local" else ""
+            # The provider asked for when it takes the option, else the default (local) or the golem one.
+            asked = kwargs.get("provider", args[0] if args else None)
+            if asked is not None and not isinstance(asked, str):
+                raise ConfigurationError(f"Golem() takes no {name}=: it is an option of {the_providers(owners)}; "
+                                         f"give it to the provider instance you pass")
+            chosen = asked if asked in owners else "local" if "local" in owners and asked is None else owners[0]
+            provider = "" if chosen == "local" and asked is None else f'provider="{chosen}", '
             raise ConfigurationError(
-                f"Golem() takes no {name}=: it is an option of the {where} provider; pass "
+                f"Golem() takes no {name}=: it is an option of {the_providers(owners)}; pass "
                 f"Golem({provider}provider_options={{{name!r}: {reprlib.repr(kwargs[name])}}})")
         close = difflib.get_close_matches(name, taken, n=1)
         hint = f"did you mean {close[0]}=?" if close else f"it takes {', '.join(taken)}"
@@ -136,7 +141,7 @@ class Golem:
     def __new__(cls, *args: Any, **kwargs: Any) -> "Golem":
         # Python's own "unexpected keyword argument" names neither the fix nor where the
         # option goes, and users arriving from yapapi write Golem(budget=...) first.
-        _refuse_unknown_keywords(cls, kwargs)
+        _refuse_unknown_keywords(cls, args, kwargs)
         return super().__new__(cls)
 
     def __init__(self, provider: Union[Provider, str, None] = None, *, image: Optional[str] = None,

@@ -181,6 +181,11 @@ def test_a_keyword_golem_does_not_take_says_where_it_belongs():
         Golem(provider="golem", budget="2.5")
     with pytest.raises(ConfigurationError, match=r"no sandbox=: .*local provider; pass Golem\(provider_options="):
         Golem(sandbox="bwrap")
+    with pytest.raises(ConfigurationError, match=r"no outbound=: .*the golem, local and fake providers; pass "
+                                                 r"Golem\(provider=\"fake\", provider_options="):
+        Golem(provider="fake", outbound=["http://127.0.0.1:9"])
+    with pytest.raises(ConfigurationError, match="no budget=: .*give it to the provider instance you pass"):
+        Golem(FakeProvider(), budget=1)
     with pytest.raises(ConfigurationError, match="no max_worker=: did you mean max_workers=?"):
         Golem(max_worker=2)
     with pytest.raises(ConfigurationError, match="no colour=: it takes provider, image, provider_options, "):

@@ -56,12 +56,20 @@ def from_name(provider: Union[Provider, str, None], image: Optional[str] = None,
 
 
 def providers_taking(option: str) -> List[str]:
-    """The names of the providers whose ``provider_options`` include ``option``."""
+    """The names of the providers whose ``provider_options`` include ``option``, the
+    golem provider first."""
     from ..testing import FakeProvider
     from .local import LocalProvider
     from .yagna import GolemProvider
     classes = (("golem", GolemProvider), ("local", LocalProvider), ("fake", FakeProvider))
     return [name for name, cls in classes if option in inspect.signature(cls).parameters]
+
+
+def the_providers(names: List[str]) -> str:
+    """``the golem provider``, ``the golem and fake providers``, ``the golem, local and fake providers``."""
+    if len(names) == 1:
+        return f"the {names[0]} provider"
+    return f"the {', '.join(names[:-1])} and {names[-1]} providers"
 
 
 def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
@@ -74,8 +82,7 @@ def _check_options(cls: type, name: str, options: Dict[str, Any]) -> None:
         stray = next(iter(set(options) - set(inspect.signature(cls).parameters)), "")
         owners = [owner for owner in providers_taking(stray) if owner != name] if stray else []
         hint = _HINTS.get((name, stray)) or (
-            f". {stray} is an option of the {' and '.join(owners)} provider (provider=\"{owners[0]}\")"
-            if owners else "")
+            f". {stray} is an option of {the_providers(owners)} (provider=\"{owners[0]}\")" if owners else "")
         raise ConfigurationError(f"provider_options do not fit the {name} provider: {exc}; "
                                  f"it takes {accepted}{hint}") from None
 
