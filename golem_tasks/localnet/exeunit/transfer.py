@@ -20,7 +20,9 @@ import requests
 
 from .gsb import GsbClient, GsbError
 
-#: yagna's GFTP chunk size (core/gftp/src/gftp.rs, DEFAULT_CHUNK_SIZE).
+#: yagna's GFTP chunk size (core/gftp/src/gftp.rs, DEFAULT_CHUNK_SIZE). Chunks go one at a
+#: time, where yagna's client keeps 12 GetChunk (3 UploadChunk) calls in flight: through
+#: the daemon on loopback that was slower (docs/benchmarks.md, "GFTP transfers on localnet").
 CHUNK = 40 * 1024
 
 #: sha3 variants by hex digest length, as yagna's ``hash:sha3:`` prefix allows.
