@@ -45,9 +45,10 @@ def money(amount: Union[Decimal, int, str], token: str = "GLM") -> str:
     return f"{amount_text(amount)} {token}"
 
 
-def amount_text(amount: Union[Decimal, int, str]) -> str:
+def amount_text(amount: Union[Decimal, int, str], rounding: str = ROUND_HALF_EVEN) -> str:
     """``0.00531235``: ``amount`` rounded to 6 significant digits, in plain notation
-    (never an exponent), trailing zeros dropped; for a table column or a setting's value."""
+    (never an exponent), trailing zeros dropped; for a table column or a setting's value.
+    A value to set as a limit that ``amount`` must fit under wants ``ROUND_CEILING``."""
     try:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
@@ -57,6 +58,6 @@ def amount_text(amount: Union[Decimal, int, str]) -> str:
     if value.is_zero():
         return "0"
     exponent = value.adjusted() - (MONEY_DIGITS - 1)
-    rounded = value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
+    rounded = value.quantize(Decimal(1).scaleb(exponent), rounding=rounding)
     text = f"{rounded:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -110,6 +110,16 @@ def test_price_caps_name_the_setting_and_the_price_that_would_do():
     assert "check the subnet" not in text
 
 
+def test_the_price_a_cap_must_reach_is_rounded_up_so_the_fix_works():
+    # 0.0001234567 GLM per CPU-second is 0.44444412 per CPU-hour: a cap of 0.444444 (the
+    # price rounded to 6 digits the usual way) would still refuse the offer.
+    ledger = MarketLedger(platform=PLATFORM)
+    ledger.refused("0x1", Refusal(PRICE_CAPS, "over the cap", setting="max_cpu_hour_price",
+                                  limit=Decimal("0.1"), asked=Decimal("0.44444412")))
+    text, _ = ledger.explain()
+    assert "raise max_cpu_hour_price=0.444445 or more (now 0.1)" in text, text
+
+
 def test_several_causes_come_most_frequent_first_each_with_its_fix():
     ledger = MarketLedger(platform=PLATFORM)
     ledger.refused("0x1", Refusal(PAYMENT_NETWORK, "no common platform", detail=("erc20-polygon-glm",)))

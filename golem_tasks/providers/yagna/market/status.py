@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import attrs
@@ -209,8 +209,9 @@ def _fixes(category: str, refusals: List[Refusal], platform: str) -> List[str]:
             limits = [r.limit for r in mine if r.setting == setting and r.limit is not None]
             if asked:
                 now = f" (now {amount_text(limits[0])})" if limits else ""
-                fixes.append(f"raise {setting}={amount_text(min(asked))} or more{now}: the cheapest refused "
-                             f"offer asks {money(min(asked), token_of(platform))}")
+                # rounded up: a cap rounded down to 6 digits would still refuse that offer
+                fixes.append(f"raise {setting}={amount_text(min(asked), ROUND_CEILING)} or more{now}: "
+                             f"the cheapest refused offer asks {money(min(asked), token_of(platform))}")
         return fixes or [mine[0].reason]
     if category == PAYMENT_NETWORK:
         platforms = sorted({p for r in mine for p in r.detail})
