@@ -42,6 +42,7 @@ class Node:
     name: str
     properties: Dict[str, Any] = attrs.field(factory=offer_properties)
     reject_counter: Optional[str] = None      # answer counters with ProposalRejectedEvent
+    draft_drops: Tuple[str, ...] = ()          # offer properties its drafts leave out
     approve: str = "approve"                   # "approve" | "reject" | "never" (see approve_now)
     deploy_error: Optional[str] = None
     invoice: Optional[str] = "0.01"            # issued on terminate; None: never
@@ -78,6 +79,9 @@ class FakeDaemon(PaymentRoutes):
         self.unsubscribed: List[str] = []
         self.proposals: Dict[str, Dict[str, Any]] = {}
         self.counters: List[Dict[str, Any]] = []
+        #: Hold each counter-proposal's reply until a poll has read the provider's answer
+        #: to it, so the requestor meets the answer before it knows the counter's id.
+        self.answer_before_counter_reply = False
         self.rejected: List[Tuple[str, str]] = []
         self.agreements: Dict[str, Dict[str, Any]] = {}
         self.activities: Dict[str, Dict[str, Any]] = {}
@@ -213,7 +217,10 @@ class FakeDaemon(PaymentRoutes):
 
     def _proposal(self, sub: str, provider: Node, state: str, prev: Optional[str] = None) -> str:
         proposal_id = f"{'P' if state == 'Initial' else 'D'}{next(self.ids)}"
-        proposal = {"properties": provider.offer(), "constraints": "(golem.srv.comp.expiration>0)",
+        properties = provider.offer()
+        if state == "Draft":
+            properties = {k: v for k, v in properties.items() if k not in provider.draft_drops}
+        proposal = {"properties": properties, "constraints": "(golem.srv.comp.expiration>0)",
                     "proposalId": proposal_id, "issuerId": provider.id, "state": state, "timestamp": now_text()}
         if prev is not None:
             proposal["prevProposalId"] = prev
@@ -237,6 +244,7 @@ class FakeDaemon(PaymentRoutes):
                 return _json(404, {"message": f"Subscription [{sub}] expired"})
             count = int(query.get("maxEvents", 20))
             events, self.subscriptions[sub][:] = self.subscriptions[sub][:count], self.subscriptions[sub][count:]
+            self.lock.notify_all()
         return _json(200, events)
 
     def _counter(self, sub: str, id: str, body: Dict[str, Any], **_: Any) -> Answer:
@@ -255,6 +263,10 @@ class FakeDaemon(PaymentRoutes):
                         "reason": {"message": provider.reject_counter}})
                 else:
                     self._proposal(sub, provider, "Draft", prev=counter_id)
+                answer = self.subscriptions[sub][-1]
+                self.lock.notify_all()
+                if self.answer_before_counter_reply:
+                    self.lock.wait_for(lambda: answer not in self.subscriptions.get(sub, ()), MAX_WAIT)
             self.lock.notify_all()
         return _json(200, counter_id)
 

@@ -101,3 +101,20 @@ def test_the_spend_is_reported_as_it_goes(daemon, events):
         assert latest.projected >= latest.spent and latest.token == "tGLM"
         session.release()
     assert of_type(events, SpendUpdated)[-1].spent == Decimal("0.01")  # the invoice covers it all
+
+
+def test_an_offers_debit_note_interval_holds_when_its_draft_arrives_before_our_counter_returns(daemon):
+    # The daemon queues a provider's answer before our counter call returns its id, and a
+    # draft may leave out the offer's payment terms (localnet's does, as ya-provider does
+    # terms not asked for). Seen on a busy machine: the draft taken without its offer, the
+    # one-second interval priced as the default two minutes, and a job that fits refused.
+    daemon.nodes.pop(node(2).id)
+    priced(daemon, start=0.3, per_second=0.01, numbers=(1,))
+    interval = "golem.com.scheme.payu.debit-note.interval-sec?"
+    daemon.nodes[node(1).id].properties[interval] = 1  # margin 0.01 x (1 + 10) s = 0.11
+    daemon.nodes[node(1).id].draft_drops = (interval,)
+    daemon.answer_before_counter_reply = True
+    with make_provider(budget="0.55") as provider:  # 0.3 + 0.11 fits; 0.3 + 0.01 x 130 would not
+        session = provider.engage()
+        session.release()
+    assert provider.unpaid_agreements() == ()

@@ -42,6 +42,7 @@ from .demand import (
     Demand,
 )
 from .agreement import Candidate
+from .counters import CounterBook
 from .._events import EventSink, MarketStatus, OfferCountered, OfferRejected
 from .filters import OfferFilter, Score, terms_refusal
 from .manifest import provider_refusal
@@ -113,7 +114,7 @@ class Negotiator:
         self._subscribed_at = 0.0
         self._renew_at = datetime.now(timezone.utc)
         self._candidates: Dict[str, Candidate] = {}
-        self._countered: Dict[str, Proposal] = {}
+        self._countered = CounterBook()
         self._busy: Set[str] = set()
         self._excluded: Set[str] = set()   # the scheduler's, as of the latest engage
         self._cooling: Dict[str, float] = {}  # provider -> clock value its cool-down ends
@@ -144,6 +145,7 @@ class Negotiator:
     def stop(self) -> None:
         """Stop reading offers, withdraw the demand, end the negotiation threads."""
         self._stop.set()
+        self._countered.close()
         with self._lock:
             self._changed.notify_all()
             subscription, self._subscription = self._subscription, None
@@ -452,8 +454,7 @@ class Negotiator:
             elif proposal.state == "Draft":
                 self._on_draft(proposal)
         elif isinstance(event, ProposalRejectedEvent):
-            with self._lock:
-                offer = self._countered.pop(event.proposal_id, None)
+            offer = self._countered.answered(event.proposal_id)
             self._rejected(offer, event.proposal_id, provider_refusal(event.reason_message), by_provider=True)
 
     def _on_offer(self, proposal: Proposal) -> None:
@@ -469,10 +470,7 @@ class Negotiator:
         self._submit(self._counter_call, proposal)
 
     def _on_draft(self, proposal: Proposal) -> None:
-        offer = None
-        with self._lock:
-            if proposal.prev_proposal_id is not None:
-                offer = self._countered.pop(proposal.prev_proposal_id, None)
+        offer = self._countered.answered(proposal.prev_proposal_id)
         refusal = self._refusal(proposal)
         if refusal is not None:
             self._rejected(proposal, proposal.proposal_id, refusal)
@@ -520,8 +518,10 @@ class Negotiator:
     def _counter_call(self, proposal: Proposal) -> None:
         with self._lock:
             demand, subscription = self._demand, self._subscription
-        if demand is None or subscription is None or self._stop.is_set():
-            return
+            if demand is None or subscription is None or self._stop.is_set():
+                return
+            ticket = self._countered.calling()  # under the lock that clears the book
+        counter_id: Optional[str] = None
         try:
             counter_id = self._client.market.counter_proposal(subscription, proposal.proposal_id,
                                                               self._counter_demand(demand, proposal))
@@ -529,8 +529,8 @@ class Negotiator:
             logger.debug("countering the offer of %s failed: %s", proposal.provider_id, exc)
             self.ledger.refused(proposal.provider_id, Refusal(OTHER, f"our counter-proposal failed: {exc.message}"))
             return
-        with self._lock:
-            self._countered[counter_id] = proposal
+        finally:
+            self._countered.called(ticket, counter_id, proposal)
         self._sink.emit(OfferCountered(provider_id=proposal.provider_id, provider_name=proposal.provider_name,
                                        proposal_id=proposal.proposal_id))
 
