@@ -76,9 +76,6 @@ def _engage_into(provider: GolemProvider, abort: threading.Event, outcome: List[
 
 
 def echo_after_a_nap(ctx, n):
-    # 40 x 50 ms is 2 s of work: longer than the extra 0.75 s the daemon sometimes takes
-    # to create a provider's activity (docs/benchmarks.md, "Why the misses remain"), so both
-    # providers find work whatever tick their activity lands on.
     results = yield ctx.run("/bin/sh", "-c", f"sleep 0.05; echo {n}")
     return results[0].stdout.strip()
 
@@ -91,10 +88,25 @@ def test_spare_slots_sign_no_agreement(net):
     provider = make_provider(net, [], timeouts=Timeouts(negotiation=3600))
     done = threading.Event()
     results: List[Any] = []
+    both_engaged = threading.Event()
+
+    def collect(event: Any) -> None:
+        collected.append(event)
+        if sum(isinstance(e, events.ProviderEngaged) for e in collected) >= 2:
+            both_engaged.set()
+
+    def echo_once_both_are_engaged(ctx, n):
+        # Both providers run fragments whatever tick the daemon creates their activities
+        # on (docs/benchmarks.md, "Why the misses remain"): fragment 0 holds its slot until
+        # the second provider is ready. Without it, one provider can clear the queue alone
+        # and the other is let go with its agreement signed, the benchmark's rare miss.
+        if n == 0:
+            assert both_engaged.wait(HANG), "the second provider was never engaged"
+        return (yield from echo_after_a_nap(ctx, n))
 
     def job() -> None:
-        with Golem(provider, max_workers=5, progress=False, events=collected.append) as golem:
-            results.extend(golem.map(echo_after_a_nap, range(40)))
+        with Golem(provider, max_workers=5, progress=False, events=collect) as golem:
+            results.extend(golem.map(echo_once_both_are_engaged, range(40)))
         provider.close()
         done.set()
 

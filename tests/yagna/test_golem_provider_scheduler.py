@@ -15,6 +15,7 @@ from golem_tasks import Golem
 from golem_tasks import events as core_events
 from golem_tasks.providers.yagna import AgreementTerminated, BudgetReached, InvoiceAccepted
 
+from ..helpers import HANG_GUARD
 from .golem_helpers import make_provider, node, of_type, ready
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,9 +45,26 @@ def all_ended(daemon) -> bool:
 
 
 def test_map_runs_on_two_providers(daemon, events):
+    # The test is about two providers sharing a map, so fragment 0 holds its slot until
+    # the second provider is engaged: engagement follows demand, and a provider that
+    # got ready after the first one had cleared the queue would rightly be let go.
+    engaged: list = []
+    both_engaged = threading.Event()
+
+    def count_engaged(event):
+        if isinstance(event, core_events.ProviderEngaged):
+            engaged.append(event.provider_id)
+            if len(engaged) == 2:
+                both_engaged.set()
+
+    def square_once_both_are_engaged(ctx, n):
+        if n == 0:
+            assert both_engaged.wait(HANG_GUARD), "the second provider was never engaged"
+        return (yield from square(ctx, n))
+
     with make_provider(events=events.append) as provider:
-        with Golem(provider, max_workers=2, progress=False) as golem:
-            assert list(golem.map(square, range(8))) == [n * n for n in range(8)]
+        with Golem(provider, max_workers=2, progress=False, events=count_engaged) as golem:
+            assert list(golem.map(square_once_both_are_engaged, range(8))) == [n * n for n in range(8)]
     assert {a["node"] for a in daemon.agreements.values()} == {node(1).id, node(2).id}
     for activity in daemon.activities.values():  # deploy + start once per engaged provider
         assert sum("deploy" in command for script in activity["unit"].scripts for command in script) == 1
