@@ -20,6 +20,6 @@ with LocalNet(providers=4, negotiators=negotiators, faults={0: Faults(slowdown=2
                speculate=Speculation(min_finished=3),  # judge stragglers after 3 fragments, not 5
                provider_options={"provider_record": False}) as golem:
         golem.add_event_consumer(finished.append, kinds=(JobFinished,))
-        assert list(golem.map(nap, range(16))) == list(range(16))
+        assert list(golem.map(nap, range(40))) == list(range(40))
     print(f"backups: {finished[0].backups} started, {finished[0].backups_won} won")
 # backups: 1 started, 1 won

@@ -71,11 +71,25 @@ def test_no_daemon_is_a_clear_error_within_seconds():
 def test_a_rejecting_provider_is_reported_and_the_job_completes_on_the_others(net):
     from golem_tasks.providers.yagna import OfferRejected
     seen: List[object] = []
-    provider = make_provider(net, deny_providers=["provider-1"], events=seen.append)
+    refused = threading.Event()
+
+    def watch(event: object) -> None:
+        seen.append(event)
+        if isinstance(event, OfferRejected) and event.provider_name == "provider-2" and event.by_provider:
+            refused.set()
+
+    def echo_once_provider_2_answered(ctx, i):
+        # provider-0 alone can finish 4 echoes, and the demand is withdrawn, before
+        # provider-2's rejection is read: the job waits for it (the hang guard says if
+        # it never comes).
+        assert refused.wait(120), "provider-2's rejection was never reported"
+        results = yield ctx.run("/bin/echo", str(i))
+        return results[0].stdout.strip()
+
+    provider = make_provider(net, deny_providers=["provider-1"], events=watch)
     try:
         with Golem(provider, max_workers=2, progress=False) as g:
-            answers = list(g.map(lambda ctx, i: (yield ctx.run("/bin/echo", str(i)))[0].stdout.strip(),
-                                 range(4)))
+            answers = list(g.map(echo_once_provider_2_answered, range(4)))
     finally:
         provider.close()
     assert answers == ["0", "1", "2", "3"]

@@ -7,6 +7,7 @@ real run earns it.)"""
 
 from __future__ import annotations
 
+import threading
 from typing import Iterator, List
 
 import pytest
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 IMAGE = dict(image_hash="a" * 56, image_url="http://127.0.0.1:9/image.gvmi")
 BAD = 0  # provider-0: the cheapest offer, and every command fails
+HANG = 120.0  # only catches a hang
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +39,14 @@ def hello(ctx, n):
     return int(results[0].stdout)
 
 
-def run(net: LocalNet, path, n: int, **options) -> List[ev.Event]:
+def run(net: LocalNet, path, n: int, worker=hello, watch=None, **options) -> List[ev.Event]:
     from golem_tasks.providers.yagna import GolemProvider
     seen: List[ev.Event] = []
+    consumers = [seen.append] + ([watch] if watch else [])
     with GolemProvider(app_key=net.requestor.app_key, api_url=net.api_url, budget="5", provider_record=path,
                        **IMAGE, **options) as provider, \
-            Golem(provider, max_workers=2, progress=False, events=seen.append) as golem:
-        assert list(golem.map(hello, range(n), timeout=300)) == list(range(n))  # timeout: a hang guard
+            Golem(provider, max_workers=2, progress=False, events=consumers) as golem:
+        assert list(golem.map(worker, range(n), timeout=300)) == list(range(n))  # timeout: a hang guard
     return seen
 
 
@@ -54,10 +57,23 @@ def test_a_provider_that_failed_its_commands_is_skipped_next_run_and_the_cli_sho
 
     # The first run must meet the bad provider: the market engages the first offers that
     # arrive, so with two workers among three providers it may never engage it. Allowing
-    # it and one dearer provider engages both (fragments of 0.5 s keep the second worker
-    # wanted); the dearer one takes the retries.
+    # it and one dearer provider engages both, and the dearer one takes the retries. It
+    # holds its first fragment until the bad one has failed enough to be released (3 in
+    # a row), or a quick start could leave it too few fragments to fail.
     one_good = next(identity.node_id for index, identity in enumerate(net.providers) if index != BAD)
-    first = run(net, path, 8, allow_providers=[bad, one_good])
+    bad_released = threading.Event()
+
+    def watch(event: ev.Event) -> None:
+        if isinstance(event, ev.ProviderReleased) and event.provider_id.lower() == bad and event.excluded:
+            bad_released.set()
+
+    def hello_once_the_bad_one_is_released(ctx, n):
+        if ctx.provider_id.lower() != bad:
+            assert bad_released.wait(HANG), "the bad provider was never released"
+        return (yield from hello(ctx, n))
+
+    first = run(net, path, 8, worker=hello_once_the_bad_one_is_released, watch=watch,
+                allow_providers=[bad, one_good])
     # Its failures were retried on the other.
     failed_there = [e for e in first if isinstance(e, ev.FragmentRetried) and e.provider_id.lower() == bad]
     assert len(failed_there) >= 3 and all(e.reason.startswith("CommandExecutionError") for e in failed_there)
