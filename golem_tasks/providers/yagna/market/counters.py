@@ -2,12 +2,12 @@
 
 A provider's answer to a counter-proposal (its draft, or a rejection) names our counter
 by the id the daemon gave it, and the offer's own terms (its debit-note interval) must
-be looked up by that id: a draft may drop them. The daemon queues the provider's answer
-before our ``counter_proposal`` call has returned that id, so the thread reading market
-events can meet the answer first. :meth:`CounterBook.answered` therefore waits, while a
-counter call is in flight, for it to record its id; seen on a busy machine as a draft
-taken without its offer, and a one-second debit-note interval priced as ya-provider's
-default two minutes.
+be looked up by that id: a draft may drop them. Nothing orders the answer after the
+reply to our ``counter_proposal`` call, so the thread reading market events can meet
+the answer before the thread that made the call has recorded the id (seen on a busy
+machine: a draft taken without its offer, and a one-second debit-note interval priced
+as ya-provider's default two minutes). :meth:`CounterBook.answered` therefore waits,
+while a counter call is in flight, for it to record its id.
 """
 
 from __future__ import annotations
