@@ -45,6 +45,7 @@ class Node:
     draft_drops: Tuple[str, ...] = ()          # offer properties its drafts leave out
     approve: str = "approve"                   # "approve" | "reject" | "never" (see approve_now)
     deploy_error: Optional[str] = None
+    deploy_gate: Optional[threading.Event] = None  # deploys wait for it
     invoice: Optional[str] = "0.01"            # issued on terminate; None: never
     handler: Optional[RunHandler] = None
 
@@ -355,7 +356,7 @@ class FakeDaemon(PaymentRoutes):
         activity_id = f"AC{next(self.ids)}"
         provider = self.nodes[agreement["node"]]
         unit = ExeUnit(self.tmp / activity_id, handler=provider.handler, deploy_error=provider.deploy_error,
-                       urls=self.urls, uploads=self.uploads)
+                       urls=self.urls, uploads=self.uploads, deploy_gate=provider.deploy_gate)
         self.activities[activity_id] = {"agreement": body["agreementId"], "node": provider.id, "unit": unit,
                                         "state": "Alive"}
         return _json(200, {"activityId": activity_id})

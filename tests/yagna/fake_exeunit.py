@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,12 +54,14 @@ class ExeUnit:
     """One activity's VM: a root directory, a state, and its batches."""
 
     def __init__(self, root: Path, *, handler: Optional[RunHandler] = None, deploy_error: Optional[str] = None,
-                 urls: Optional[Dict[str, bytes]] = None, uploads: Optional[Dict[str, bytes]] = None) -> None:
+                 urls: Optional[Dict[str, bytes]] = None, uploads: Optional[Dict[str, bytes]] = None,
+                 deploy_gate: Optional[threading.Event] = None) -> None:
         self.root = root
         for name in ("input", "output", "work"):
             (root / "golem" / name).mkdir(parents=True, exist_ok=True)
         self.handler = handler
         self.deploy_error = deploy_error
+        self.deploy_gate = deploy_gate  # the exec call that deploys waits for it: a slow image download
         self.urls = {} if urls is None else urls
         self.uploads = {} if uploads is None else uploads
         self.state = "Initialized"
@@ -87,6 +90,8 @@ class ExeUnit:
 
     def _one(self, name: str, body: Dict[str, Any]) -> "Outcome":
         if name == "deploy":
+            if self.deploy_gate is not None:
+                assert self.deploy_gate.wait(60), "the test never let the deploy finish"
             if self.deploy_error:
                 return -1, None, None, self.deploy_error, 0.0
             self.state = "Deployed"

@@ -4,6 +4,7 @@ budget so its final invoice is accepted, and the spend reported as it goes."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from golem_tasks import events as ev
 from golem_tasks.errors import BudgetExhausted
 from golem_tasks.providers.yagna import (BudgetReached, InvoiceAccepted, PaymentRefused, SpendUpdated)
 
+from ..helpers import HANG_GUARD
 from .golem_helpers import make_provider, node, of_type, ready
 from .test_golem_provider_payments import wait_for
 
@@ -118,3 +120,40 @@ def test_an_offers_debit_note_interval_holds_when_its_draft_arrives_before_our_c
         session = provider.engage()
         session.release()
     assert provider.unpaid_agreements() == ()
+
+
+def test_work_asked_to_stop_by_a_debit_note_during_its_deploy_never_starts(daemon, events):
+    # A slow deploy (an image download) can outlast a debit-note interval: the note that
+    # says the margin no longer fits comes before the session exists, so the stop must
+    # still reach it, or the work runs on until a note is refused and the final invoice
+    # with it.
+    daemon.nodes.pop(node(2).id)
+    priced(daemon, start=0.01, per_second=0.001, numbers=(1,))  # margin 0.02
+    gate = daemon.nodes[node(1).id].deploy_gate = threading.Event()
+    daemon.nodes[node(1).id].invoice = "0.095"  # the run until the stop: within the margin
+    outcome: list = []
+    with make_provider(events=events.append, budget="0.1") as provider:
+        engaging = threading.Thread(target=lambda: outcome.append(_engage(provider)))
+        engaging.start()
+        wait_for(lambda: daemon.activities)
+        activity_id = next(iter(daemon.activities))
+        daemon.debit_note(activity_id, "0.085", usage=[75, 0])  # 0.085 + 0.02 does not fit
+        wait_for(lambda: of_type(events, BudgetReached))
+        gate.set()
+        engaging.join(HANG_GUARD)
+        assert not engaging.is_alive()
+        assert isinstance(outcome[0], BudgetExhausted), outcome
+        assert "is spent" in str(outcome[0]) and "budget=" in str(outcome[0])  # the reason and the fix
+        assert daemon.activities[activity_id]["state"] == "Terminated"
+        assert not [s for s in daemon.activities[activity_id]["unit"].scripts
+                    if any("run" in command for command in s)]  # no work started
+        wait_for(lambda: of_type(events, InvoiceAccepted))
+    assert of_type(events, PaymentRefused) == []
+    assert provider.unpaid_agreements() == () and provider.total_cost == Decimal("0.095")
+
+
+def _engage(provider):
+    try:
+        return provider.engage()
+    except BaseException as exc:  # handed to the test
+        return exc

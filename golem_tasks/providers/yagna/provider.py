@@ -520,6 +520,13 @@ class GolemProvider(Provider):
                             volumes=session_volumes(self.volumes), gpu=gpu)
         session = GolemSession(self._services, self._connection, info, agreement_id, activity_id)
         self._rentals.add(session)
+        if self._payments.stopped(agreement_id):
+            # A debit note that came while it deployed asked for its work to stop before
+            # the session could be found (_over_budget found none to stop): stop it here,
+            # added first so that one of the two always sees the other.
+            session.release()
+            raise self._budget_spent or self._budget_error(
+                session.label, "was asked to stop by a debit note that came while it deployed")
         with self._lock:
             closed = self._closed
         if closed:
@@ -567,12 +574,7 @@ class GolemProvider(Provider):
         interval would not fit (``why`` says which): stop that work, engage no more."""
         sessions = self._rentals.of_agreement(agreement_id)
         who = ", ".join(sorted({s.label for s in sessions})) or "a provider"
-        spent, expected = self._payments.committed, self._payments.expected
-        m = self._money
-        error = BudgetExhausted(
-            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} {why}, so its work "
-            f"was stopped while its final invoice fits; give a larger budget= to go on",
-            budget=self.budget, spent=spent, expected=expected)
+        error = self._budget_error(who, why)
         first = self._budget_spent is None
         self._budget_spent = error
         self._market.refuse_all(error)  # engaging slots stop waiting for candidates
@@ -580,6 +582,14 @@ class GolemProvider(Provider):
             self._budget_reached(error)
         for session in sessions:
             session.stop_work(str(error))
+
+    def _budget_error(self, who: str, why: str) -> BudgetExhausted:
+        spent, expected = self._payments.committed, self._payments.expected
+        m = self._money
+        return BudgetExhausted(
+            f"the budget of {m(self.budget)} is spent: {m(spent)} accepted so far, and {who} {why}, so its work "
+            f"was stopped while its final invoice fits; give a larger budget= to go on",
+            budget=self.budget, spent=spent, expected=expected)
 
     def _money(self, amount: Decimal) -> str:
         return money(amount, token_of(self.platform))

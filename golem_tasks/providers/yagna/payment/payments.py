@@ -252,6 +252,13 @@ class Payments:
         with self._lock:
             return self._expected_locked()
 
+    def stopped(self, agreement_id: str) -> bool:
+        """The agreement's work was asked to stop (its margin no longer fits, or a debit
+        note broke the budget): a session made for it must not start work."""
+        with self._lock:
+            account = self._accounts.get(agreement_id)
+            return account is not None and account.stopped
+
     def active(self) -> int:
         """Agreements running or being made."""
         with self._lock:
@@ -408,6 +415,8 @@ class Payments:
             if reason is not None:
                 self._refuse(account, note.agreement_id, note_id, note.total_amount_due, reason)
                 if over:
+                    with self._lock:
+                        account.stopped = True
                     self._on_over_budget(note.agreement_id, "asked for more than is left")
                 return
             self._accept(self._client.payment.accept_debit_note, note_id, note.total_amount_due)
