@@ -176,16 +176,20 @@ class BudgetExhausted(ProviderError):
             amounts, else their start prices).
         projected: what they and the provider not engaged would cost at the job's
             pace (the spend guard), when that was the reason; else None.
+        final: nothing running, being engaged or still to be invoiced could leave
+            more of the budget: no later engagement fits either. False when an
+            invoice to come (or an engagement that fails) may still free some.
     """
 
     def __init__(self, message: str, *, budget: Optional[Decimal] = None, spent: Optional[Decimal] = None,
                  expected: Optional[Decimal] = None, provider: Optional[str] = None,
-                 projected: Optional[Decimal] = None) -> None:
+                 projected: Optional[Decimal] = None, final: bool = True) -> None:
         super().__init__(message, provider=provider)
         self.budget = budget
         self.spent = spent
         self.expected = expected
         self.projected = projected
+        self.final = final
 
 
 class StartupTimeout(ProviderError, TimeoutError):

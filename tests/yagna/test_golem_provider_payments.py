@@ -169,6 +169,22 @@ def test_a_start_price_is_held_while_the_agreement_is_made(daemon):
         assert provider._payments.remaining == Decimal("0.4")
 
 
+def test_a_refusal_is_final_only_when_nothing_could_free_part_of_the_budget(daemon):
+    # A refusal made while another agreement is being made is not final: that one may
+    # fail and free its start price. The provider refuses every engage for good only
+    # on a final one.
+    with make_provider(budget="1") as provider:
+        provider.start()
+        provider._payments.reserve("a", "provider-1", starting_at(0.6))
+        with pytest.raises(BudgetExhausted) as while_held:
+            provider._payments.reserve("b", "provider-2", starting_at(0.6))
+        assert not while_held.value.final
+        provider._payments.unreserve("a")
+        with pytest.raises(BudgetExhausted) as alone:
+            provider._payments.reserve("c", "provider-3", starting_at(1.2))
+        assert alone.value.final
+
+
 def test_an_invoice_over_the_budget_is_refused(daemon, events):
     daemon.nodes[node(1).id].invoice = "1.5"
     daemon.nodes.pop(node(2).id)

@@ -157,3 +157,30 @@ def _engage(provider):
         return provider.engage()
     except BaseException as exc:  # handed to the test
         return exc
+
+
+def test_an_engage_the_budget_refuses_only_for_an_invoice_to_come_waits_for_it(daemon, events):
+    # A lost provider's agreement keeps its margin until its invoice comes: the final
+    # invoice may cover a debit-note interval more. Its replacement does not fit until
+    # then, and failing the job for it (nothing else runs) would be wrong: it waits.
+    priced(daemon, start=0.3, per_second=0.01)  # margin 0.01 x (10 + 10) s = 0.2
+    for number in (1, 2):
+        daemon.nodes[node(number).id].invoice = None  # issued by the test
+    with make_provider(events=events.append, budget="0.8") as provider:  # 0.3 + 0.2 fits; twice does not
+        first = provider.engage()
+        first.release()  # lost, say: terminated, its invoice to come
+        outcome: list = []
+        engaging = threading.Thread(target=lambda: outcome.append(_engage(provider)))
+        engaging.start()
+        wait_for(lambda: of_type(events, BudgetReached))  # 0.3 + 0.3 + 0.2 + 0.2 > 0.8: refused for now
+        daemon.invoice(first.agreement_id, "0.3")  # then the first costs 0.3 and keeps no margin
+        engaging.join(HANG_GUARD)
+        assert not engaging.is_alive()
+        second = outcome[0]
+        assert not isinstance(second, BaseException), second
+        assert second.info.id != first.info.id or second.agreement_id != first.agreement_id
+        daemon.nodes[second.info.id].invoice = "0.3"
+        second.release()
+        wait_for(lambda: len(of_type(events, InvoiceAccepted)) == 2)
+    assert of_type(events, PaymentRefused) == []
+    assert provider.unpaid_agreements() == () and provider.total_cost == Decimal("0.6")

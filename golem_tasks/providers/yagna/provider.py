@@ -404,6 +404,12 @@ class GolemProvider(Provider):
                 return self._open(candidate, abort, token)
             except CandidateFailed as exc:
                 self._candidate_failed(candidate, exc)
+            except BudgetExhausted as exc:
+                # With nothing else running or being engaged, only the invoices still to
+                # come hold margins back (a lost provider's, say): once they are in, the
+                # candidate may fit, so wait for them rather than fail the job.
+                if exc.final or self._payments.active() or not self._payments.wait_for_invoices(deadline, abort):
+                    raise
             finally:
                 self._payments.unreserve(token)  # a no-op once its agreement is tracked
                 if not self._rentals.engaged(candidate.proposal.provider_id):
@@ -448,9 +454,10 @@ class GolemProvider(Provider):
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
             self._budget_reached(exc)
-            if self._payments.active() == 0:
-                # Nothing runs or is being engaged: nothing ever will fit (spending only
-                # grows), so every engage, and every wait for a candidate, says so at once.
+            if exc.final:
+                # Nothing runs, is being engaged or is still to be invoiced: nothing ever
+                # will fit (spending only grows), so every engage, and every wait for a
+                # candidate, says so at once.
                 self._budget_spent = exc
                 self._market.refuse_all(exc)
             raise

@@ -49,6 +49,8 @@ PRICE_TOLERANCE = Decimal("1.000001")
 MAX_EVENT_POLL = 60.0
 #: While stopping, how often the event polls in flight are interrupted again.
 INTERRUPT_AGAIN = 0.05
+#: How often an engage waiting for invoices looks at the scheduler's abort event.
+ABORT_CHECK = 0.05
 
 
 @attrs.define
@@ -189,6 +191,10 @@ class Payments:
                     and expected + price + margins <= self.budget:
                 self._reserved[token] = rates
                 return
+            # Judged here, under the lock the refusal was made under: a reservation that
+            # fails, or an invoice that comes in under the margin kept for it, may free
+            # enough; spending only grows otherwise.
+            final = not self._reserved and not any(a.may_grow for a in self._accounts.values())
         m = self._money
         if expected + price > self.budget:
             text = (f"the budget of {m(self.budget)} does not cover another provider: {m(spent)} accepted so far, "
@@ -206,7 +212,7 @@ class Payments:
                     f"{m(margins)} kept so that every running agreement (and {provider_name}) can run one more "
                     f"debit-note interval and be stopped within the budget; give a larger budget= to engage more")
         raise BudgetExhausted(text, budget=self.budget, spent=spent, expected=expected,
-                              projected=others + candidate)
+                              projected=others + candidate, final=final)
 
     def unreserve(self, token: str) -> None:
         """The agreement held by :meth:`reserve` was not made."""
@@ -259,6 +265,18 @@ class Payments:
             account = self._accounts.get(agreement_id)
             return account is not None and account.stopped
 
+    def wait_for_invoices(self, deadline: float, abort: Optional[threading.Event] = None) -> bool:
+        """Wait, until the monotonic ``deadline`` or ``abort``, for every invoice due
+        (terminated agreements) to be accepted or refused; True once none is awaited."""
+        with self._lock:
+            while any(a.awaited for a in self._accounts.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closing_at is not None or (abort is not None and abort.is_set()):
+                    return False
+                # abort is an Event this condition cannot be woken by: look at it often.
+                self._changed.wait(remaining if abort is None else min(remaining, ABORT_CHECK))
+            return True
+
     def active(self) -> int:
         """Agreements running or being made."""
         with self._lock:
@@ -297,6 +315,7 @@ class Payments:
             # The event threads see it before their next poll: the debit-note one ends,
             # the invoice one waits for what is due in one poll and ends once it came.
             self._closing_at = deadline
+            self._changed.notify_all()  # an engage waiting for invoices gives up
             while any(a.awaited for a in self._accounts.values()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not any(t.is_alive() for t in self._threads):
