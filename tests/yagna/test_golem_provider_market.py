@@ -347,3 +347,20 @@ def test_the_scheduler_can_let_an_excluded_provider_back(daemon):
         assert second.info.id == node(1).id
         first.release()
         second.release()
+
+
+def test_a_draft_read_from_a_withdrawn_demand_is_not_taken(daemon):
+    # The reader can hold a batch of events read from a demand that an engage withdrew
+    # (and another replaced) meanwhile: its drafts answer counters now forgotten, so
+    # they would be taken without their offers' terms, under the new demand's name.
+    from golem_tasks.providers.yagna.market.models import ProposalEvent
+    with make_provider() as provider:
+        ready(provider)
+        market = provider._market
+        draft = next(iter(market._candidates.values())).proposal
+        with market._lock:
+            market._candidates.clear()
+        market._on_event(ProposalEvent(event_date=datetime.now(timezone.utc), proposal=draft), "SUB-withdrawn")
+        assert market._candidates == {}
+        market._on_event(ProposalEvent(event_date=datetime.now(timezone.utc), proposal=draft), market._subscription)
+        assert list(market._candidates) == [draft.provider_id]  # from the current demand it is taken

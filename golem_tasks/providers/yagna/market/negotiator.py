@@ -437,10 +437,17 @@ class Negotiator:
                 self._stop.wait(min(30.0, 0.5 * 2.0 ** failures))
                 continue
             for event in events:
-                self._on_event(event)
+                self._on_event(event, subscription)
             self.report()
 
-    def _on_event(self, event: object) -> None:
+    def _on_event(self, event: object, subscription: str) -> None:
+        with self._lock:
+            stale = subscription != self._subscription
+        if stale:
+            # Read from a demand withdrawn or replaced since: its counters are forgotten
+            # and its drafts cannot become agreements, so nothing in it is ours to take.
+            logger.debug("market event of withdrawn demand %s ignored", subscription)
+            return
         if isinstance(event, ProposalEvent):
             proposal = event.proposal
             if proposal.state == "Initial":
