@@ -166,8 +166,8 @@ class ProviderLost(ProviderError):
 class BudgetExhausted(ProviderError):
     """The budget does not cover another provider, or running work went over it (#4).
 
-    Not safe to retry: spending only grows. The providers already engaged go on
-    working; give the provider a larger ``budget=`` to engage more.
+    Not safe to retry when ``final``: spending only grows. The providers already
+    engaged go on working; give the provider a larger ``budget=`` to engage more.
 
     Attributes:
         budget: the whole budget.
