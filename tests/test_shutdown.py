@@ -11,10 +11,12 @@ import pytest
 
 from golem_tasks import (
     BatchCancelled,
+    BrokenPool,
     BatchTimeoutError,
     FragmentFailed,
     FragmentTimeoutError,
     JobTimeoutError,
+    ProviderLost,
     events,
 )
 from golem_tasks.testing import FakeProvider
@@ -177,3 +179,49 @@ def test_work_arriving_while_providers_are_let_go_still_runs():
             with pytest.raises(JobTimeoutError):
                 list(golem.map(hanging, range(2), timeout=0.05))
             assert golem.run(echo, "x", timeout=10)[1] == "x"
+
+
+def test_work_a_lost_provider_leaves_after_shutdown_began_is_still_done():
+    # shutdown(wait=False) lets the slots finish the queue; a provider lost meanwhile puts
+    # its fragment back, and the last slot leaving must not strand it (nor the rest).
+    fake = echo_provider()
+    fake.lose_provider(1, after_commands=2)  # fragment 1's command loses fake-1
+    go = threading.Event()
+
+    def echo_when_told(ctx, item):
+        if item == 0:
+            assert go.wait(HANG_GUARD), "the test never let fragment 0 run"
+        return (yield from echo(ctx, item))
+
+    golem = make_golem(fake, max_workers=1, max_retries=3)
+    futures = [golem.submit(echo_when_told, item) for item in range(3)]
+    golem.shutdown(wait=False)  # the work goes on in the background
+    go.set()
+    assert [f.result(HANG_GUARD)[0] for f in futures] == [0, 1, 2]
+    assert fake.wait_for_released(HANG_GUARD)
+    assert [s.id for s in fake.sessions] == ["fake-1", "fake-2"]
+
+
+def test_a_retry_that_comes_after_the_pool_broke_fails_instead_of_waiting_forever():
+    # Engaging a second provider fails until the pool breaks (its queued work fails);
+    # the fragment running meanwhile then loses its provider. Its retry has nowhere to
+    # go: it must fail with the pool's error, not sit in a queue nobody serves.
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("echo lose", error=ProviderLost)  # before the echo rule: the first that matches answers
+    fake.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1])
+    for attempt in range(2, 12):
+        fake.fail_engage(attempt)
+    go = threading.Event()
+
+    def lose_when_told(ctx, item):
+        if item == 0:
+            assert go.wait(HANG_GUARD), "the test never let fragment 0 run"
+            yield ctx.run("echo", "lose")
+        return (yield from echo(ctx, item))
+
+    with make_golem(fake, max_workers=2, max_retries=3) as golem:
+        futures = [golem.submit(lose_when_told, item) for item in range(3)]
+        assert isinstance(futures[1].exception(HANG_GUARD), BrokenPool)  # the pool broke
+        go.set()
+        assert isinstance(futures[0].exception(HANG_GUARD), BrokenPool)
+    fake.assert_all_released()

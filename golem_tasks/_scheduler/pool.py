@@ -78,7 +78,6 @@ class Pool:
         self._engage_failures = 0
         self._init_failures = 0
         self._budget_noted = False
-        self._threads: List[threading.Thread] = []
         #: Running copies of speculative jobs' fragments, the original first.
         self._attempts: Dict[Fragment, List[Copy]] = {}
         #: Jobs still reading their input (see input_started).
@@ -190,7 +189,6 @@ class Pool:
                         sessions.append(slot.session)
             self._abort_surplus()
             self._notify_idle()
-            threads = list(self._threads)
             close_now = not self._slots
         for fragment in dropped:
             fragment.abandon(BatchCancelled("the Golem was shut down before this fragment ran"))
@@ -199,8 +197,15 @@ class Pool:
         if close_now:
             self._close_provider_once()
         if wait:
-            for thread in threads:
-                if thread is not threading.current_thread():
+            # Until no slot is left, not only the ones alive now: a provider lost while
+            # the queue is finished puts its work back for a new slot.
+            while True:
+                with self._lock:
+                    threads = [s.thread for s in self._slots
+                               if s.thread is not None and s.thread is not threading.current_thread()]
+                if not threads:
+                    break
+                for thread in threads:
                     thread.join()
             self._close_provider_once()
 
@@ -216,8 +221,8 @@ class Pool:
         self._spawn_for_demand()
 
     def _spawn_for_demand(self) -> None:
-        if self._closed or self._broken is not None:
-            return
+        if self._cancelled or self._broken is not None:
+            return  # closed without cancel, the queue is still to be finished
         if self._budget_noted and self._slots:
             # spend guard hook (spend11): once the budget covers no more providers, the slots
             # alive carry on and no new one engages; when the last ends, one more asks, so
@@ -299,7 +304,6 @@ class Pool:
         slot.thread = thread
         self._slots.add(slot)
         self._all_ready = False
-        self._threads.append(thread)
         thread.start()
 
     def _notify_idle(self) -> None:
@@ -700,15 +704,22 @@ class Pool:
                                                      delay=choice.delay))
             logger.info("fragment %s of job %s failed on %s (%s); retrying in %.2f s",
                         fragment.index, job.id, name, _reason(choice.cause), choice.delay)
+            broken: Optional[BrokenPool] = None
             with self._lock:
                 if job.cancelled or self._cancelled:
                     requeued = False
+                elif self._broken is not None:
+                    # The pool broke while this attempt ran: its queue was failed, and
+                    # no slot would come for a retry.
+                    requeued, broken = False, self._broken
                 else:
                     due = time.monotonic() + choice.delay if choice.delay > 0 else 0.0
                     self._queue.requeue(fragment, due)
                     self._dispatch(fragment)
                     requeued = True
-            if not requeued:
+            if broken is not None:
+                self._settle_failure(fragment, broken, None)
+            elif not requeued:
                 fragment.abandon(BatchCancelled("the job was cancelled before this fragment could be retried"))
                 job.failed_for_good(None, counted=False)
             return
