@@ -214,3 +214,51 @@ def test_speculated_fragments_are_delivered_exactly_once_in_order(n, workers, da
     finished = [e.index for e in seen if isinstance(e, events.FragmentFinished)]
     assert sorted(finished) == list(range(n))  # each delivered exactly once
     fake.assert_all_released()
+
+
+def test_a_retry_whose_failed_first_copy_is_still_winding_down_is_decided(monkeypatch):
+    # A speculative fragment fails on fake-1 and is put back; before fake-1's slot has
+    # taken its failed copy off the books, fake-2 runs the retry and fails too. That
+    # failure must be decided (retried again), not left to a copy that is over: the
+    # fragment would then be neither queued nor running, and the job would hang.
+    fake = FakeProvider(assert_all_used=False)
+    fake.on_run("fail", exit_code=3)
+    fake.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1])
+    one_done = threading.Event()
+    attempts: list = []
+
+    def flaky(ctx, item):
+        if item == 1:
+            return (yield from echo(ctx, item))
+        attempts.append(ctx.provider_id)
+        if len(attempts) == 1:
+            assert one_done.wait(HANG_GUARD)  # fake-2 is free for the retry
+        if len(attempts) <= 2:
+            yield ctx.run("fail")  # raises CommandExecutionError: retried
+        return (yield from echo(ctx, item))
+
+    def watch(event):
+        if isinstance(event, events.FragmentFinished) and event.index == 1:
+            one_done.set()
+
+    with make_golem(fake, max_workers=2, max_retries=3, speculate=True, events=watch) as golem:
+        pool = golem._pool
+        finished_running = pool._finished_running
+        calls: list = []
+        second_settled = threading.Event()
+
+        def winding_down(slot, job, fragment):
+            # fake-1's slot is held here, its failed copy still on the books, until
+            # the retry's copy has been settled on fake-2.
+            if fragment.index == 0:
+                calls.append(slot)
+                if len(calls) == 1:
+                    assert second_settled.wait(HANG_GUARD), "the retry never ran elsewhere"
+                elif len(calls) == 2:
+                    second_settled.set()
+            finished_running(slot, job, fragment)
+
+        monkeypatch.setattr(pool, "_finished_running", winding_down)
+        results = [r[0] for r in golem.map(flaky, range(2), timeout=HANG_GUARD)]
+    assert results == [0, 1]
+    assert len(attempts) == 3 and attempts[0] != attempts[1]

@@ -52,10 +52,11 @@ class Fragment:
 
     def begin(self) -> bool:
         """Mark the first attempt as running; False when the future was cancelled."""
-        if self._begun:
-            return not self.future.done()
-        self._begun = True
-        return self.future.set_running_or_notify_cancel()
+        with self.job._lock:  # two copies of a speculated fragment may begin at once
+            if self._begun:
+                return not self.future.done()
+            self._begun = True
+            return self.future.set_running_or_notify_cancel()
 
     def failed_attempt(self, cause: BaseException, provider_id: Optional[str]) -> None:
         self.causes.append(cause)

@@ -379,8 +379,8 @@ class Pool:
             return None
         for fragment, copies in self._attempts.items():
             job = fragment.job
-            if len(copies) != 1 or job.cancelled or fragment.settled:
-                continue  # (a delivered fragment's losing copy may still be winding down)
+            if len(copies) != 1 or copies[0].failed or job.cancelled or fragment.settled:
+                continue  # (a delivered fragment's losing copy, or a failed one, may still be winding down)
             original, started = copies[0].slot, copies[0].started
             if original.provider_id == slot.provider_id or slot.provider_id in fragment.failed_on:
                 continue
@@ -406,7 +406,7 @@ class Pool:
                 return
             now = time.monotonic()
             for fragment, copies in self._attempts.items():
-                after = fragment.job.straggler_after() if len(copies) == 1 else None
+                after = fragment.job.straggler_after() if len(copies) == 1 and not copies[0].failed else None
                 if after is not None and not fragment.settled and now - copies[0].started >= after:
                     self._spawn()
                     return
@@ -415,7 +415,8 @@ class Pool:
         """When a running speculative fragment crosses its threshold (locked)."""
         times = []
         for fragment, copies in self._attempts.items():
-            after = fragment.job.straggler_after() if len(copies) == 1 and not fragment.settled else None
+            after = (fragment.job.straggler_after()
+                     if len(copies) == 1 and not copies[0].failed and not fragment.settled else None)
             if after is not None:
                 times.append(copies[0].started + after)
         return max(now, min(times)) if times else None
@@ -614,14 +615,19 @@ class Pool:
                 copies = self._attempts.get(fragment, [])
                 backup = bool(copies) and copies[0].slot is not slot
                 another_runs = any(c.slot is not slot and not c.failed for c in copies)
+                if outcome.error is not None or outcome.rejection is not None:
+                    # This copy is over whatever is decided: it stays on the books until
+                    # its slot gets to _finished_running, and a retry's copy started
+                    # before then must not count it as running (it would leave the
+                    # decision to it), nor may it be taken for a straggler.
+                    for copy in copies:
+                        if copy.slot is slot:
+                            copy.fail()
                 if another_runs and outcome.error is not None and not fragment.settled:
                     # Another copy still runs and may succeed: only remember why this one
                     # failed. Under the lock that read the copies: of two copies failing
                     # together, the second then sees this one failed and decides for both.
                     fragment.failed_attempt(outcome.error, info.id)
-                    for copy in copies:
-                        if copy.slot is slot:
-                            copy.fail()
                     return None
         if outcome.error is None and outcome.rejection is None:
             self._provider_succeeded(info.id)

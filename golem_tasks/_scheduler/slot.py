@@ -72,7 +72,7 @@ class Copy:
     def __init__(self, slot: Slot, started: float) -> None:
         self.slot = slot
         self.started = started
-        #: It failed while another copy ran, and left the decision to that one.
+        #: It failed: it left the decision to another copy still running, or made it.
         self.failed = False
 
     def fail(self) -> None:
