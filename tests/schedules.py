@@ -6,7 +6,9 @@ A schedule picks an API (``map``, ``as_completed``, ``submit``, ``execute_tasks`
 pool's shape (workers, window, retries, an initializer), faults the fake provider injects
 (failing commands, lost providers, tasks the stream rejects with or without retry) and
 how the caller leaves (all results, ``break``, an exception caught inside the ``with``
-or leaving it, Ctrl-C). :func:`run_schedule` runs one under a watchdog and checks the
+or leaving it, Ctrl-C, or, with ``submit``, leaving the ``with`` before taking any result,
+so the pool finishes its queue while it closes), engagements that fail, and speculation
+(backup copies of stragglers). :func:`run_schedule` runs one under a watchdog and checks the
 promises: every fragment delivered at most once (exactly once when the caller takes
 everything with ``return_exceptions``), ``map`` order kept, the initializer once per
 provider, every provider released, no thread left. A run that does not finish within the
@@ -26,13 +28,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tenacity
 
-from golem_tasks import BrokenPool, CommandExecutionError, FragmentFailed, Golem, ProviderLost, TaskRejected
+from golem_tasks import (BrokenPool, CommandExecutionError, FragmentFailed, Golem, ProviderError, ProviderLost,
+                         Speculation, TaskRejected)
 from golem_tasks.testing import FakeProvider
 
 #: Seconds after which a schedule counts as hung. Generous: only a hang gets near it.
 WATCHDOG = 30.0
 
-EXITS = ("all", "break", "raise_inside", "raise_outside", "interrupt")
+EXITS = ("all", "break", "raise_inside", "raise_outside", "interrupt", "after_with")
 APIS = ("map", "as_completed", "submit", "execute_tasks")
 
 #: One table for both generators: name -> ("choice", options) | ("int", lo, hi) |
@@ -53,7 +56,13 @@ FIELDS: Dict[str, Tuple[Any, ...]] = {
     "stop_after": ("int", 0, 8),
     "rejects": ("set", 0, 16, 4),
     "reject_retry": ("choice", (False, True)),
+    "engage_faults": ("set", 1, 8, 3),
+    "speculate": ("choice", (False, True)),
 }
+
+#: Backups for any fragment that runs 1.5x longer than most (the fake's runs take about
+#: as long as each other, so scheduling noise makes the stragglers).
+SPECULATION = Speculation(min_finished=1, min_runtime=0.001)
 
 
 def strategy() -> Any:
@@ -136,10 +145,13 @@ def run_schedule(case: Dict[str, Any], limit: float = WATCHDOG) -> None:
         fake.fail_command(number, CommandExecutionError)
     for number in case["lost"]:
         fake.lose_provider(number, after_commands=case["lost_after"])
+    for number in case["engage_faults"]:
+        fake.fail_engage(number, error=ProviderError)
     state = _State()
     golem = Golem(fake, max_workers=case["max_workers"], max_retries=case["max_retries"],
                   retry_wait=tenacity.wait_none(), window=case["window"], progress=False,
-                  initializer=state.init if case["initializer"] else None)
+                  initializer=state.init if case["initializer"] else None,
+                  speculate=SPECULATION if case["speculate"] else False)
 
     def on_hang() -> None:
         fake.close()
@@ -197,13 +209,12 @@ def _results(case: Dict[str, Any], golem: Golem, state: _State) -> Any:
         return ((r.index, r.value) for r in golem.as_completed(state.worker, items, return_exceptions=keep,
                                                                 max_workers=workers))
     if case["api"] == "submit":
-        return _submitted(golem, state, items, keep)
+        return _submitted([golem.submit(state.worker, i) for i in items], keep)
     done = golem.execute_tasks(_stream_worker(case, state), items, max_workers=workers, return_exceptions=keep)
     return ((t.data, t.exception if t.exception is not None else t.result) for t in done)
 
 
-def _submitted(golem: Golem, state: _State, items: range, keep: bool) -> Any:
-    futures: List["Future[Any]"] = [golem.submit(state.worker, i) for i in items]
+def _submitted(futures: List["Future[Any]"], keep: bool) -> Any:
     for index, future in enumerate(futures):
         error = future.exception()
         if error is not None and not keep:
@@ -219,12 +230,28 @@ def _drive(case: Dict[str, Any], golem: Golem, state: _State) -> None:
     stop = case["stop_after"]
     leave = case["exit"]
     raised: Optional[BaseException] = None
+    if leave == "after_with" and case["api"] == "submit":
+        # Leave the with before taking anything: closing, the pool finishes the queue,
+        # and every future still gets its outcome.
+        futures: List["Future[Any]"] = []
+        try:
+            with golem:
+                for i in range(case["items"]):  # refused once the pool broke: BrokenPool
+                    futures.append(golem.submit(state.worker, i))
+        except EXPECTED_FAILURES as exc:
+            raised = exc
+        try:
+            delivered.extend(_submitted(futures, case["return_exceptions"]))
+        except EXPECTED_FAILURES as exc:
+            raised = raised or exc
+        _check_delivered(case, delivered, raised, state)
+        return
     try:
         with golem:
             try:
                 for key, value in _results(case, golem, state):
                     delivered.append((key, value))
-                    if leave != "all" and len(delivered) > stop:
+                    if leave not in ("all", "after_with") and len(delivered) > stop:
                         if leave == "break":
                             break
                         if leave == "interrupt":
@@ -253,8 +280,9 @@ def _check_delivered(case: Dict[str, Any], delivered: List[Tuple[Any, Any]], rai
         else:
             assert value == key, (key, value)
     with state.lock:
-        assert all(count == 1 for count in state.returned.values()), f"ran to completion twice: {state.returned}"
-    took_everything = case["exit"] == "all" or len(delivered) <= case["stop_after"]
+        if not case["speculate"]:  # a backup copy runs the worker a second time
+            assert all(count == 1 for count in state.returned.values()), f"ran to completion twice: {state.returned}"
+    took_everything = case["exit"] in ("all", "after_with") or len(delivered) <= case["stop_after"]
     if took_everything and case["return_exceptions"] and not isinstance(raised, BaseException):
         assert sorted(keys) == list(range(case["items"])), f"not every fragment came back: {sorted(keys)}"
 
