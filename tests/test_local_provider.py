@@ -774,3 +774,46 @@ def test_a_missing_working_directory_is_named(bwrap_only, tmp_path: Path, monkey
         monkeypatch.setattr(LocalProvider, "workdir", "/golem/nowhere")
         with pytest.raises(CommandExecutionError, match="cannot enter the working directory /golem/nowhere"):
             provider.engage().execute([Run(("true",))], timeout=30)
+
+
+def test_a_command_whose_end_is_waiting_when_the_deadline_is_checked_was_in_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A requestor thread starved past a command's deadline finds the command's end
+    already waiting: the command ended in time and is not reported as timed out (nor
+    killed). The agent is played by this test on the other end of the socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.send(marshal.dumps({"ready": True}))
+    agent = _process.Agent(ours)
+    _, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)  # the session's output pipes
+    for fd in fds:
+        os.close(fd)
+    received: List[dict] = []
+
+    def play_the_agent() -> None:
+        while True:
+            message = marshal.loads(theirs.recv(1 << 20))
+            received.append(message)
+            if "run" in message:
+                theirs.send(marshal.dumps({"exit": 0, "unread": False}))
+            elif "stop" in message:
+                theirs.send(marshal.dumps({"stopped": True}))
+                return
+
+    player = threading.Thread(target=play_the_agent, daemon=True)
+    player.start()
+    real_send = agent._send
+
+    def send_then_starve(data: bytes) -> None:
+        real_send(data)
+        if "run" in marshal.loads(data):
+            assert select.select([ours], [], [], 30)[0]  # the command ended before we look again
+
+    monkeypatch.setattr(agent, "_send", send_then_starve)
+    try:
+        outcome = agent.run(["true"], {}, "/", time.monotonic() - 1, _process.Tail(), _process.Tail())
+    finally:
+        agent.stop()
+        player.join(30)
+    assert not player.is_alive()
+    assert outcome.in_time and outcome.exit_code == 0
+    assert not [m for m in received if "kill" in m]
