@@ -205,3 +205,48 @@ def test_close_ends_pending_engages_promptly(daemon):
     provider.close()
     for engage in engages:
         assert isinstance(engage.result(), ProviderError)
+
+
+def test_close_while_an_engage_deploys_terminates_its_agreement_and_accepts_the_invoice(daemon, events):
+    # A direct user closes the provider from one thread while another engages: the
+    # engage is called off (its abort set), its agreement terminated, and its invoice
+    # accepted before close settles the payments and releases the allocation.
+    from golem_tasks.providers.yagna import InvoiceAccepted
+    daemon.nodes.pop(node(2).id)
+    gate = daemon.nodes[node(1).id].deploy_gate = threading.Event()
+
+    class CalledOff(threading.Event):
+        def set(self) -> None:
+            super().set()
+            gate.set()  # the deploy finishes once close called the engage off
+
+    provider = make_provider(events=events.append)
+    real_finish = provider._payments.finish
+
+    def finish_then_open_the_gate(wait: float) -> Any:
+        try:
+            return real_finish(wait=wait)
+        finally:
+            gate.set()  # (or, not called off, once the payments are settled)
+
+    provider._payments.finish = finish_then_open_the_gate  # type: ignore[method-assign]
+    abort = CalledOff()
+    outcome: List[Any] = []
+
+    def engage() -> None:
+        try:
+            outcome.append(provider.engage(abort=abort))
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    engaging = threading.Thread(target=engage)
+    engaging.start()
+    wait_for(lambda: daemon.activities)  # deploying, held at the gate
+    provider.close()
+    engaging.join(HANG)
+    assert not engaging.is_alive()
+    [agreement_id] = list(daemon.agreements)
+    assert daemon.agreements[agreement_id]["state"] == "Terminated"
+    assert [e.agreement_id for e in of_type(events, InvoiceAccepted)] == [agreement_id]
+    assert provider.unpaid_agreements() == ()
+    assert abort.is_set() and isinstance(outcome[0], GolemTasksError), outcome

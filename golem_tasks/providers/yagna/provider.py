@@ -35,7 +35,7 @@ import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import AbstractSet, Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import attrs
 
@@ -286,6 +286,10 @@ class GolemProvider(Provider):
                                          inline_limit=self.inline_limit, sink=self.sink, rentals=self._rentals)
         self._decoration: Optional[MarketDecoration] = None
         self._started = self._closed = False
+        #: The abort events of the engages in flight: close() sets them and waits for
+        #: the engages to end, so what they made is released and paid before it settles.
+        self._engaging: List[threading.Event] = []
+        self._engages_ended = threading.Condition(self._lock)
         self._budget_spent: Optional[BudgetExhausted] = None
         self._rejections: Dict[str, int] = {}  # agreements each provider rejected
         self._budget_warned = False
@@ -385,9 +389,19 @@ class GolemProvider(Provider):
         """
         check_abort(abort)
         self.start()
-        self._market.exclude(exclude)
-        with self._market.engaging():
-            return self._engage(abort)
+        abort = abort if abort is not None else threading.Event()  # close() calls it off
+        with self._lock:
+            if self._closed:
+                raise ProviderError("this GolemProvider is closed; create a new one")
+            self._engaging.append(abort)
+        try:
+            self._market.exclude(exclude)
+            with self._market.engaging():
+                return self._engage(abort)
+        finally:
+            with self._lock:
+                self._engaging.remove(abort)
+                self._engages_ended.notify_all()
 
     def _engage(self, abort: Optional[threading.Event]) -> GolemSession:
         deadline = time.monotonic() + self.timeouts.negotiation
@@ -590,6 +604,19 @@ class GolemProvider(Provider):
         for session in sessions:
             session.stop_work(str(error))
 
+    def _wait_for_engages(self, deadline: float) -> None:
+        """Until the engages called off by close() have ended (each releases what it
+        got, so its agreement is terminated and its invoice due before the payments
+        settle), or ``deadline``."""
+        with self._lock:
+            while self._engaging:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    logger.warning("closing with %d engagement(s) still ending; their invoices may be missed",
+                                   len(self._engaging))
+                    return
+                self._engages_ended.wait(remaining)
+
     def _budget_error(self, who: str, why: str) -> BudgetExhausted:
         spent, expected = self._payments.committed, self._payments.expected
         m = self._money
@@ -620,21 +647,27 @@ class GolemProvider(Provider):
 
     # --------------------------------------------------------------------- close
     def close(self) -> None:
-        """End every session (as cancelled), withdraw the demand, wait a bounded time for
-        invoices and accept them, release the allocation. Idempotent."""
+        """End every session (as cancelled), call off the engages in flight (their
+        ``abort`` is set), withdraw the demand, wait a bounded time for invoices and
+        accept them, release the allocation. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             sessions = self._rentals.live()
             started = self._started
+            engaging = list(self._engaging)
+        for abort in engaging:
+            abort.set()
         try:
             for session in sessions:
                 session.cancel()
                 session.release()
             if started:
                 self._market.stop()
-                self._payments.finish(wait=self.timeouts.invoices)
+                deadline = time.monotonic() + self.timeouts.invoices
+                self._wait_for_engages(deadline)
+                self._payments.finish(wait=max(0.0, deadline - time.monotonic()))
         finally:
             if self._owns_storage and self.storage is not None:
                 self.storage.close()
