@@ -520,16 +520,23 @@ def test_output_still_in_the_pipes_when_a_command_ends_is_all_delivered(session:
     assert result.stdout == "started\n" + "x" * 500000
 
 
-def test_a_message_that_finds_the_agents_socket_full_waits_for_room(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The requestor's end of the socket never blocks: a kill that finds it full (the
-    agent busy, not reading) waits until the agent reads, then goes; the session is
-    not lost. The agent is played by this test on the other end of the socket."""
+def played_agent() -> "tuple[_process.Agent, socket.socket, socket.socket]":
+    """An Agent whose other end (the agent process) the test plays: (agent, our end of
+    the socket, the test's end)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     theirs.send(marshal.dumps({"ready": True}))
     agent = _process.Agent(ours)
     _, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)  # the session's output pipes
     for fd in fds:
         os.close(fd)
+    return agent, ours, theirs
+
+
+def test_a_message_that_finds_the_agents_socket_full_waits_for_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The requestor's end of the socket never blocks: a kill that finds it full (the
+    agent busy, not reading) waits until the agent reads, then goes; the session is
+    not lost. The agent is played by this test on the other end of the socket."""
+    agent, ours, theirs = played_agent()
     filler = marshal.dumps({"filler": "x" * 4096})
     with contextlib.suppress(BlockingIOError):
         while True:
@@ -781,12 +788,7 @@ def test_a_command_whose_end_is_waiting_when_the_deadline_is_checked_was_in_time
     """A requestor thread starved past a command's deadline finds the command's end
     already waiting: the command ended in time and is not reported as timed out (nor
     killed). The agent is played by this test on the other end of the socket."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    theirs.send(marshal.dumps({"ready": True}))
-    agent = _process.Agent(ours)
-    _, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)  # the session's output pipes
-    for fd in fds:
-        os.close(fd)
+    agent, ours, theirs = played_agent()
     received: List[dict] = []
 
     def play_the_agent() -> None:
