@@ -414,16 +414,11 @@ class GolemProvider(Provider):
                 raise self._explained(exc) from None
             token = f"reservation-{uuid.uuid4().hex}"
             try:
-                self._reserve(token, candidate)
+                if not self._reserve(token, candidate, deadline, abort):
+                    continue  # invoices came in that may leave room: take a candidate again
                 return self._open(candidate, abort, token)
             except CandidateFailed as exc:
                 self._candidate_failed(candidate, exc)
-            except BudgetExhausted as exc:
-                # With nothing else running or being engaged, only the invoices still to
-                # come hold margins back (a lost provider's, say): once they are in, the
-                # candidate may fit, so wait for them rather than fail the job.
-                if exc.final or self._payments.active() or not self._payments.wait_for_invoices(deadline, abort):
-                    raise
             finally:
                 self._payments.unreserve(token)  # a no-op once its agreement is tracked
                 if not self._rentals.engaged(candidate.proposal.provider_id):
@@ -459,14 +454,25 @@ class GolemProvider(Provider):
                            platform=self.platform, offer_filter=self.offer_filter, budget=self.budget,
                            manifest=self.manifest)
 
-    def _reserve(self, token: str, candidate: Candidate) -> None:
-        """Hold the candidate's start price, or say why the budget does not allow it."""
+    def _reserve(self, token: str, candidate: Candidate, deadline: float,
+                 abort: Optional[threading.Event]) -> bool:
+        """Hold the candidate's start price (True), or say why the budget does not allow
+        it (BudgetExhausted); False when the refusal was only for invoices still to come,
+        and they came in before ``deadline``: the budget may allow it now."""
         proposal = candidate.proposal
         try:
             self._payments.reserve(token, provider_label(proposal.provider_name, proposal.provider_id),
                                    candidate.terms)
+            return True
         except BudgetExhausted as exc:
             self._market.put_back(candidate)  # the next engage reports the budget at once too
+            if not exc.final and not self._payments.active():
+                # Nothing else runs or is being engaged: only ended agreements' invoices
+                # (a lost provider's, say) hold back the margins kept for them. Once
+                # they are in the candidate may fit, so wait for them, not fail the job.
+                logger.info("waiting for invoices still to come before engaging another provider: %s", exc)
+                if self._payments.wait_for_invoices(deadline, abort):
+                    return False
             self._budget_reached(exc)
             if exc.final:
                 # Nothing runs, is being engaged or is still to be invoiced: nothing ever

@@ -269,13 +269,22 @@ class Payments:
         """Wait, until the monotonic ``deadline`` or ``abort``, for every invoice due
         (terminated agreements) to be accepted or refused; True once none is awaited."""
         with self._lock:
-            while any(a.awaited for a in self._accounts.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closing_at is not None or (abort is not None and abort.is_set()):
-                    return False
-                # abort is an Event this condition cannot be woken by: look at it often.
-                self._changed.wait(remaining if abort is None else min(remaining, ABORT_CHECK))
-            return True
+            # abort is an Event this condition cannot be woken by: look at it often.
+            return self._await_invoices_locked(
+                deadline, lambda: self._closing_at is not None or (abort is not None and abort.is_set()),
+                slice_=None if abort is None else ABORT_CHECK)
+
+    def _await_invoices_locked(self, deadline: float, give_up: Callable[[], bool],
+                               slice_: Optional[float] = None) -> bool:
+        """Wait on the lock's condition until no terminated agreement awaits its invoice
+        (True), ``deadline`` passes or ``give_up()`` (False); waking at least every
+        ``slice_`` s to ask it."""
+        while any(a.awaited for a in self._accounts.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or give_up():
+                return False
+            self._changed.wait(remaining if slice_ is None else min(remaining, slice_))
+        return True
 
     def active(self) -> int:
         """Agreements running or being made."""
@@ -316,11 +325,7 @@ class Payments:
             # the invoice one waits for what is due in one poll and ends once it came.
             self._closing_at = deadline
             self._changed.notify_all()  # an engage waiting for invoices gives up
-            while any(a.awaited for a in self._accounts.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not any(t.is_alive() for t in self._threads):
-                    break
-                self._changed.wait(remaining)
+            self._await_invoices_locked(deadline, lambda: not any(t.is_alive() for t in self._threads))
         self.stop()
         unpaid = self.unpaid()
         with self._lock:
