@@ -28,10 +28,11 @@ def test_an_answer_read_before_the_counter_call_returned_waits_for_its_offer():
     assert len(book) == 0  # answered once, then forgotten
 
 
-def test_a_failed_counter_call_records_nothing():
+def test_a_failed_counter_call_records_nothing_and_keeps_nobody_waiting():
     book = CounterBook()
     book.called(book.calling(), None, OFFER)
-    assert len(book) == 0 and book.answered("C9", wait=0) is None
+    assert len(book) == 0
+    assert _answered_within_the_guard(book, "C9") == [None]  # no call in flight: no wait
 
 
 def test_counters_of_a_withdrawn_demand_are_not_recorded():
@@ -46,8 +47,20 @@ def test_closing_wakes_a_reader_waiting_for_a_call_that_never_returns():
     book = CounterBook()
     book.calling()
     found: list = []
-    reading = threading.Thread(target=lambda: found.append(book.answered("C1", wait=HANG_GUARD)))
+    reading = threading.Thread(target=lambda: found.append(book.answered("C1", wait=10 * HANG_GUARD)), daemon=True)
     reading.start()
     book.close()
     reading.join(HANG_GUARD)
     assert not reading.is_alive() and found == [None]
+
+
+def _answered_within_the_guard(book: CounterBook, counter_id: str) -> list:
+    """What ``answered`` returns, asked to wait far longer than the hang guard: it
+    must return without waiting that out."""
+    found: list = []
+    reading = threading.Thread(target=lambda: found.append(book.answered(counter_id, wait=10 * HANG_GUARD)),
+                               daemon=True)
+    reading.start()
+    reading.join(HANG_GUARD)
+    assert not reading.is_alive(), "answered() waited for a counter call that is not in flight"
+    return found

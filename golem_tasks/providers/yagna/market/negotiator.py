@@ -114,7 +114,7 @@ class Negotiator:
         self._subscribed_at = 0.0
         self._renew_at = datetime.now(timezone.utc)
         self._candidates: Dict[str, Candidate] = {}
-        self._countered = CounterBook()
+        self._counters = CounterBook()
         self._busy: Set[str] = set()
         self._excluded: Set[str] = set()   # the scheduler's, as of the latest engage
         self._cooling: Dict[str, float] = {}  # provider -> clock value its cool-down ends
@@ -145,7 +145,7 @@ class Negotiator:
     def stop(self) -> None:
         """Stop reading offers, withdraw the demand, end the negotiation threads."""
         self._stop.set()
-        self._countered.close()
+        self._counters.close()
         with self._lock:
             self._changed.notify_all()
             subscription, self._subscription = self._subscription, None
@@ -184,7 +184,7 @@ class Negotiator:
                     return
                 subscription, self._subscription = self._subscription, None
                 self._candidates.clear()
-                self._countered.clear()
+                self._counters.clear()
             logger.debug("no engage pending: demand %s withdrawn", subscription)
             self._unsubscribe(subscription)  # also ends the reader's long poll
 
@@ -317,7 +317,7 @@ class Negotiator:
             return self._explain_locked()[0]
 
     def _explain_locked(self) -> "tuple[str, tuple[str, ...]]":
-        return self.ledger.explain(pending=len(self._countered), candidates=self._waiting_candidates())
+        return self.ledger.explain(pending=len(self._counters), candidates=self._waiting_candidates())
 
     def _waiting_candidates(self) -> int:
         return sum(1 for c in self._candidates.values()
@@ -350,7 +350,7 @@ class Negotiator:
             logger.warning("no Golem provider engaged after %.0f s: %s", status.waited, hint)
 
     def _status_locked(self, waited: float, engaged: int) -> MarketStatus:
-        pending, candidates = len(self._countered), self._waiting_candidates()
+        pending, candidates = len(self._counters), self._waiting_candidates()
         summary = self.ledger.summary(pending=pending, candidates=candidates)
         if engaged:
             summary = f"{engaged} provider(s) engaged after {waited:.0f} s; {summary}"
@@ -381,7 +381,7 @@ class Negotiator:
                 self._renew_at, self._subscribed_at = renew_at, time.monotonic()
                 self._candidates = {k: c for k, c in self._candidates.items()
                                     if c.subscription_id == subscription}
-                self._countered.clear()
+                self._counters.clear()
         logger.info("demand subscribed (%s), expires %s", subscription, demand.expiration)
         if stale is not None:
             self._unsubscribe(stale)
@@ -461,7 +461,7 @@ class Negotiator:
             elif proposal.state == "Draft":
                 self._on_draft(proposal)
         elif isinstance(event, ProposalRejectedEvent):
-            offer = self._countered.answered(event.proposal_id)
+            offer = self._counters.answered(event.proposal_id)
             self._rejected(offer, event.proposal_id, provider_refusal(event.reason_message), by_provider=True)
 
     def _on_offer(self, proposal: Proposal) -> None:
@@ -477,7 +477,7 @@ class Negotiator:
         self._submit(self._counter_call, proposal)
 
     def _on_draft(self, proposal: Proposal) -> None:
-        offer = self._countered.answered(proposal.prev_proposal_id)
+        offer = self._counters.answered(proposal.prev_proposal_id)
         refusal = self._refusal(proposal)
         if refusal is not None:
             self._rejected(proposal, proposal.proposal_id, refusal)
@@ -527,7 +527,7 @@ class Negotiator:
             demand, subscription = self._demand, self._subscription
             if demand is None or subscription is None or self._stop.is_set():
                 return
-            ticket = self._countered.calling()  # under the lock that clears the book
+            ticket = self._counters.calling()  # under the lock that clears the book
         counter_id: Optional[str] = None
         try:
             counter_id = self._client.market.counter_proposal(subscription, proposal.proposal_id,
@@ -537,7 +537,7 @@ class Negotiator:
             self.ledger.refused(proposal.provider_id, Refusal(OTHER, f"our counter-proposal failed: {exc.message}"))
             return
         finally:
-            self._countered.called(ticket, counter_id, proposal)
+            self._counters.called(ticket, counter_id, proposal)
         self._sink.emit(OfferCountered(provider_id=proposal.provider_id, provider_name=proposal.provider_name,
                                        proposal_id=proposal.proposal_id))
 
