@@ -21,13 +21,16 @@ from .batch import Batch
 from .commands import Command, CommandResult, Run
 from .context import WorkContext
 from .errors import CommandExecutionError, ConfigurationError, ProviderError
-from .providers.base import Provider, ProviderInfo
+from .providers.base import Permit, Provider, ProviderInfo
 from .providers.gpu import GpuInfo
 from .providers.outbound import check_outbound
 
 __all__ = ("BatchCall", "Call", "FakeProvider", "FakeSession", "Rule", "RunOutput", "run_worker")
 
 SessionRef = Union[str, int, FakeSession]
+
+#: How often a paid fake engagement waiting on its permit looks at its ``abort``.
+_PERMIT_SLICE = 0.05
 
 # Show the public path in reprs, tracebacks and docs (as httpx does for its names).
 for _public in (BatchCall, Call, FakeSession, Rule, RunOutput):
@@ -249,8 +252,14 @@ class FakeProvider(Provider):
 
     # -- the Provider interface --------------------------------------------------------
 
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(),
-               abort: Optional[threading.Event] = None) -> FakeSession:
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None) -> FakeSession:
+        """A new fake session. A subclass that sets ``paid_engagement`` plays a paid
+        market: it waits on ``permit`` first, as the Golem backend does before signing."""
+        if permit is not None and self.paid_engagement:
+            while not permit.wait(_PERMIT_SLICE):
+                if abort is not None and abort.is_set():
+                    break
         with self._state.lock:
             self._engage_attempts += 1
             attempt = self._engage_attempts

@@ -4,7 +4,7 @@ A :class:`Provider` engages :class:`Session` objects; a session is one engaged
 machine (a local sandbox, a fake, a Golem agreement with its activity). The scheduler
 only ever calls the methods defined here, so a new backend needs nothing else::
 
-    provider.engage(exclude, abort) -> Session     # blocks until a machine is ready
+    provider.engage(exclude, abort, permit) -> Session  # blocks until a machine is ready
     session.execute(commands, timeout) -> results  # one batch, commands in order
     session.cancel()                               # from another thread: stop now
     session.release()                              # give the machine back
@@ -95,6 +95,65 @@ class Session(abc.ABC):
         """Give the machine back. Idempotent; never raises for an already released session."""
 
 
+class Permit:
+    """When a paid engagement may sign (spend money): the scheduler's word to a backend.
+
+    The scheduler owns it and moves its time (:meth:`allow_at`); a backend only waits on
+    it (:meth:`wait`) after negotiating and before signing anything, so a provider the
+    work turns out not to need is let go before it costs money. Like a future, it is
+    changed by one side and waited on by the other, and calls nobody.
+    """
+
+    __slots__ = ("_cond", "_at", "_waited")
+
+    def __init__(self, at: float = 0.0) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._at = at  # time.monotonic() from which signing is allowed
+        self._waited = 0.0
+
+    def allow_at(self, when: float) -> None:
+        """Allow signing from ``when`` (a ``time.monotonic()`` time) on; no effect once
+        allowed (a backend may be signing already)."""
+        with self._cond:
+            if self._at <= time.monotonic():
+                return
+            self._at = when
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake the waiter now, allowed or not: set the engagement's ``abort`` first, the
+        waiter reads it when :meth:`wait` returns."""
+        with self._cond:
+            self._at = min(self._at, time.monotonic())
+            self._cond.notify_all()
+
+    def allowed(self) -> bool:
+        with self._cond:
+            return self._at <= time.monotonic()
+
+    @property
+    def waited(self) -> float:
+        """Seconds a backend spent waiting on this permit (not part of an engagement's time)."""
+        with self._cond:
+            return self._waited
+
+    def wait(self, timeout: float) -> bool:
+        """Block until signing is allowed (True) or ``timeout`` s passed (False)."""
+        start = time.monotonic()
+        end = start + timeout
+        with self._cond:
+            try:
+                while True:
+                    now = time.monotonic()
+                    if self._at <= now:
+                        return True
+                    if now >= end:
+                        return False
+                    self._cond.wait(min(self._at, end) - now)
+            finally:
+                self._waited += time.monotonic() - start
+
+
 class Provider(abc.ABC):
     """A source of sessions. Use as a context manager, or call :meth:`close`."""
 
@@ -108,11 +167,13 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def engage(self, *, exclude: AbstractSet[str] = frozenset(),
-               abort: Optional[threading.Event] = None) -> Session:
+               abort: Optional[threading.Event] = None, permit: Optional[Permit] = None) -> Session:
         """Engage a new machine, never one whose id is in ``exclude``.
 
         Blocks until the session is ready. Returns early with ``ProviderError`` when
-        ``abort`` is set. Raises ``ProviderError`` when no machine can be had.
+        ``abort`` is set. Raises ``ProviderError`` when no machine can be had. A backend
+        with ``paid_engagement`` waits on ``permit`` (when given) before it signs
+        anything; free backends may ignore it.
         """
 
     def scan(self, **options: Any) -> Any:

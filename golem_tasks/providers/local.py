@@ -54,7 +54,7 @@ from . import _process, _sandbox, images
 from ._outbound_proxy import OutboundProxy
 from .outbound import check_outbound
 from ._sandbox import GOLEM_ROOT
-from .base import Provider, ProviderInfo, SequentialSession, decode_download
+from .base import Permit, Provider, ProviderInfo, SequentialSession, decode_download
 from .mounts import Mount, MountsArg, check_mounts
 
 __all__ = ["LocalProvider", "LocalSession", "Mount"]
@@ -210,9 +210,10 @@ class LocalProvider(Provider):
             return self.image.workdir
         return GOLEM_ROOT + "/work"
 
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(),
-               abort: Optional[threading.Event] = None) -> "LocalSession":
-        """Create a fresh sandbox and return its session (ids never repeat)."""
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None) -> "LocalSession":
+        """Create a fresh sandbox and return its session (ids never repeat). A sandbox
+        costs nothing, so ``permit`` is not waited on."""
         if abort is not None and abort.is_set():
             raise ProviderError("engaging a local sandbox was aborted")
         with self._lock:

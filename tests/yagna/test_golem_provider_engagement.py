@@ -6,12 +6,14 @@ engage is pending."""
 
 from __future__ import annotations
 
+import math
 import threading
-from typing import Any, List
+from typing import Any, List, Optional
 
 import pytest
 
 from golem_tasks.errors import EngagementCancelled, GolemTasksError, ProviderError
+from golem_tasks.providers.base import Permit
 from golem_tasks.providers.yagna import AgreementApproved
 
 from .golem_helpers import make_provider, node, of_type
@@ -39,8 +41,9 @@ def wait_for(condition: Any, seconds: float = HANG) -> None:
 class Engage:
     """``provider.engage(abort=...)`` on a thread; ``outcome`` is its result or error."""
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: Any, permit: Optional[Permit] = None) -> None:
         self.abort = threading.Event()
+        self.permit = permit
         self.done = threading.Event()
         self.outcome: Any = None
         self.thread = threading.Thread(target=self._run, args=(provider,))
@@ -48,7 +51,7 @@ class Engage:
 
     def _run(self, provider: Any) -> None:
         try:
-            self.outcome = provider.engage(abort=self.abort)
+            self.outcome = provider.engage(abort=self.abort, permit=self.permit)
         except BaseException as exc:  # handed to the test
             self.outcome = exc
         finally:
@@ -250,3 +253,56 @@ def test_close_while_an_engage_deploys_terminates_its_agreement_and_accepts_the_
     assert [e.agreement_id for e in of_type(events, InvoiceAccepted)] == [agreement_id]
     assert provider.unpaid_agreements() == ()
     assert abort.is_set() and isinstance(outcome[0], GolemTasksError), outcome
+
+
+class WatchedPermit(Permit):
+    """A permit that says when the engagement first waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__(math.inf)
+        self.reached = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        self.reached.set()
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize("then", ["allowed", "called off"])
+def test_a_held_engagement_negotiates_but_signs_nothing_until_its_permit_allows(daemon, then):
+    permit = WatchedPermit()
+    with make_provider() as provider:
+        engage = Engage(provider, permit)
+        assert permit.reached.wait(HANG), "engage never waited on its permit"
+        # Offers are countered meanwhile (the drafts wait as candidates), nothing is signed.
+        wait_for(lambda: len(provider._market._candidates) == len(daemon.nodes))
+        assert not daemon.agreements
+        assert provider._payments.active() == 0
+        if then == "allowed":
+            permit.allow_at(0.0)
+            session = engage.result()
+            assert [a["state"] for a in daemon.agreements.values()] == ["Approved"]
+            session.release()
+        else:
+            engage.abort.set()
+            permit.wake()
+            assert isinstance(engage.result(), EngagementCancelled)
+            assert not daemon.agreements and not daemon.activities
+            assert len(daemon.unsubscribed) == 1  # no engage pending: the demand is withdrawn
+
+
+def test_a_held_engagement_keeps_no_draft_from_the_one_allowed(daemon):
+    # One provider on the market: the engage held first must not sit on its draft, or
+    # the engage allowed to sign would wait for a provider until the hold ended.
+    daemon.nodes.pop(node(2).id)
+    held = WatchedPermit()
+    with make_provider() as provider:
+        first = Engage(provider, held)
+        assert held.reached.wait(HANG)
+        wait_for(lambda: len(provider._market._candidates) == 1)
+        second = Engage(provider, Permit())
+        session = second.result()
+        assert [a["state"] for a in daemon.agreements.values()] == ["Approved"]
+        first.abort.set()
+        held.wake()
+        assert isinstance(first.result(), EngagementCancelled)
+        session.release()

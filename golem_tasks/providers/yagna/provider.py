@@ -43,7 +43,7 @@ from ..._format import money, provider_label, token_of
 from ...errors import (ApiError, BudgetExhausted, ConfigurationError, EngagementCancelled, ProviderError,
                        StartupTimeout)
 from ...provider_record import RecordOption, open_record
-from ..base import Provider, ProviderInfo
+from ..base import Permit, Provider, ProviderInfo
 from .market.agreement import CANCELLED_TEXT, Candidate, CandidateFailed, agree, check_abort
 from .activity.polling import BatchDeadline, BatchStopped, collect, send_batch
 from ._client import Identity
@@ -89,6 +89,9 @@ __all__ = ("GolemProvider", "GolemSession")
 AGREEMENT_REJECTIONS = 2
 #: Seconds of market scan spent explaining a startup timeout with no offer at all.
 SILENCE_SCAN = 2.0
+#: How often an engagement held before signing looks at its abort event; the
+#: scheduler wakes it at once, this only bounds close() calling it off.
+PERMIT_SLICE = 0.1
 
 
 
@@ -369,15 +372,17 @@ class GolemProvider(Provider):
             self._started = True
 
     # ------------------------------------------------------------------ engage
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(),
-               abort: Optional[threading.Event] = None) -> GolemSession:
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None) -> GolemSession:
         """An approved agreement with a provider not in ``exclude``, its activity
         deployed and started. Tries candidates until one works or the negotiation
         timeout passes.
 
         ``abort`` is the scheduler's way to say the work no longer needs this engagement:
         once it is set, engage returns promptly, confirms no agreement, and terminates
-        one the provider approved meanwhile without creating an activity.
+        one the provider approved meanwhile without creating an activity. ``permit``,
+        when given, holds the engagement before it takes a candidate, reserves budget
+        or signs, until the scheduler allows it; the demand stays subscribed meanwhile.
 
         Raises:
             BudgetExhausted: the budget does not cover the next provider's start price,
@@ -397,13 +402,20 @@ class GolemProvider(Provider):
         try:
             self._market.exclude(exclude)
             with self._market.engaging():
-                return self._engage(abort)
+                return self._engage(abort, permit)
         finally:
             with self._lock:
                 self._engaging.remove(abort)
                 self._engages_ended.notify_all()
 
-    def _engage(self, abort: Optional[threading.Event]) -> GolemSession:
+    def _engage(self, abort: threading.Event, permit: Optional[Permit]) -> GolemSession:
+        if permit is not None:
+            # The demand is subscribed (engaging()), so offers are countered and their
+            # drafts kept meanwhile; nothing is taken, reserved or signed until the
+            # scheduler allows it: a held engage keeps no draft from the one allowed.
+            while not permit.wait(PERMIT_SLICE):
+                check_abort(abort)
+            check_abort(abort)
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
             if self._budget_spent is not None:
