@@ -11,6 +11,7 @@ from typing import AbstractSet, Optional
 import pytest
 
 from golem_tasks import BrokenPool, BudgetExhausted, Golem
+from golem_tasks.providers.base import Permit
 from golem_tasks.testing import FakeProvider, FakeSession
 
 from .helpers import finishes
@@ -30,15 +31,15 @@ class Budgeted(FakeProvider):
         self.first_refusal = threading.Event()
         self._count_lock = threading.Lock()
 
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(),
-               abort: Optional[threading.Event] = None) -> FakeSession:
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None) -> FakeSession:
         with self._count_lock:
             if self.affordable <= 0:
                 self.refused += 1
                 self.first_refusal.set()
                 raise BudgetExhausted(MESSAGE, budget=Decimal(1), spent=Decimal(0), expected=Decimal("0.6"))
             self.affordable -= 1
-        return super().engage(exclude=exclude, abort=abort)
+        return super().engage(exclude=exclude, abort=abort, permit=permit)
 
 
 def echo(ctx, i):

@@ -4,14 +4,18 @@ running will clear the queue sooner than an engagement takes (issue 9: pay only 
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from typing import AbstractSet, List, Optional
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from golem_tasks.errors import EngagementCancelled, ProviderError
+from golem_tasks._scheduler import pacing
 from golem_tasks._scheduler.pacing import MIN_DELIVERED, Pace
+from golem_tasks.providers.base import Permit
 from golem_tasks.testing import FakeProvider
 
 from .helpers import HANG_GUARD, echo_provider, finishes, make_golem
@@ -58,12 +62,13 @@ class SlowMarket(FakeProvider):
         self.engagements = 0
         self.second_let_go = threading.Event()
 
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None):
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None):
         self.engagements += 1
         if self.engagements == 1:
             # The simulated market's negotiation time, which the pool measures: not a synchronisation.
             threading.Event().wait(0.3)
-            return super().engage(exclude=exclude, abort=abort)
+            return super().engage(exclude=exclude, abort=abort, permit=permit)
         assert abort is not None
         if not abort.wait(HANG_GUARD):
             raise ProviderError("the second engagement was never let go")
@@ -110,11 +115,12 @@ def test_free_engagements_are_not_paced():
 class SlowThenQuickMarket(SlowMarket):
     """As SlowMarket, but the third engagement succeeds at once."""
 
-    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None):
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None):
         if self.engagements >= 2:
             self.engagements += 1
-            return FakeProvider.engage(self, exclude=exclude, abort=abort)
-        return super().engage(exclude=exclude, abort=abort)
+            return FakeProvider.engage(self, exclude=exclude, abort=abort, permit=permit)
+        return super().engage(exclude=exclude, abort=abort, permit=permit)
 
 
 def test_work_that_turns_out_long_engages_again_after_pacing_let_a_provider_go():
@@ -133,3 +139,128 @@ def test_work_that_turns_out_long_engages_again_after_pacing_let_a_provider_go()
         results = finishes(lambda: list(golem.map(worker, range(7))))
     assert results == [str(n) for n in range(7)]
     assert market.engagements == 3 and len(market.sessions) == 2
+
+
+class PaidMarket(FakeProvider):
+    """A paid market that plays the Golem backend's order: negotiate, wait on the
+    permit, sign (counted), then deploy for ``deploy`` s (the engagement time the pool
+    measures) unless another provider is already engaged."""
+
+    paid_engagement = True
+
+    def __init__(self, deploy: float = 0.5, first_ready: Optional[threading.Event] = None,
+                 latency: float = 0.0) -> None:
+        super().__init__(assert_all_used=False)
+        self.on_run(lambda line: line.startswith("echo "), handler=lambda command, session: command.args[1],
+                    latency=latency)
+        self.deploy = deploy
+        self.first_ready = first_ready  # when given, the first signed engagement waits for it
+        self.signed: List[float] = []
+        self.held = threading.Event()  # an engagement waited before signing
+        self.let_go = threading.Event()  # one was called off before signing
+        self._signing = threading.Lock()
+
+    def engage(self, *, exclude: AbstractSet[str] = frozenset(), abort: Optional[threading.Event] = None,
+               permit: Optional[Permit] = None):
+        assert permit is not None and abort is not None, "a paid engagement gets a permit and an abort"
+        if not permit.allowed():
+            self.held.set()
+        while not permit.wait(0.05):
+            if abort.is_set():
+                break
+        if abort.is_set():
+            self.let_go.set()
+            raise EngagementCancelled("let go before signing")
+        with self._signing:
+            self.signed.append(time.monotonic())
+            first = len(self.signed) == 1
+        if first and self.first_ready is not None:
+            assert self.first_ready.wait(HANG_GUARD), "the first engagement was never let finish"
+        elif first:
+            # The simulated deploy the pool measures as an engagement time: not a synchronisation.
+            threading.Event().wait(self.deploy)
+        return FakeProvider.engage(self, exclude=exclude, abort=abort)
+
+
+def test_a_short_job_signs_one_paid_engagement_and_lets_the_held_one_go(monkeypatch):
+    # The other engagement negotiates but waits to sign; once the first provider shows
+    # the quick fragments clear the queue, it is let go unsigned (the hold never expires).
+    monkeypatch.setattr(pacing, "HOLD", math.inf)
+    market = PaidMarket()
+
+    def worker(ctx, n):
+        if n == 0:
+            assert market.held.wait(HANG_GUARD), "the second engagement was not held"
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+
+    with make_golem(market, max_workers=4) as golem:
+        assert finishes(lambda: list(golem.map(worker, range(8)))) == [str(n) for n in range(8)]
+        assert market.let_go.wait(HANG_GUARD)
+    assert len(market.signed) == 1 and len(market.sessions) == 1
+
+
+def test_a_held_paid_engagement_signs_once_a_running_fragment_shows_the_work_is_long(monkeypatch):
+    monkeypatch.setattr(pacing, "HOLD", math.inf)  # only the evidence may let it sign
+    market = PaidMarket()
+
+    def worker(ctx, n):
+        if n == 0:
+            # Runs until a second provider comes: its age alone must let the held one sign.
+            assert market.wait_for_sessions(2, timeout=HANG_GUARD), "the held engagement never signed"
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+
+    with make_golem(market, max_workers=2) as golem:
+        assert finishes(lambda: list(golem.map(worker, range(6)))) == [str(n) for n in range(6)]
+    assert len(market.signed) == 2 and len(market.sessions) == 2
+
+
+def test_input_not_yet_read_counts_as_work_left(monkeypatch):
+    # 100 fragments of 20 ms (simulated) on a 0.5 s engagement: one provider would take
+    # 2 s, worth a second. Only a window of them is queued at a time (15 queued say 0.3 s,
+    # not worth it): the input's length must count.
+    monkeypatch.setattr(pacing, "HOLD", math.inf)
+    market = PaidMarket(latency=0.02)
+
+    def worker(ctx, n):
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+
+    with make_golem(market, max_workers=2) as golem:
+        assert finishes(lambda: list(golem.map(worker, range(100)))) == [str(n) for n in range(100)]
+    assert len(market.signed) == 2
+
+
+def test_a_held_paid_engagement_signs_when_its_hold_ends(monkeypatch):
+    # Nothing is known while the first provider is not ready: only the hold's end lets
+    # the second sign, and it does, before the first is ready.
+    monkeypatch.setattr(pacing, "HOLD", 0.2)
+    first_ready = threading.Event()
+    market = PaidMarket(first_ready=first_ready)
+
+    def worker(ctx, n):
+        first_ready.set()  # the second provider runs: the first may finish engaging now
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+
+    with make_golem(market, max_workers=2) as golem:
+        assert finishes(lambda: list(golem.map(worker, range(4)))) == [str(n) for n in range(4)]
+    # (The first, still deploying when the work was done, may be called off after signing.)
+    assert len(market.signed) == 2
+
+
+def test_free_engagements_get_no_permit():
+    fake = echo_provider()
+    seen: List[object] = []
+    real_engage = fake.engage
+
+    def engage(**kwargs):
+        seen.append(kwargs.get("permit"))
+        return real_engage(**kwargs)
+
+    fake.engage = engage  # type: ignore[method-assign]
+    with make_golem(fake, max_workers=2) as golem:
+        assert finishes(lambda: list(golem.map(lambda ctx, n: (yield ctx.run("echo", str(n)))[0].stdout,
+                                               range(2))))
+    assert seen and seen == [None] * len(seen)

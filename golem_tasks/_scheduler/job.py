@@ -167,6 +167,12 @@ class Job:
             self._submitted += 1
         return Fragment(self, index, args, kwargs)
 
+    @property
+    def submitted(self) -> int:
+        """Fragments made so far from the job's input."""
+        with self._lock:
+            return self._submitted
+
     def input_ended(self) -> None:
         with self._lock:
             self._input_done = True

@@ -9,6 +9,14 @@ sign. While input is still being read, nothing is known of the work left, and th
 pool engages for what waits (Spark's dynamic allocation makes the same call from its
 task backlog).
 
+Before anything is known, a second paid provider would be signed at the same moment
+as the first, and a job that the first clears in the time the second takes to become
+ready pays for one that ran nothing. So while one paid engagement is signed or
+engaged, the others negotiate but wait before signing (their :class:`Permit`) until
+the work is known to need them (:meth:`Pace.needed_in`), for at most :data:`HOLD`
+seconds: a long job starts its other providers at most that much later. Spark's
+``schedulerBacklogTimeout`` makes the same trade for executors.
+
 The estimates are deliberately plain: the median of the pool's latest engagement
 times, and a moving average of delivered fragments' durations. A wrong guess costs at
 most one engagement time at the end of a job, never a fragment.
@@ -25,6 +33,15 @@ ALPHA = 0.2
 #: Fragments delivered before their durations are trusted: one quick first fragment says
 #: little of the rest.
 MIN_DELIVERED = 3
+
+#: Longest wait, in seconds, of a paid engagement held back before signing while
+#: another one is signed: on localnet a first provider is ready and has delivered a
+#: few fragments within it, on a loaded machine too.
+HOLD = 3.0
+#: A held engagement signs when the providers running would take this many
+#: engagement times to clear the queue: at the bare break-even it would be ready
+#: just as the queue drains, and run nothing.
+MARGIN = 2.0
 
 
 class Pace:
@@ -72,3 +89,26 @@ class Pace:
         if engagement is None or fragment is None or self._delivered < MIN_DELIVERED or ready < 1 or queued < 1:
             return False
         return queued * max(fragment, running_for) / ready < engagement
+
+    def needed_in(self, queued: int, ready: int, running_for: Optional[float]) -> Optional[float]:
+        """Seconds from now after which the work is known to need one more provider
+        (0: now): when ``ready`` running providers would take :data:`MARGIN`
+        engagement times to clear ``queued`` fragments.
+
+        The evidence is the fragments' average once :data:`MIN_DELIVERED` are in, or
+        the longest running fragment's age ``running_for`` (None: none runs) once it
+        exceeds an engagement time. None when no evidence can come from what runs now
+        (nothing engaged, nothing queued, nothing running): the caller's hold decides.
+        """
+        engagement = self.engagement
+        if engagement is None or ready < 1 or queued < 1:
+            return None
+        # The fragment duration from which the work left is worth one more provider.
+        worth = MARGIN * engagement * ready / queued
+        if self._fragment is not None and self._delivered >= MIN_DELIVERED and self._fragment >= worth:
+            return 0.0
+        if running_for is None:
+            return None
+        # One young fragment says little (a loaded machine slows a few): trust an age
+        # only past an engagement time.
+        return max(worth, engagement) - running_for if max(worth, engagement) > running_for else 0.0

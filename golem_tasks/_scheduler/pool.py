@@ -7,7 +7,9 @@ and the initializer and finalizer run exactly once per engaged provider.
 
 Engagement follows demand: a slot is started only for queued work that no engaged
 provider can take, and a slot still engaging is told to stop (its ``abort`` event)
-as soon as that work has gone elsewhere.
+as soon as that work has gone elsewhere. A paid engagement also waits to sign on its
+slot's permit while another one is signed, until the work is known to need it
+(:mod:`.pacing`).
 
 The pool is the only owner of its lock: the queue, the slots and the per-job running
 counts change only here, under it. Jobs and fragments keep their own state; the pool
@@ -26,7 +28,7 @@ from ..errors import (BatchCancelled, BrokenPool, BudgetExhausted, EngagementCan
                       StartupTimeout, TaskRejected)
 from ..policy import RetryPolicy
 from ..providers.base import Provider, Session
-from . import attempt, decision
+from . import attempt, decision, pacing
 from .attempt import Outcome, Settings
 from .health import ProviderHealth
 from .job import Fragment, Job
@@ -81,7 +83,8 @@ class Pool:
         #: Running copies of speculative jobs' fragments, the original first.
         self._attempts: Dict[Fragment, List[Copy]] = {}
         #: Jobs still reading their input (see input_started).
-        self._feeding: Set[Job] = set()
+        #: ... and how many fragments each will make in all, when its input's length is known.
+        self._feeding: Dict[Job, Optional[int]] = {}
         #: Callers waiting on ``_changed`` for running work to end; the hot path
         #: notifies only when there are some.
         self._watchers = 0
@@ -121,17 +124,18 @@ class Pool:
                 raise RuntimeError("before_each() must be called before any provider is engaged")
             self._initializer = initializer
 
-    def input_started(self, job: Job) -> None:
+    def input_started(self, job: Job, total: Optional[int] = None) -> None:
         """``job`` reads its input lazily: until :meth:`input_ended`, a drained queue
-        does not mean its work is done, so engagements are not aborted for it."""
+        does not mean its work is done, so engagements are not aborted for it.
+        ``total`` is the input's length when known: the work left counts what is unread."""
         with self._lock:
-            self._feeding.add(job)
+            self._feeding[job] = total
 
     def input_ended(self, job: Job) -> None:
         """No more fragments of ``job`` will be submitted: its streams may end."""
         job.input_ended()
         with self._lock:
-            self._feeding.discard(job)
+            self._feeding.pop(job, None)
             self._wake_streams(job)
             self._abort_surplus()
 
@@ -140,7 +144,7 @@ class Pool:
         release the providers it leaves idle. Waits up to ``wait`` s for its attempts to end."""
         job.cancel()
         with self._lock:
-            self._feeding.discard(job)
+            self._feeding.pop(job, None)
             dropped = self._queue.drop(job)
             running = [s for s in self._slots if s.job is job]
             for slot in running:
@@ -183,7 +187,7 @@ class Pool:
                 dropped = self._queue.drop()
                 for slot in self._slots:
                     slot.told_to_leave()
-                    slot.abort.set()
+                    slot.call_off()
                     if slot.session is not None:
                         slot.cancel_running()
                         sessions.append(slot.session)
@@ -287,13 +291,43 @@ class Pool:
         if self._all_ready:
             return  # the common case, checked without walking the slots
         engaging = [s for s in self._slots if s.engaging and not s.abort.is_set()]
-        if not engaging or (self._feeding or self._attempts) and not self._cancelled:
-            # A job still reading its input will queue more (a brief empty queue is no
-            # reason), and a speculative job may want a provider for a backup copy.
+        # A job still reading its input will queue more (a brief empty queue is no
+        # reason), and a speculative job may want a provider for a backup copy.
+        if engaging and (not (self._feeding or self._attempts) or self._cancelled):
+            wanted = 0 if self._cancelled else self._wanted()
+            # Let go of the engagements still held before signing first, never one that signs.
+            engaging.sort(key=lambda s: s.session is None and not s.permit.allowed())
+            for slot in engaging[wanted:]:
+                slot.call_off()
+        self._review_permits()
+
+    def _review_permits(self) -> None:
+        """Decide when paid engagements waiting to sign may sign (locked): one at once
+        while no other is signed, the others once the work is known to need them or
+        after :data:`.pacing.HOLD` s (see :mod:`.pacing`)."""
+        if not self._paced:
             return
-        wanted = 0 if self._cancelled else self._wanted()
-        for slot in engaging[wanted:]:
-            slot.abort.set()
+        held = [s for s in self._slots if s.engaging and not s.abort.is_set() and not s.permit.allowed()]
+        if not held:
+            return
+        now = time.monotonic()
+        signed = any(s.session is not None or s.engaging and not s.abort.is_set() and s.permit.allowed()
+                     for s in self._slots)
+        queued = self._queue.fragments()
+        # A retry or a backup copy wants another provider than the one it has.
+        elsewhere = bool(self._attempts) or any(f.failed_on for f in queued)
+        ready = [s for s in self._slots if not s.engaging]
+        ages = [now - s.running_since for s in ready if s.job is not None]
+        # Input still unread is work left too (at least none, when its length is unknown).
+        unread = sum(max(total - job.submitted, 0) for job, total in self._feeding.items() if total is not None)
+        needed = self._pace.needed_in(len(queued) + unread, len(ready), max(ages) if ages else None)
+        for slot in held:
+            if not signed or elsewhere:
+                slot.permit.allow_at(now)
+                signed = True
+                continue
+            hold_end = slot.engaging_since + pacing.HOLD
+            slot.permit.allow_at(hold_end if needed is None else min(hold_end, now + needed))
 
     def _update_ready(self) -> None:
         self._all_ready = not any(s.engaging for s in self._slots)
@@ -451,6 +485,8 @@ class Pool:
             else:
                 del self._running[job]
             slot.running(None)
+            if not self._all_ready:
+                self._review_permits()  # a fragment's duration is known now
             if self._watchers:
                 self._changed.notify_all()
             if self._closed and not self._running and not self._queue:
@@ -494,6 +530,7 @@ class Pool:
                     self._idle.remove(slot)
                 self._changed.notify_all()
                 self._spawn_for_demand()  # work queued while this slot was leaving needs someone
+                self._review_permits()  # it may have been the one signed
                 last = not self._slots and self._closed
             if last:
                 self._close_provider_once()
@@ -507,8 +544,11 @@ class Pool:
                         (self._closed and not self._queue):
                     return None
                 exclude = self._health.unavailable(time.monotonic())
+                self._review_permits()
             try:
-                session = self.provider.engage(exclude=exclude, abort=slot.abort)
+                # Only a paid backend waits on a permit (and older free ones take none).
+                paid = {"permit": slot.permit} if self._paced else {}
+                session = self.provider.engage(exclude=exclude, abort=slot.abort, **paid)
             except Exception as exc:
                 if slot.abort.is_set() or isinstance(exc, EngagementCancelled):
                     return None  # not wanted any more: not a failure
@@ -530,9 +570,10 @@ class Pool:
             if error is None:
                 with self._lock:
                     self._init_failures = 0
-                    self._pace.engaged(time.monotonic() - slot.engaging_since)
+                    self._pace.engaged(slot.engaging_time(time.monotonic()))
                     slot.ready()
                     self._update_ready()
+                    self._review_permits()  # an engagement time is known now
                 return session
             if self._initializer_failed(slot, session, error):
                 return None
@@ -829,7 +870,7 @@ class Pool:
             dropped = self._queue.drop()
             for slot in self._slots:
                 if slot.engaging:
-                    slot.abort.set()
+                    slot.call_off()
             self._notify_idle()
         if first:
             logger.error("%s", error)

@@ -220,7 +220,7 @@ class _Scope:
         self.signals.__enter__()
         if run.open_journal is not None:
             run.journal = run.open_journal()
-        run.pool.input_started(run.job)
+        run.pool.input_started(run.job, run.total)
         if self.run.emitter.wants(ev.JobStarted):
             run.emitter.emit(ev.JobStarted(job_id=run.job.id, kind=run.job.kind, total=run.total))
 

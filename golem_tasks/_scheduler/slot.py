@@ -6,23 +6,26 @@ slot's condition shares that lock, so a new fragment wakes exactly one slot.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Optional
 
-from ..providers.base import Session
+from ..providers.base import Permit, Session
 from .job import Job
 
 
 class Slot:
     __slots__ = ("cond", "abort", "session", "provider_id", "engaging", "leave", "dirty", "waiting_for", "job",
-                 "thread", "engaging_since", "running_since")
+                 "thread", "engaging_since", "running_since", "permit")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
         #: Set when this slot's engagement is no longer wanted (the work drained, or
         #: shutdown); handed to ``Provider.engage`` so negotiation stops at once.
         self.abort = threading.Event()
+        #: When a paid engagement may sign; the pool moves it (see Pool._review_permits).
+        self.permit = Permit(math.inf)
         self.session: Optional[Session] = None
         self.provider_id: Optional[str] = None
         self.engaging = True
@@ -37,11 +40,21 @@ class Slot:
     def start_engaging(self) -> None:
         self.engaging = True
         self.engaging_since = time.monotonic()
+        self.permit = Permit(math.inf)  # until the pool reviews it
         self.session = self.provider_id = None
         self.dirty = False
 
     def engaged(self, session: Session) -> None:
         self.session, self.provider_id = session, session.info.id
+
+    def call_off(self) -> None:
+        """The engagement is not wanted any more: abort it, and wake it if it waits to sign."""
+        self.abort.set()
+        self.permit.wake()
+
+    def engaging_time(self, now: float) -> float:
+        """Seconds this engagement took, without the time it was held before signing."""
+        return max(now - self.engaging_since - self.permit.waited, 0.0)
 
     def ready(self) -> None:
         self.engaging = False

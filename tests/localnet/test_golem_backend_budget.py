@@ -3,6 +3,7 @@ a budget too small for the prices. Amounts accepted are read back from the daemo
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
 from typing import Dict, Iterable, Iterator, List, Tuple
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 IMAGE = dict(image_hash="a" * 56, image_url="http://127.0.0.1:9/image.gvmi")
 REFUSES = "maintenance window, come back later"
+HANG = 120.0  # only catches a hang
 #: A start price, a price per second of activity, and a debit note every second, so a
 #: small budget is reached within seconds.
 PRICED = dict(price_start="0.3", price_duration_sec="0.01", price_cpu_sec="0", debit_note_interval=1)
@@ -117,11 +119,25 @@ def test_a_provider_that_rejects_agreements_is_reported_and_the_job_completes_on
 def test_a_budget_for_one_start_price_engages_one_provider_and_says_so(net):
     from golem_tasks.providers.yagna import AgreementApproved, BudgetReached
     seen: List[object] = []
+    reached = threading.Event()
+
+    def record(event: object) -> None:
+        seen.append(event)
+        if isinstance(event, BudgetReached):
+            reached.set()
+
+    def echo_once_the_budget_said_so(ctx, i):
+        if i == 0:
+            # Work that runs this long needs another provider: the engagement held before
+            # signing is let sign, and the budget refuses it.
+            assert reached.wait(HANG), "the budget never refused a second provider"
+        return (yield from echo(ctx, i))
+
     # 0.55: one start price of 0.3 and its stop margin (0.11) fit, with ~14 s of work
-    provider = make_provider(net, budget="0.55", deny_providers=["provider-2"], events=seen.append)
+    provider = make_provider(net, budget="0.55", deny_providers=["provider-2"], events=record)
     try:
         with Golem(provider, max_workers=3, progress=False) as g:
-            answers = list(g.map(echo, range(4)))
+            answers = list(g.map(echo_once_the_budget_said_so, range(4)))
     finally:
         provider.close()
     assert answers == ["0", "1", "2", "3"]
