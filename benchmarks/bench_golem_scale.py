@@ -2,14 +2,15 @@
 how many agreements a job signs (item 1).
 
     python benchmarks/bench_golem_scale.py scale [--providers 16] [--fragments 1000]
-    python benchmarks/bench_golem_scale.py agreements [--providers 2 4] [--workers 1-8]
+    python benchmarks/bench_golem_scale.py agreements [--providers 2 4] [--workers 1-8] [--per-provider 10]
 
 ``scale``: ``max_workers`` = providers; the time from the job's start (its first engage
 subscribes the demand) until every provider runs a fragment, then the fragments per
 second of the whole job of one-command fragments, and close.
 ``agreements``: for each provider count and ``max_workers``, one job of 10 fragments per
-provider; agreements approved vs providers that ran work (they should be equal), and for
-each agreement the time from its approval until its provider was ready for work.
+provider (``--per-provider``); agreements approved vs providers that ran work (they should be equal), the job's
+time from its start to its last result, when each agreement was approved (from the job's
+start) and the time from its approval until its provider was ready for work.
 
 Needs the localnet extra: pip install -e '.[localnet]'.
 """
@@ -84,16 +85,17 @@ def scale(providers: int, fragments: int) -> None:
           f"({fragments / (job_done - started):.1f} fragments/s); close {closed - job_done:.2f} s")
 
 
-def agreements(provider_counts: List[int], workers: List[int]) -> None:
-    print("providers  max_workers  ran_work  approved  approved_after_last_result  close_s  "
-          "approval_to_ready_s (- : not ready before the job ended)")
+def agreements(provider_counts: List[int], workers: List[int], per_provider: int = 10) -> None:
+    print("providers  max_workers  ran_work  approved  approved_after_last_result  close_s  job_s  "
+          "approved_at_s  approval_to_ready_s (- : not ready before the job ended)")
     for count in provider_counts:
         with LocalNet(providers=count) as net:
             for max_workers in workers:
                 record = Recorder()
                 provider = provider_for(net)
+                started = time.monotonic()
                 with Golem(provider, max_workers=max_workers, progress=False, events=record) as golem:
-                    list(golem.map(echo, range(10 * count)))
+                    list(golem.map(echo, range(per_provider * count)))
                 job_done = time.monotonic()
                 provider.close()
                 close = time.monotonic() - job_done
@@ -105,8 +107,9 @@ def agreements(provider_counts: List[int], workers: List[int]) -> None:
                 ready = {e.provider_id: t for t, e in record.of(events.ProviderEngaged)}
                 waits = " ".join(f"{ready[e.provider_id] - t:.2f}" if e.provider_id in ready else "-"
                                  for t, e in approved)
+                at = " ".join(f"{t - started:.2f}" for t, _ in approved)
                 print(f"{count:9d}  {max_workers:11d}  {len(ran):8d}  {len(approved):8d}  {late:26d}  {close:7.2f}  "
-                      f"{waits}", flush=True)
+                      f"{last - started:5.2f}  {at:>13}  {waits}", flush=True)
 
 
 def main() -> None:
@@ -118,12 +121,13 @@ def main() -> None:
     many = commands.add_parser("agreements")
     many.add_argument("--providers", type=int, nargs="+", default=[2, 4])
     many.add_argument("--workers", default="1-8", help="a range like 1-8")
+    many.add_argument("--per-provider", type=int, default=10, help="fragments per provider in each job")
     args = parser.parse_args()
     if args.command == "scale":
         scale(args.providers, args.fragments)
     else:
         low, _, high = args.workers.partition("-")
-        agreements(args.providers, list(range(int(low), int(high or low) + 1)))
+        agreements(args.providers, list(range(int(low), int(high or low) + 1)), args.per_provider)
 
 
 if __name__ == "__main__":
