@@ -232,6 +232,25 @@ def test_input_not_yet_read_counts_as_work_left(monkeypatch):
     assert len(market.signed) == 2
 
 
+def test_a_held_engagement_is_let_go_once_all_known_input_is_queued_and_done(monkeypatch):
+    # as_completed reads the input's end only when its consumer comes back; with the
+    # input's length known, the work is all there once that many fragments are queued.
+    monkeypatch.setattr(pacing, "HOLD", math.inf)
+    market = PaidMarket()
+
+    def worker(ctx, n):
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+
+    with make_golem(market, max_workers=2) as golem:  # a window of 16 fragments
+        results = golem.as_completed(worker, list(range(16)))
+        first = next(results)  # the consumer stays away while the rest run
+        assert market.let_go.wait(HANG_GUARD), "the held engagement was kept after the work was done"
+        rest = list(results)
+    assert len(rest) == 15 and first is not None
+    assert len(market.signed) == 1
+
+
 def test_a_held_paid_engagement_signs_when_its_hold_ends(monkeypatch):
     # Nothing is known while the first provider is not ready: only the hold's end lets
     # the second sign, and it does, before the first is ready.

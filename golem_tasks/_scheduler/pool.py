@@ -244,7 +244,7 @@ class Pool:
         slot can take, or none when paid engagements would start after the providers
         already running have cleared the queue (see :mod:`.pacing`)."""
         unserved = self._unserved()
-        if not unserved or not self._paced or self._feeding or self._attempts:
+        if not unserved or not self._paced or self._reading() or self._attempts:
             return unserved  # while input is read, the work left is unknown
         queued = self._queue.fragments()
         if any(f.failed_on for f in queued):
@@ -293,13 +293,19 @@ class Pool:
         engaging = [s for s in self._slots if s.engaging and not s.abort.is_set()]
         # A job still reading its input will queue more (a brief empty queue is no
         # reason), and a speculative job may want a provider for a backup copy.
-        if engaging and (not (self._feeding or self._attempts) or self._cancelled):
+        if engaging and (not (self._reading() or self._attempts) or self._cancelled):
             wanted = 0 if self._cancelled else self._wanted()
             # Let go of the engagements still held before signing first, never one that signs.
             engaging.sort(key=lambda s: s.session is None and not s.permit.allowed())
             for slot in engaging[wanted:]:
                 slot.call_off()
         self._review_permits()
+
+    def _reading(self) -> bool:
+        """Some job may still queue more work (locked): its input has not ended, and
+        its length is unknown or not all of it is queued yet (a consumer busy with its
+        first result may not read the input's end for a while)."""
+        return any(total is None or job.submitted < total for job, total in self._feeding.items())
 
     def _review_permits(self) -> None:
         """Decide when paid engagements waiting to sign may sign (locked): one at once
@@ -558,7 +564,7 @@ class Pool:
             with self._lock:
                 self._engage_failures = 0
                 slot.engaged(session)
-                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved() and not self._feeding \
+                unwanted = self._cancelled or slot.abort.is_set() and not self._unserved() and not self._reading() \
                     and not self._attempts
                 if slot.abort.is_set() and not unwanted:
                     slot.abort = threading.Event()  # work came back meanwhile: it is wanted after all
