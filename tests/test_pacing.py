@@ -96,17 +96,22 @@ def test_a_paid_engagement_is_let_go_when_the_running_provider_clears_the_queue_
     assert market.engagements == 2
 
 
+def first_waits_for_two(fake: FakeProvider, why: str):
+    """An echo worker whose fragment 0 runs until ``fake`` has two sessions."""
+    def worker(ctx, n):
+        if n == 0:
+            assert fake.wait_for_sessions(2, timeout=HANG_GUARD), why
+        results = yield ctx.run("echo", str(n))
+        return results[0].stdout
+    return worker
+
+
 def test_free_engagements_are_not_paced():
     fake = echo_provider()
     assert not fake.paid_engagement
 
-    def worker(ctx, n):
-        if n == 0:
-            # Hold the first provider until a second one is engaged for the work queued behind it.
-            assert fake.wait_for_sessions(2, timeout=HANG_GUARD), "no second provider for the queued work"
-        results = yield ctx.run("echo", str(n))
-        return results[0].stdout
-
+    # Hold the first provider until a second one is engaged for the work queued behind it.
+    worker = first_waits_for_two(fake, "no second provider for the queued work")
     with make_golem(fake, max_workers=2) as golem:
         assert finishes(lambda: list(golem.map(worker, range(4)))) == ["0", "1", "2", "3"]
     assert len(fake.sessions) == 2
@@ -204,13 +209,8 @@ def test_a_held_paid_engagement_signs_once_a_running_fragment_shows_the_work_is_
     monkeypatch.setattr(pacing, "HOLD", math.inf)  # only the evidence may let it sign
     market = PaidMarket()
 
-    def worker(ctx, n):
-        if n == 0:
-            # Runs until a second provider comes: its age alone must let the held one sign.
-            assert market.wait_for_sessions(2, timeout=HANG_GUARD), "the held engagement never signed"
-        results = yield ctx.run("echo", str(n))
-        return results[0].stdout
-
+    # Runs until a second provider comes: its age alone must let the held one sign.
+    worker = first_waits_for_two(market, "the held engagement never signed")
     with make_golem(market, max_workers=2) as golem:
         assert finishes(lambda: list(golem.map(worker, range(6)))) == [str(n) for n in range(6)]
     assert len(market.signed) == 2 and len(market.sessions) == 2
