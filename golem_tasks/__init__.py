@@ -59,7 +59,7 @@ from .golem import Golem
 from .logs import log_to_stderr
 from .journal import JournalError
 from .policy import RetryPolicy
-from .providers.base import Provider, ProviderInfo, Session
+from .providers.base import Permit, Provider, ProviderInfo, Session
 from .providers.local import LocalProvider
 from ._scheduler.run import FragmentResult
 from ._scheduler.speculation import Speculation
@@ -72,7 +72,7 @@ __all__ = (
     "BudgetExhausted", "Command", "CommandExecutionError", "CommandResult", "ConfigurationError", "DownloadBytes",
     "DownloadFile", "DownloadJson", "EngagementCancelled", "FragmentFailed", "FragmentResult", "FragmentTimeoutError",
     "Golem", "GolemProvider", "GolemTasksError", "JobTimeoutError", "JournalError", "LocalProvider", "Provider",
-    "ProviderError",
+    "Permit", "ProviderError",
     "ProviderInfo", "ProviderLost", "RetryPolicy", "Run", "SendBytes", "SendFile", "SendJson",
     "SendUrl", "Session", "Speculation", "Task", "TaskRejected", "TaskStatus", "UnexpectedCommand", "UploadUrl",
     "WorkContext", "WorkerError",

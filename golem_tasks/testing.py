@@ -29,9 +29,6 @@ __all__ = ("BatchCall", "Call", "FakeProvider", "FakeSession", "Rule", "RunOutpu
 
 SessionRef = Union[str, int, FakeSession]
 
-#: How often a paid fake engagement waiting on its permit looks at its ``abort``.
-_PERMIT_SLICE = 0.05
-
 # Show the public path in reprs, tracebacks and docs (as httpx does for its names).
 for _public in (BatchCall, Call, FakeSession, Rule, RunOutput):
     _public.__module__ = __name__
@@ -257,9 +254,7 @@ class FakeProvider(Provider):
         """A new fake session. A subclass that sets ``paid_engagement`` plays a paid
         market: it waits on ``permit`` first, as the Golem backend does before signing."""
         if permit is not None and self.paid_engagement:
-            while not permit.wait(_PERMIT_SLICE):
-                if abort is not None and abort.is_set():
-                    break
+            permit.wait_unless(abort)  # an abort is then refused below, as an aborted engage
         with self._state.lock:
             self._engage_attempts += 1
             attempt = self._engage_attempts

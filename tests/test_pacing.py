@@ -170,10 +170,7 @@ class PaidMarket(FakeProvider):
         assert permit is not None and abort is not None, "a paid engagement gets a permit and an abort"
         if not permit.allowed():
             self.held.set()
-        while not permit.wait(0.05):
-            if abort.is_set():
-                break
-        if abort.is_set():
+        if not permit.wait_unless(abort):
             self.let_go.set()
             raise EngagementCancelled("let go before signing")
         with self._signing:

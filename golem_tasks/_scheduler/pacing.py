@@ -111,4 +111,4 @@ class Pace:
             return None
         # One young fragment says little (a loaded machine slows a few): trust an age
         # only past an engagement time.
-        return max(worth, engagement) - running_for if max(worth, engagement) > running_for else 0.0
+        return max(max(worth, engagement) - running_for, 0.0)

@@ -137,6 +137,15 @@ class Permit:
         with self._cond:
             return self._waited
 
+    def wait_unless(self, abort: Optional[threading.Event], slice_: float = 0.1) -> bool:
+        """Block until signing is allowed (True) or ``abort`` is set (False). The
+        scheduler wakes the permit when it sets ``abort``; ``slice_`` only bounds how
+        late an abort set by anyone else (a backend's own close) is seen."""
+        while not self.wait(slice_):
+            if abort is not None and abort.is_set():
+                return False
+        return not (abort is not None and abort.is_set())
+
     def wait(self, timeout: float) -> bool:
         """Block until signing is allowed (True) or ``timeout`` s passed (False)."""
         start = time.monotonic()

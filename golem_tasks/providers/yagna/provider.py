@@ -89,9 +89,6 @@ __all__ = ("GolemProvider", "GolemSession")
 AGREEMENT_REJECTIONS = 2
 #: Seconds of market scan spent explaining a startup timeout with no offer at all.
 SILENCE_SCAN = 2.0
-#: How often an engagement held before signing looks at its abort event; the
-#: scheduler wakes it at once, this only bounds close() calling it off.
-PERMIT_SLICE = 0.1
 
 
 
@@ -413,8 +410,7 @@ class GolemProvider(Provider):
             # The demand is subscribed (engaging()), so offers are countered and their
             # drafts kept meanwhile; nothing is taken, reserved or signed until the
             # scheduler allows it: a held engage keeps no draft from the one allowed.
-            while not permit.wait(PERMIT_SLICE):
-                check_abort(abort)
+            permit.wait_unless(abort)
             check_abort(abort)
         deadline = time.monotonic() + self.timeouts.negotiation
         while True:
